@@ -1,0 +1,61 @@
+/**
+ * What every module builder receives: the graph being built, the weights and the storage dtype.
+ * Builders stay pure functions of (config, weights) -> graph; only load/save touch disk.
+ */
+import { AppError } from '../../shared/errors.ts';
+import type { WeightSource } from '../weights/types.ts';
+import { toFloat16Array } from './dtypes.ts';
+import type { GraphBuilder, TensorData } from './graph-builder.ts';
+
+export type WeightDType = 'float32' | 'float16';
+
+export interface BuildContext {
+  g: GraphBuilder;
+  weights: WeightSource;
+  /**
+   * Storage dtype of weight initializers. fp16 halves the files; a Cast to fp32 follows each
+   * weight so activations stay fp32 (the spec warns against pure-fp16 Qwen2 and an fp16 diffusion
+   * output layer). onnxruntime folds these casts at session creation.
+   */
+  weightDType: WeightDType;
+  /** Prefix prepended to checkpoint key names, e.g. 'vae.' for HF-format checkpoints. */
+  keyPrefix?: string;
+}
+
+export function weightEntry(ctx: BuildContext, key: string) {
+  const full = (ctx.keyPrefix ?? '') + key;
+  const e = ctx.weights.get(full);
+  if (!e) throw new AppError('WEIGHTS_INVALID', `missing tensor ${full}`, { details: { missing: [full] } });
+  return e;
+}
+
+/**
+ * Adds a weight initializer named after its checkpoint key and returns the fp32 value to use.
+ * `transform` reshapes/transposes the stored data lazily (e.g. Linear [out,in] -> [in,out]).
+ */
+export function weight(
+  ctx: BuildContext,
+  key: string,
+  dims: number[],
+  transform: (data: Float32Array) => Float32Array = (d) => d,
+): string {
+  const entry = weightEntry(ctx, key);
+  const expected = dims.reduce((a, b) => a * b, 1);
+  const stored = entry.shape.reduce((a, b) => a * b, 1);
+  if (expected !== stored) {
+    throw new AppError('WEIGHTS_INVALID', `tensor ${entry.name} has shape [${entry.shape}], expected ${expected} values`, {
+      details: { misshaped: [entry.name] },
+    });
+  }
+  const read = (): Float32Array => transform(entry.read());
+  if (ctx.weightDType === 'float32') return ctx.g.initializer(key, 'float32', dims, read);
+  const init = ctx.g.initializer(key, 'float16', dims, (): TensorData => toFloat16Array(read()));
+  return ctx.g.op1('Cast', [init], { name: `/weights/${key}/Cast`, attrs: { to: 1 } });
+}
+
+/** [rows, cols] row-major -> [cols, rows]. */
+export function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
+  return out;
+}

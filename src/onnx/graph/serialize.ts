@@ -1,0 +1,170 @@
+/**
+ * GraphBuilder -> ONNX ModelProto bytes (via the registry `onnx-proto` package), with weights
+ * either inline (`raw_data`) or streamed to an external-data file. External data is required
+ * above protobuf's 2 GiB message limit and keeps peak memory at one tensor while writing.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { basename } from 'node:path';
+import onnxProto, { type onnx as OnnxTypes } from 'onnx-proto';
+import { FloatAttr, FloatsAttr, TensorAttr, type AttrValue } from './attributes.ts';
+import { ONNX_DTYPE } from './dtypes.ts';
+import { GraphBuilder, type Dim, type InitializerDecl, type TensorData, type ValueDecl } from './graph-builder.ts';
+
+// onnx-proto is CommonJS: take the namespace off the default export (named ESM import fails).
+const { onnx } = onnxProto;
+
+export interface ModelOptions {
+  /** Default ai.onnx opset 21, com.microsoft 1. */
+  opset?: number;
+  producer?: string;
+  docString?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface SaveOptions extends ModelOptions {
+  /** Write initializers to `<file>.data` (default: when their total exceeds 1.5 GiB). */
+  externalData?: boolean;
+}
+
+const IR_VERSION = 10;
+const EXTERNAL_THRESHOLD = 1.5 * 1024 ** 3;
+
+function valueInfo(v: ValueDecl): OnnxTypes.IValueInfoProto {
+  const shape = v.dims
+    ? { dim: v.dims.map((d: Dim) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }
+    : undefined;
+  return { name: v.name, type: { tensorType: { elemType: ONNX_DTYPE[v.dtype], shape } } };
+}
+
+function attribute(name: string, v: AttrValue): OnnxTypes.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  if (typeof v === 'number') return { name, type: T.INT, i: v };
+  if (typeof v === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(v) };
+  if (Array.isArray(v)) return { name, type: T.INTS, ints: v };
+  if (v instanceof FloatAttr) return { name, type: T.FLOAT, f: v.value };
+  if (v instanceof FloatsAttr) return { name, type: T.FLOATS, floats: v.value };
+  if (v instanceof TensorAttr) {
+    return { name, type: T.TENSOR, t: tensorProto({ name: '', dtype: v.dtype, dims: v.dims, data: v.data }) };
+  }
+  if (v instanceof GraphBuilder) return { name, type: T.GRAPH, g: graphProto(v, false) };
+  throw new Error(`unsupported attribute ${name}`);
+}
+
+function bytesOf(data: TensorData): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function resolve(decl: InitializerDecl): TensorData {
+  return typeof decl.data === 'function' ? decl.data() : decl.data;
+}
+
+function tensorProto(decl: InitializerDecl): OnnxTypes.ITensorProto {
+  // Copy: protobufjs may keep a reference, and the source buffer can be a view into a larger one.
+  return {
+    name: decl.name,
+    dataType: ONNX_DTYPE[decl.dtype],
+    dims: decl.dims,
+    rawData: Uint8Array.from(bytesOf(resolve(decl))),
+  };
+}
+
+function graphProto(g: GraphBuilder, withInitializers: boolean, external?: ExternalWriter): OnnxTypes.IGraphProto {
+  return {
+    name: g.name,
+    node: g.nodes.map((n) => ({
+      name: n.name,
+      opType: n.opType,
+      domain: n.domain,
+      input: n.inputs,
+      output: n.outputs,
+      attribute: Object.entries(n.attrs).map(([k, v]) => attribute(k, v)),
+    })),
+    input: g.inputs.map(valueInfo),
+    output: g.outputs.map(valueInfo),
+    initializer: withInitializers
+      ? g.initializers.map((i) => (external ? external.write(i) : tensorProto(i)))
+      : [],
+  };
+}
+
+/** Streams initializer bytes into one data file, 64-byte aligned as onnxruntime prefers. */
+class ExternalWriter {
+  private offset = 0;
+  private readonly fd: number;
+  constructor(private readonly path: string) {
+    this.fd = openSync(path, 'w');
+  }
+  write(decl: InitializerDecl): OnnxTypes.ITensorProto {
+    const bytes = bytesOf(resolve(decl));
+    const pad = (64 - (this.offset % 64)) % 64;
+    if (pad) writeSync(this.fd, new Uint8Array(pad));
+    this.offset += pad;
+    writeSync(this.fd, bytes);
+    const proto: OnnxTypes.ITensorProto = {
+      name: decl.name,
+      dataType: ONNX_DTYPE[decl.dtype],
+      dims: decl.dims,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: basename(this.path) },
+        { key: 'offset', value: String(this.offset) },
+        { key: 'length', value: String(bytes.byteLength) },
+      ],
+    };
+    this.offset += bytes.byteLength;
+    return proto;
+  }
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+function modelProto(g: GraphBuilder, opts: ModelOptions, external?: ExternalWriter): OnnxTypes.IModelProto {
+  const domains = new Set(collectDomains(g));
+  const opsetImport: OnnxTypes.IOperatorSetIdProto[] = [{ domain: '', version: opts.opset ?? 21 }];
+  if (domains.has('com.microsoft')) opsetImport.push({ domain: 'com.microsoft', version: 1 });
+  return {
+    irVersion: IR_VERSION,
+    producerName: opts.producer ?? 'harmon-platform',
+    docString: opts.docString,
+    opsetImport,
+    metadataProps: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
+    graph: graphProto(g, true, external),
+  };
+}
+
+function* collectDomains(g: GraphBuilder): Generator<string> {
+  for (const n of g.nodes) {
+    yield n.domain;
+    for (const a of Object.values(n.attrs)) if (a instanceof GraphBuilder) yield* collectDomains(a);
+  }
+}
+
+/** Encodes the model with all weights inline (fine below 2 GiB; used by tests and tiny models). */
+export function toModelBytes(g: GraphBuilder, opts: ModelOptions = {}): Uint8Array {
+  return onnx.ModelProto.encode(modelProto(g, opts)).finish();
+}
+
+/** Writes `<path>` (and `<path>.data` when external) and returns the files written. */
+export async function saveModel(g: GraphBuilder, path: string, opts: SaveOptions = {}): Promise<string[]> {
+  const { writeFile } = await import('node:fs/promises');
+  const useExternal = opts.externalData ?? estimateBytes(g) > EXTERNAL_THRESHOLD;
+  if (!useExternal) {
+    await writeFile(path, toModelBytes(g, opts));
+    return [path];
+  }
+  const dataPath = `${path}.data`;
+  const writer = new ExternalWriter(dataPath);
+  try {
+    await writeFile(path, onnx.ModelProto.encode(modelProto(g, opts, writer)).finish());
+  } finally {
+    writer.close();
+  }
+  return [path, dataPath];
+}
+
+const BYTES_PER: Record<string, number> = { float32: 4, float16: 2, int64: 8, int32: 4, uint8: 1, int8: 1, bool: 1, float64: 8 };
+
+export function estimateBytes(g: GraphBuilder): number {
+  return g.initializers.reduce((sum, i) => sum + i.dims.reduce((a, b) => a * b, 1) * BYTES_PER[i.dtype], 0);
+}
