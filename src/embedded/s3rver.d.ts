@@ -1,0 +1,17 @@
+// s3rver ships no types; only the part this project uses is declared.
+declare module 's3rver' {
+  import type { AddressInfo } from 'node:net';
+  export type S3rverOptions = {
+    address?: string;
+    port?: number;
+    silent?: boolean;
+    directory: string;
+    resetOnClose?: boolean;
+    configureBuckets?: { name: string }[];
+  };
+  export default class S3rver {
+    constructor(options: S3rverOptions);
+    run(): Promise<AddressInfo>;
+    close(): Promise<void>;
+  }
+}
