@@ -1,0 +1,53 @@
+/**
+ * The model directory format shared by `harmon convert` / `harmon tiny` (writers) and the
+ * runtime (reader): DIR/manifest.json plus one .onnx file per graph (and `.onnx.data` external
+ * weights for large graphs). Parsed with zod so a hand-edited or truncated manifest fails with a
+ * message naming the bad field instead of a crash deep inside the pipeline.
+ */
+import { z } from 'zod';
+import type { HarmonConfig } from '../onnx/config.ts';
+
+export const MANIFEST_FORMAT = 'harmon-onnx';
+export const MANIFEST_VERSION = 1;
+
+/** Every graph a complete model directory holds, with the spec section it implements. */
+export const GRAPH_NAMES = [
+  'embed_tokens', // §6.3
+  'llm', // §6.5 prefill + decode with KV cache
+  'llm_image_step', // §6.6 reads the text cache, no present outputs
+  'mar_encoder', // §6.4
+  'mar_decoder', // §6.7
+  'diffusion_mlp', // §6.8 one network evaluation (per-step driver, benchmarks)
+  'diffusion_sampler', // §6.9 fused 100-step loop with CFG
+  'diffusion_sampler_nocfg', // §6.9 variant for cfg = 1
+  'vae_encoder', // §6.1
+  'vae_decoder', // §6.2
+  'pos_tables', // the learned 16x16 pos-embed tables, interpolated per resolution in TS (§2.10)
+] as const;
+export type GraphName = (typeof GRAPH_NAMES)[number];
+
+const fileRef = z.object({
+  file: z.string().min(1),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  bytes: z.number().int().nonnegative(),
+});
+
+const graphEntry = fileRef.extend({ data: fileRef.optional() });
+
+export const manifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  formatVersion: z.literal(MANIFEST_VERSION),
+  modelId: z.string().min(1),
+  variant: z.enum(['0.5b', '1.5b', 'tiny', 'small']),
+  /** True for seeded random weights: outputs are noise, and every surface must say so. */
+  demo: z.boolean(),
+  dtype: z.enum(['float32', 'float16']),
+  config: z.custom<HarmonConfig>((v) => typeof v === 'object' && v !== null && 'llm' in v && 'mar' in v),
+  graphs: z.object(Object.fromEntries(GRAPH_NAMES.map((n) => [n, graphEntry])) as Record<GraphName, typeof graphEntry>),
+  tokenizer: z.object({ source: z.string(), imageTokenId: z.number().int() }),
+  source: z.record(z.string(), z.unknown()).optional(),
+  createdAt: z.string(),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;
+export type GraphEntry = z.infer<typeof graphEntry>;

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { HARMON_TINY } from '../../src/onnx/config.ts';
+import { GraphBuilder } from '../../src/onnx/graph/graph-builder.ts';
+import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
+import { GRAPH_NAMES, MANIFEST_FORMAT, MANIFEST_VERSION } from '../../src/runtime/manifest.ts';
+import { ModelRuntime } from '../../src/runtime/sessions.ts';
+import { float32 } from '../../src/runtime/tensors.ts';
+
+// Every graph is y = x + 1 (x: [n, 2]); enough to exercise loading, hashing and feed checks.
+function writeDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'runtime-'));
+  const graphs: Record<string, unknown> = {};
+  for (const name of GRAPH_NAMES) {
+    const g = new GraphBuilder(name);
+    const x = g.input('x', 'float32', ['n', 2]);
+    g.output(g.op1('Add', [x, g.scalar(1)]), 'y', 'float32', ['n', 2]);
+    const bytes = toModelBytes(g);
+    writeFileSync(join(dir, `${name}.onnx`), bytes);
+    graphs[name] = { file: `${name}.onnx`, sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
+  }
+  const manifest = {
+    format: MANIFEST_FORMAT,
+    formatVersion: MANIFEST_VERSION,
+    modelId: 'test',
+    variant: 'tiny',
+    demo: true,
+    dtype: 'float32',
+    config: HARMON_TINY,
+    graphs,
+    tokenizer: { source: 'test', imageTokenId: 151665 },
+    createdAt: new Date().toISOString(),
+  };
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
+  return dir;
+}
+
+test('opens every graph, runs with validated feeds and counts runs', async () => {
+  const rt = await ModelRuntime.open(writeDir());
+  try {
+    const out = await rt.run('llm', { x: float32([1, 2], Float32Array.from([1, 2])) });
+    assert.deepEqual([...(out.y.data as Float32Array)], [2, 3]);
+    assert.equal(rt.stats.runs, 1);
+    assert.equal(rt.executionProvider, 'cpu');
+    await assert.rejects(rt.run('llm', {}), /missing input x/);
+    await assert.rejects(rt.run('llm', { x: float32([2], Float32Array.from([1, 2])) }), /rank 2/);
+    await assert.rejects(rt.run('llm', { x: float32([1, 2], Float32Array.from([1, 2])), z: float32([1], new Float32Array(1)) }), /unexpected input z/);
+  } finally {
+    await rt.close();
+  }
+});
+
+test('a corrupted graph is refused by sha256 with its name', async () => {
+  const dir = writeDir();
+  const path = join(dir, 'vae_decoder.onnx');
+  const bytes = readFileSync(path);
+  bytes[bytes.length - 1] ^= 0xff;
+  writeFileSync(path, bytes);
+  await assert.rejects(ModelRuntime.open(dir), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'MODEL_INVALID');
+    assert.match(e.message, /vae_decoder\.onnx.*sha256/);
+    return true;
+  });
+});
+
+test('a missing graph file and a broken manifest give coded errors', async () => {
+  const dir = writeDir();
+  writeFileSync(join(dir, 'llm.onnx'), '');
+  await assert.rejects(ModelRuntime.open(dir), /llm\.onnx \(graph llm\) has 0 bytes/);
+  writeFileSync(join(dir, 'manifest.json'), '{"format":"harmon-onnx"}');
+  await assert.rejects(ModelRuntime.open(dir), /manifest.json .* invalid at: formatVersion/);
+  await assert.rejects(ModelRuntime.open(join(dir, 'nope')), /no manifest.json/);
+});
