@@ -37,17 +37,25 @@ export function weight(
   ctx: BuildContext,
   key: string,
   dims: number[],
-  transform: (data: Float32Array) => Float32Array = (d) => d,
+  transform?: (data: Float32Array) => Float32Array,
 ): string {
+  const transformGiven = transform !== undefined;
+  transform ??= (d) => d;
   const entry = weightEntry(ctx, key);
   const expected = dims.reduce((a, b) => a * b, 1);
   const stored = entry.shape.reduce((a, b) => a * b, 1);
-  if (expected !== stored) {
-    throw new AppError('WEIGHTS_INVALID', `tensor ${entry.name} has shape [${entry.shape}], expected ${expected} values`, {
+  const misshaped = (got: number) =>
+    new AppError('WEIGHTS_INVALID', `tensor ${entry.name} has shape [${entry.shape}] (${got} values), expected ${expected}`, {
       details: { misshaped: [entry.name] },
     });
-  }
-  const read = (): Float32Array => transform(entry.read());
+  // Without a transform the stored tensor must fill the initializer exactly; a transform (slice,
+  // transpose) may change the count, so its result is checked when it is read.
+  if (!transformGiven && expected !== stored) throw misshaped(stored);
+  const read = (): Float32Array => {
+    const out = transform(entry.read());
+    if (out.length !== expected) throw misshaped(out.length);
+    return out;
+  };
   if (ctx.weightDType === 'float32') return ctx.g.initializer(key, 'float32', dims, read);
   const init = ctx.g.initializer(key, 'float16', dims, (): TensorData => toFloat16Array(read()));
   return ctx.g.op1('Cast', [init], { name: `/weights/${key}/Cast`, attrs: { to: 1 } });
