@@ -1,0 +1,58 @@
+/**
+ * API keys: `hmn_<prefix>_<secret>`. The 12-hex-char prefix is a public lookup id (unique
+ * column); only sha256(secret) is stored, so a database leak does not leak usable keys. The
+ * secret has 256 bits of entropy, which is why a plain (unsalted, fast) hash is enough.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { AppError } from '../shared/errors.ts';
+import type { Prisma } from '../storage/db.ts';
+
+const KEY_PATTERN = /^hmn_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+/** Full access. Finer scopes (e.g. `jobs:read`) are checked by the API layer. */
+export const DEFAULT_SCOPES = ['*'];
+/** Skip the lastUsedAt write when it was refreshed this recently (saves a write per request). */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export type CreatedApiKey = { key: string; keyId: string; prefix: string; tenantId: string; tenantCreated: boolean };
+export type ResolvedApiKey = { tenantId: string; keyId: string; scopes: string[] };
+
+const hashSecret = (secret: string) => createHash('sha256').update(secret).digest('hex');
+
+/** Creates the tenant if it does not exist, then a new key. The raw key is returned only here. */
+export async function createApiKey(prisma: Prisma, tenantName: string, scopes: string[] = DEFAULT_SCOPES): Promise<CreatedApiKey> {
+  const name = tenantName.trim();
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
+    throw new AppError('BAD_USER_INPUT', `tenant name "${tenantName}" must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
+  if (scopes.length === 0 || scopes.some((s) => !/^[a-z*][a-z:*_-]*$/.test(s))) {
+    throw new AppError('BAD_USER_INPUT', `scopes must be non-empty words like "jobs:read" or "*", got ${JSON.stringify(scopes)}`);
+  }
+  const existing = await prisma.tenant.findUnique({ where: { name } });
+  const tenant = existing ?? (await prisma.tenant.upsert({ where: { name }, create: { name }, update: {} }));
+  const prefix = randomBytes(6).toString('hex');
+  const secret = randomBytes(32).toString('base64url');
+  const row = await prisma.apiKey.create({ data: { tenantId: tenant.id, prefix, secretHash: hashSecret(secret), scopes } });
+  return { key: `hmn_${prefix}_${secret}`, keyId: row.id, prefix, tenantId: tenant.id, tenantCreated: !existing };
+}
+
+/** The key's tenant and scopes, or null for a malformed, unknown, wrong or revoked key. */
+export async function resolveApiKey(prisma: Prisma, rawKey: string): Promise<ResolvedApiKey | null> {
+  const m = KEY_PATTERN.exec(rawKey.trim());
+  if (!m) return null;
+  const [, prefix, secret] = m;
+  const row = await prisma.apiKey.findUnique({ where: { prefix } });
+  const given = Buffer.from(hashSecret(secret), 'hex');
+  // Compare even when the prefix is unknown so response time does not reveal which prefixes exist.
+  const stored = Buffer.from(row?.secretHash ?? '0'.repeat(64), 'hex');
+  const match = stored.length === given.length && timingSafeEqual(stored, given);
+  if (!row || !match || row.revokedAt) return null;
+  if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+    await prisma.apiKey.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
+  }
+  return { tenantId: row.tenantId, keyId: row.id, scopes: row.scopes };
+}
+
+export async function revokeApiKey(prisma: Prisma, prefix: string): Promise<void> {
+  const r = await prisma.apiKey.updateMany({ where: { prefix, revokedAt: null }, data: { revokedAt: new Date() } });
+  if (r.count === 0) throw new AppError('NOT_FOUND', `no active API key with prefix ${prefix}`);
+}
