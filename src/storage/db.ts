@@ -15,8 +15,23 @@ export type CreatePrismaOptions = {
   max?: number;
 };
 
+/**
+ * The schema a connection string names: Prisma's `?schema=x`, else the first entry of
+ * `?options=-c search_path=x`. Undefined means public.
+ */
+export function schemaFromUrl(databaseUrl: string): string | undefined {
+  if (!URL.canParse(databaseUrl)) return undefined;
+  const params = new URL(databaseUrl).searchParams;
+  const explicit = params.get('schema');
+  if (explicit) return explicit;
+  const m = /search_path\s*=\s*"?([^",\s]+)/.exec(params.get('options') ?? '');
+  return m?.[1];
+}
+
 export function createPrisma(databaseUrl: string, options: CreatePrismaOptions = {}): PrismaClient {
-  const { schema, max = 10 } = options;
+  // Prisma qualifies every table with the adapter's schema ("public" by default) and ignores the
+  // session search_path, so a schema named in the URL must be passed on explicitly.
+  const { schema = schemaFromUrl(databaseUrl), max = 10 } = options;
   const adapter = new PrismaPg(
     {
       connectionString: databaseUrl,

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { AppError } from '../shared/errors.ts';
+import { schemaFromUrl } from './db.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
 // Arbitrary constant; serialises concurrent migrators (two servers starting at once).
@@ -38,14 +39,17 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
   await client.connect().catch((cause: unknown) => {
     throw new AppError('DATABASE_ERROR', `cannot connect to the database to migrate: ${String(cause)}`, { cause });
   });
-  const schema = options.schema ?? 'public';
-  const q = `"${schema.replaceAll('"', '""')}"`;
+  // Same schema Prisma will use for this URL (`?schema=` or `options=-c search_path=`).
+  const schema = options.schema ?? schemaFromUrl(databaseUrl);
+  const q = schema === undefined ? undefined : `"${schema.replaceAll('"', '""')}"`;
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${q}`);
-    // Unqualified names in migration.sql land in this schema.
-    await client.query(`SET LOCAL search_path TO ${q}`);
+    if (q) {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${q}`);
+      // Unqualified names in migration.sql land in this schema.
+      await client.query(`SET LOCAL search_path TO ${q}`);
+    }
     await client.query(
       `CREATE TABLE IF NOT EXISTS _harmon_migrations (
          name text PRIMARY KEY, checksum text NOT NULL, "appliedAt" timestamptz NOT NULL DEFAULT now())`,

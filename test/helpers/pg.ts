@@ -6,8 +6,8 @@
  *   after(() => db.drop());
  *   await db.prisma.tenant.create({ data: { name: 'acme' } });
  *
- * `url` carries `options=-c search_path=<schema>`, so any pg client (pg, pg-boss, Prisma) that
- * connects with it sees the fresh schema's tables unqualified.
+ * `url` carries `schema=<schema>` (read by createPrisma/migrate) and `options=-c search_path=<schema>`
+ * (so plain pg clients and pg-boss see the fresh schema's tables unqualified).
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -28,6 +28,7 @@ export type FreshDatabase = {
 export async function freshDatabase(options: { migrate?: boolean } = {}): Promise<FreshDatabase> {
   const schema = `test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
   const u = new URL(TEST_DATABASE_URL);
+  u.searchParams.set('schema', schema);
   u.searchParams.set('options', `-c search_path=${schema}`);
   const url = u.toString();
   if (options.migrate !== false) await migrate(TEST_DATABASE_URL, { schema });
