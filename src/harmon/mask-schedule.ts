@@ -66,5 +66,8 @@ export function cfgScales(kind: CfgScheduleKind, cfg: number, schedule: MaskSche
   if (kind === 'linear') {
     return schedule.maskedAfter.map((m) => 1 + ((cfg - 1) * (schedule.n - m)) / schedule.n);
   }
-  throw new AppError('BAD_USER_INPUT', `cfgSchedule must be "constant" or "linear", got ${JSON.stringify(kind)}.`);
+  throw new AppError(
+    'BAD_USER_INPUT',
+    `cfgSchedule must be "constant" or "linear", got ${JSON.stringify(kind)}.`,
+  );
 }

@@ -44,7 +44,10 @@ export function resizeGrid(
   outW: number,
 ): Float32Array {
   if (src.length !== inH * inW * dim) {
-    throw new AppError('WEIGHTS_INVALID', `A position table has ${src.length} values; expected ${inH}×${inW}×${dim}.`);
+    throw new AppError(
+      'WEIGHTS_INVALID',
+      `A position table has ${src.length} values; expected ${inH}×${inW}×${dim}.`,
+    );
   }
   if (inH === outH && inW === outW) return src.slice(); // λ = 0 everywhere: an exact copy
   const ys = axisWeights(inH, outH);
@@ -128,7 +131,10 @@ export function gridPosTables(learned: LearnedPosTables, opts: GridOptions): Gri
     return out;
   };
   if (learned.diffusion.length !== grid) {
-    throw new AppError('WEIGHTS_INVALID', `diffusion_pos_embed_learned has ${learned.diffusion.length} values; expected ${native}²×${dim}.`);
+    throw new AppError(
+      'WEIGHTS_INVALID',
+      `diffusion_pos_embed_learned has ${learned.diffusion.length} values; expected ${native}²×${dim}.`,
+    );
   }
   return {
     encoder: withBuffer(learned.encoder, 'encoder_pos_embed_learned'),

@@ -94,7 +94,10 @@ export interface DescribePrompt {
  */
 export function buildDescribePrompt(tok: QwenTokenizer, nImage: number, question?: string): DescribePrompt {
   if (!Number.isInteger(nImage) || nImage < 1) {
-    throw new AppError('BAD_USER_INPUT', `The number of image tokens must be a positive integer, got ${nImage}.`);
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `The number of image tokens must be a positive integer, got ${nImage}.`,
+    );
   }
   const q = question ?? DEFAULT_DESCRIBE_QUESTION;
   if (q.trim().length === 0) {

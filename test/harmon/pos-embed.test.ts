@@ -1,13 +1,20 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Rng } from '../../src/harmon/prng.ts';
 import { axisWeights, gridPosTables, resizeGrid } from '../../src/harmon/pos-embed.ts';
+import { Rng } from '../../src/harmon/prng.ts';
 import { AppError } from '../../src/shared/errors.ts';
 
 const randomTable = (n: number, seed: number) => Rng.fromSeed(seed).normal(n);
 
 /** Independent transcription of spec §2.10: the four-term weighted sum per output cell. */
-function specResize(P: Float32Array, inH: number, inW: number, D: number, outH: number, outW: number): Float32Array {
+function specResize(
+  P: Float32Array,
+  inH: number,
+  inW: number,
+  D: number,
+  outH: number,
+  outW: number,
+): Float32Array {
   const coord = (i: number, inS: number, outS: number) => {
     let s = (i + 0.5) * (inS / outS) - 0.5;
     if (s < 0) s = 0;
@@ -22,7 +29,10 @@ function specResize(P: Float32Array, inH: number, inW: number, D: number, outH: 
       for (let c = 0; c < D; c++) {
         const at = (yy: number, xx: number) => P[(yy * inW + xx) * D + c];
         out[(y * outW + x) * D + c] =
-          (1 - ly) * (1 - lx) * at(y0, x0) + (1 - ly) * lx * at(y0, x1) + ly * (1 - lx) * at(y1, x0) + ly * lx * at(y1, x1);
+          (1 - ly) * (1 - lx) * at(y0, x0) +
+          (1 - ly) * lx * at(y0, x1) +
+          ly * (1 - lx) * at(y1, x0) +
+          ly * lx * at(y1, x1);
       }
     }
   }
@@ -31,7 +41,8 @@ function specResize(P: Float32Array, inH: number, inW: number, D: number, outH: 
 
 function assertClose(a: Float32Array, b: Float32Array, tol = 1e-6) {
   assert.equal(a.length, b.length);
-  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol, `index ${i}: ${a[i]} vs ${b[i]}`);
+  for (let i = 0; i < a.length; i++)
+    assert.ok(Math.abs(a[i] - b[i]) <= tol, `index ${i}: ${a[i]} vs ${b[i]}`);
 }
 
 test('16 -> 32 axis check values from the spec', () => {
@@ -57,7 +68,8 @@ test('16 -> 8 averages each 2x2 block (no antialias needed at exact half)', () =
     for (let x = 0; x < 8; x++) {
       for (let c = 0; c < D; c++) {
         const at = (yy: number, xx: number) => P[(yy * 16 + xx) * D + c];
-        const want = (at(2 * y, 2 * x) + at(2 * y, 2 * x + 1) + at(2 * y + 1, 2 * x) + at(2 * y + 1, 2 * x + 1)) / 4;
+        const want =
+          (at(2 * y, 2 * x) + at(2 * y, 2 * x + 1) + at(2 * y + 1, 2 * x) + at(2 * y + 1, 2 * x + 1)) / 4;
         assert.ok(Math.abs(out[(y * 8 + x) * D + c] - want) < 1e-6);
       }
     }
@@ -73,7 +85,14 @@ test('16 -> 4 skips rows like PyTorch (no antialias): samples between rows 1,2 /
 test('upscale and non-square grids match the spec formula', () => {
   const D = 4;
   const P = randomTable(16 * 16 * D, 3);
-  for (const [h, w] of [[32, 32], [24, 40], [8, 32], [20, 12], [1, 1], [17, 16]]) {
+  for (const [h, w] of [
+    [32, 32],
+    [24, 40],
+    [8, 32],
+    [20, 12],
+    [1, 1],
+    [17, 16],
+  ]) {
     assertClose(resizeGrid(P, 16, 16, D, h, w), specResize(P, 16, 16, D, h, w));
   }
   // Bilinear reproduces a field linear in y exactly away from the clamped border.
@@ -107,8 +126,21 @@ test('gridPosTables keeps buffer rows and resizes the grid of all three tables',
 
 test('wrong table sizes and grids are coded errors', () => {
   const D = 2;
-  const ok = { encoder: new Float32Array(320 * D), decoder: new Float32Array(320 * D), diffusion: new Float32Array(256 * D) };
-  assert.throws(() => gridPosTables({ ...ok, decoder: new Float32Array(10) }, { dim: D, h: 8, w: 8 }), (e: unknown) => e instanceof AppError && e.code === 'WEIGHTS_INVALID');
-  assert.throws(() => gridPosTables({ ...ok, diffusion: new Float32Array(10) }, { dim: D, h: 8, w: 8 }), AppError);
-  assert.throws(() => gridPosTables(ok, { dim: D, h: 0, w: 8 }), (e: unknown) => e instanceof AppError && e.code === 'BAD_USER_INPUT');
+  const ok = {
+    encoder: new Float32Array(320 * D),
+    decoder: new Float32Array(320 * D),
+    diffusion: new Float32Array(256 * D),
+  };
+  assert.throws(
+    () => gridPosTables({ ...ok, decoder: new Float32Array(10) }, { dim: D, h: 8, w: 8 }),
+    (e: unknown) => e instanceof AppError && e.code === 'WEIGHTS_INVALID',
+  );
+  assert.throws(
+    () => gridPosTables({ ...ok, diffusion: new Float32Array(10) }, { dim: D, h: 8, w: 8 }),
+    AppError,
+  );
+  assert.throws(
+    () => gridPosTables(ok, { dim: D, h: 0, w: 8 }),
+    (e: unknown) => e instanceof AppError && e.code === 'BAD_USER_INPUT',
+  );
 });

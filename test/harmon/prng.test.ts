@@ -13,14 +13,23 @@ test('xoshiro128** core matches the published vector for state {1,2,3,4}', () =>
 
 test('golden first values for seed 42 (any change here changes every generated image)', () => {
   const a = Rng.fromSeed(42);
-  assert.deepEqual(Array.from({ length: 4 }, () => a.nextUint32()), [2330561909, 3717467085, 2412195004, 1239923710]);
-  assert.deepEqual(Array.from(Rng.fromSeed(42).uniform(3)), [0.5426262021064758, 0.8655402064323425, 0.5616328716278076]);
+  assert.deepEqual(
+    Array.from({ length: 4 }, () => a.nextUint32()),
+    [2330561909, 3717467085, 2412195004, 1239923710],
+  );
+  assert.deepEqual(
+    Array.from(Rng.fromSeed(42).uniform(3)),
+    [0.5426262021064758, 0.8655402064323425, 0.5616328716278076],
+  );
   assert.deepEqual(
     Array.from(Rng.fromSeed(42).normal(4)),
     [-1.158182144165039, -0.4723588526248932, -0.14061015844345093, 0.09018365293741226],
   );
   assert.deepEqual(Array.from(Rng.fromSeed(42).fork('order', 0).permutation(8)), [6, 3, 1, 4, 7, 2, 0, 5]);
-  assert.deepEqual(Array.from(Rng.fromSeed(0).fork('noise', 3).normal(2)), [0.2660135328769684, 0.757455587387085]);
+  assert.deepEqual(
+    Array.from(Rng.fromSeed(0).fork('noise', 3).normal(2)),
+    [0.2660135328769684, 0.757455587387085],
+  );
 });
 
 test('same seed repeats, different seeds and different forks differ', () => {
@@ -42,7 +51,10 @@ test('forks do not depend on draws made by the parent or siblings', () => {
   b.uniform(1000);
   b.fork('order').permutation(50);
   assert.deepEqual(Array.from(a.fork('noise', 5).normal(16)), Array.from(b.fork('noise', 5).normal(16)));
-  assert.deepEqual(Array.from(a.fork('x').fork('y', 2).uniform(4)), Array.from(b.fork('x').fork('y', 2).uniform(4)));
+  assert.deepEqual(
+    Array.from(a.fork('x').fork('y', 2).uniform(4)),
+    Array.from(b.fork('x').fork('y', 2).uniform(4)),
+  );
 });
 
 test('uniform values lie in [0, 1) and have mean 1/2', () => {
@@ -81,14 +93,19 @@ test('normals have mean ~0, std ~1 and a normal tail mass', () => {
 
 test('permutation is a permutation and roughly uniform', () => {
   const p = Rng.fromSeed(3).permutation(1024);
-  assert.deepEqual([...p].sort((a, b) => a - b), Array.from({ length: 1024 }, (_, i) => i));
+  assert.deepEqual(
+    [...p].sort((a, b) => a - b),
+    Array.from({ length: 1024 }, (_, i) => i),
+  );
   // Position counts for n = 4 over 24,000 draws: each value lands in each slot ~6,000 times.
   const counts = Array.from({ length: 4 }, () => new Array(4).fill(0));
   const orders = new Map<string, number>();
   const r = Rng.fromSeed(4);
   for (let t = 0; t < 24_000; t++) {
     const q = r.permutation(4);
-    q.forEach((v, i) => counts[v][i]++);
+    q.forEach((v, i) => {
+      counts[v][i]++;
+    });
     orders.set(q.join(''), (orders.get(q.join('')) ?? 0) + 1);
   }
   for (const row of counts) for (const c of row) assert.ok(Math.abs(c - 6000) < 300, `count ${c}`);
@@ -106,6 +123,9 @@ test('below() is unbiased for a non power of two and validates its bound', () =>
 
 test('bad seeds are rejected with a coded error', () => {
   for (const bad of [-1, 1.5, Number.NaN, 2 ** 53]) {
-    assert.throws(() => Rng.fromSeed(bad), (e: unknown) => e instanceof AppError && e.code === 'BAD_USER_INPUT');
+    assert.throws(
+      () => Rng.fromSeed(bad),
+      (e: unknown) => e instanceof AppError && e.code === 'BAD_USER_INPUT',
+    );
   }
 });
