@@ -1,4 +1,11 @@
 import type { Command } from 'commander';
+import { register as registerDb } from './db.ts';
+import { register as registerKeys } from './keys.ts';
+import { register as registerServe } from './serve.ts';
 
 /** One line per subcommand module; each module exports `register(program)`. */
-export function registerCommands(_program: Command): void {}
+export function registerCommands(program: Command): void {
+  registerServe(program);
+  registerKeys(program);
+  registerDb(program);
+}
