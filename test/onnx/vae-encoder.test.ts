@@ -14,7 +14,9 @@ const weights = randomVaeWeights(cfg.vae, 1);
 const TOL = 1e-4;
 
 async function encode(w: WeightSource, px: Float32Array, B: number, H: number, W: number, opts = {}) {
-  const out = await runModel(toModelBytes(buildVaeEncoder(cfg, w, opts)), { pixel_values: f32([B, 3, H, W], px) });
+  const out = await runModel(toModelBytes(buildVaeEncoder(cfg, w, opts)), {
+    pixel_values: f32([B, 3, H, W], px),
+  });
   return { dims: [...out.latents.dims], data: out.latents.data as Float32Array };
 }
 
@@ -30,7 +32,10 @@ for (const [H, W] of [
     assert.ok(maxAbsDiff(out.data, ref) <= TOL, `max abs diff ${maxAbsDiff(out.data, ref)}`);
     // Pitfall §5.1 #15: the symmetric pad-1 downsample (half-pixel shift) must be far outside TOL.
     const sym = vaeEncode(cfg, weights, px, 2, H, W, { symmetricDownsamplePad: true });
-    assert.ok(maxAbsDiff(out.data, sym) > 100 * TOL, `symmetric pad not detected: ${maxAbsDiff(out.data, sym)}`);
+    assert.ok(
+      maxAbsDiff(out.data, sym) > 100 * TOL,
+      `symmetric pad not detected: ${maxAbsDiff(out.data, sym)}`,
+    );
   });
 }
 
@@ -59,7 +64,10 @@ test('GroupNorm eps is 1e-6: eps 1e-5 is detectable on a small-variance input', 
   const ref = vaeEncode(cfg, w, px, 1, 32, 32);
   assert.ok(maxAbsDiff(out.data, ref) <= TOL, `max abs diff ${maxAbsDiff(out.data, ref)}`);
   const wrongEps = vaeEncode(cfg, w, px, 1, 32, 32, { eps: 1e-5 });
-  assert.ok(maxAbsDiff(out.data, wrongEps) > 100 * TOL, `eps not detected: ${maxAbsDiff(out.data, wrongEps)}`);
+  assert.ok(
+    maxAbsDiff(out.data, wrongEps) > 100 * TOL,
+    `eps not detected: ${maxAbsDiff(out.data, wrongEps)}`,
+  );
 });
 
 test('fp16 weights stay within 2e-2 relative, HF "vae." prefix reads the same tensors', async () => {
@@ -86,7 +94,8 @@ test('a missing tensor fails the build with its name', () => {
 });
 
 test('real KL-16 structure: key set, parameter counts and attention placement', () => {
-  const count = (m: Map<string, number[]>) => [...m.values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
+  const count = (m: Map<string, number[]>) =>
+    [...m.values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
   const enc = vaeEncoderShapes(HARMON_0_5B.vae);
   const dec = vaeDecoderShapes(HARMON_0_5B.vae);
   // Spec §1.7: ≈ 28.3 M (encoder) + 38.2 M (decoder).
@@ -94,19 +103,29 @@ test('real KL-16 structure: key set, parameter counts and attention placement', 
   assert.ok(Math.abs(count(dec) / 1e6 - 38.2) < 0.2, `decoder params ${count(dec)}`);
   assert.deepEqual(enc.get('encoder.conv_out.weight'), [32, 512, 3, 3]);
   assert.deepEqual(enc.get('quant_conv.weight'), [32, 32, 1, 1]);
-  assert.ok(enc.has('encoder.down.2.block.0.nin_shortcut.weight') && enc.has('encoder.down.4.block.0.nin_shortcut.bias'));
-  assert.ok(!enc.has('encoder.down.4.downsample.conv.weight') && enc.has('encoder.down.3.downsample.conv.weight'));
+  assert.ok(
+    enc.has('encoder.down.2.block.0.nin_shortcut.weight') &&
+      enc.has('encoder.down.4.block.0.nin_shortcut.bias'),
+  );
+  assert.ok(
+    !enc.has('encoder.down.4.downsample.conv.weight') && enc.has('encoder.down.3.downsample.conv.weight'),
+  );
   // Build (no weight reads) against shape-only entries: every key must be requested exactly as named.
   const lazy: WeightSource = {
     names: () => [...enc.keys()],
     get: (name) => {
       const shape = enc.get(name);
-      return shape && { name, dtype: 'float32', shape, read: () => assert.fail('build must not read weights') };
+      return (
+        shape && { name, dtype: 'float32', shape, read: () => assert.fail('build must not read weights') }
+      );
     },
     close: () => {},
   };
   const g = buildVaeEncoder(HARMON_0_5B, lazy);
-  assert.deepEqual(new Set(g.initializers.filter((i) => !i.name.startsWith('const_')).map((i) => i.name)), new Set(enc.keys()));
+  assert.deepEqual(
+    new Set(g.initializers.filter((i) => !i.name.startsWith('const_')).map((i) => i.name)),
+    new Set(enc.keys()),
+  );
   assert.deepEqual(
     g.nodes.filter((n) => n.opType === 'Softmax').map((n) => n.name),
     ['/encoder/down.4/attn.0/Softmax', '/encoder/down.4/attn.1/Softmax', '/encoder/mid/attn_1/Softmax'],

@@ -154,7 +154,9 @@ class Ref {
   }
 
   downsample(x: T4, key: string): T4 {
-    const pads: [number, number, number, number] = this.v.symmetricDownsamplePad ? [1, 1, 1, 1] : [0, 0, 1, 1];
+    const pads: [number, number, number, number] = this.v.symmetricDownsamplePad
+      ? [1, 1, 1, 1]
+      : [0, 0, 1, 1];
     return this.conv(x, `${key}.conv`, x.c, 3, 2, pads);
   }
 
@@ -164,7 +166,8 @@ class Ref {
     const d = new Float64Array(x.n * x.c * h * w);
     for (let nc = 0; nc < x.n * x.c; nc++) {
       for (let y = 0; y < h; y++) {
-        for (let xx = 0; xx < w; xx++) d[(nc * h + y) * w + xx] = x.d[(nc * x.h + (y >> 1)) * x.w + (xx >> 1)];
+        for (let xx = 0; xx < w; xx++)
+          d[(nc * h + y) * w + xx] = x.d[(nc * x.h + (y >> 1)) * x.w + (xx >> 1)];
       }
     }
     return this.conv({ d, n: x.n, c: x.c, h, w }, `${key}.conv`, x.c, 3);
@@ -236,7 +239,8 @@ export function vaeDecode(
   x = r.conv(x, 'decoder.conv_in', vae.ch * vae.chMult[L - 1], 3);
   x = r.mid(x, 'decoder');
   for (let i = L - 1; i >= 0; i--) {
-    for (let j = 0; j <= vae.numResBlocks; j++) x = r.resnet(x, `decoder.up.${i}.block.${j}`, vae.ch * vae.chMult[i]);
+    for (let j = 0; j <= vae.numResBlocks; j++)
+      x = r.resnet(x, `decoder.up.${i}.block.${j}`, vae.ch * vae.chMult[i]);
     if (i > 0) x = r.upsample(x, `decoder.up.${i}.upsample`);
   }
   return r.conv(r.swish(r.norm(x, 'decoder.norm_out')), 'decoder.conv_out', 3, 3).d;

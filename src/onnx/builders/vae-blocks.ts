@@ -23,7 +23,15 @@ export interface ConvOptions {
 }
 
 /** PyTorch Conv2d with bias; weight [cout, cin, k, k] stored under `${key}.weight`. */
-export function conv2d(ctx: BuildContext, x: string, key: string, cin: number, cout: number, k: number, opts: ConvOptions = {}): string {
+export function conv2d(
+  ctx: BuildContext,
+  x: string,
+  key: string,
+  cin: number,
+  cout: number,
+  k: number,
+  opts: ConvOptions = {},
+): string {
   const { g } = ctx;
   return g.scope(lastSegment(key), () => {
     const w = weight(ctx, `${key}.weight`, [cout, cin, k, k]);
@@ -31,7 +39,13 @@ export function conv2d(ctx: BuildContext, x: string, key: string, cin: number, c
     const p = (k - 1) / 2;
     const s = opts.stride ?? 1;
     return g.op1('Conv', [x, w, b], {
-      attrs: { kernel_shape: [k, k], strides: [s, s], pads: opts.pads ?? [p, p, p, p], dilations: [1, 1], group: 1 },
+      attrs: {
+        kernel_shape: [k, k],
+        strides: [s, s],
+        pads: opts.pads ?? [p, p, p, p],
+        dilations: [1, 1],
+        group: 1,
+      },
     });
   });
 }
@@ -62,7 +76,14 @@ export const swish = silu;
  *   │                                                  (+) ─ out
  *   └────────── nin_shortcut (1×1, only if cin≠cout) ──┘
  */
-export function resnetBlock(ctx: BuildContext, x: string, key: string, cin: number, cout: number, vae: VaeConfig): string {
+export function resnetBlock(
+  ctx: BuildContext,
+  x: string,
+  key: string,
+  cin: number,
+  cout: number,
+  vae: VaeConfig,
+): string {
   const { g } = ctx;
   return g.scope(lastSegment(key), () => {
     let h = swish(ctx, groupNorm(ctx, x, `${key}.norm1`, cin, vae));

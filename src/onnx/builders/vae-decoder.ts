@@ -22,10 +22,19 @@ import { levelWidth } from './vae-weights.ts';
  *   ├ pixels [B,3,16h,16w]
  *   └ rgb = floor(clip(127.5·x + 128, 0, 255)) as uint8, [B,3,H,W] -> [B,H,W,3]
  */
-export function buildVaeDecoder(config: HarmonConfig, weights: WeightSource, opts: VaeBuildOptions = {}): GraphBuilder {
+export function buildVaeDecoder(
+  config: HarmonConfig,
+  weights: WeightSource,
+  opts: VaeBuildOptions = {},
+): GraphBuilder {
   const vae = config.vae;
   const g = new GraphBuilder('vae_decoder');
-  const ctx: BuildContext = { g, weights, weightDType: opts.weightDType ?? 'float32', keyPrefix: opts.keyPrefix };
+  const ctx: BuildContext = {
+    g,
+    weights,
+    weightDType: opts.weightDType ?? 'float32',
+    keyPrefix: opts.keyPrefix,
+  };
   const last = vae.chMult.length - 1;
   const tokens = g.input('latents', 'float32', ['batch', 'latent_height', 'latent_width', vae.embedDim]);
 

@@ -29,10 +29,19 @@ export interface VaeBuildOptions {
  *   └ × scale, [B,16,h,w] -> [B,h,w,16]
  * latents [B,H/16,W/16,16]
  */
-export function buildVaeEncoder(config: HarmonConfig, weights: WeightSource, opts: VaeBuildOptions = {}): GraphBuilder {
+export function buildVaeEncoder(
+  config: HarmonConfig,
+  weights: WeightSource,
+  opts: VaeBuildOptions = {},
+): GraphBuilder {
   const vae = config.vae;
   const g = new GraphBuilder('vae_encoder');
-  const ctx: BuildContext = { g, weights, weightDType: opts.weightDType ?? 'float32', keyPrefix: opts.keyPrefix };
+  const ctx: BuildContext = {
+    g,
+    weights,
+    weightDType: opts.weightDType ?? 'float32',
+    keyPrefix: opts.keyPrefix,
+  };
   const last = vae.chMult.length - 1;
   const x = g.input('pixel_values', 'float32', ['batch', 3, 'height', 'width']);
 

@@ -71,7 +71,8 @@ export function vaeDecoderShapes(vae: VaeConfig): ShapeMap {
   mid(out, 'decoder', cin);
   for (let i = last; i >= 0; i--) {
     const cout = levelWidth(vae, i);
-    for (let j = 0; j <= vae.numResBlocks; j++) resnet(out, `decoder.up.${i}.block.${j}`, j === 0 ? cin : cout, cout);
+    for (let j = 0; j <= vae.numResBlocks; j++)
+      resnet(out, `decoder.up.${i}.block.${j}`, j === 0 ? cin : cout, cout);
     if (i !== 0) conv(out, `decoder.up.${i}.upsample.conv`, cout, cout, 3);
     cin = cout;
   }
