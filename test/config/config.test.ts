@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
+import { test } from 'node:test';
+import { loadConfig } from '../../src/config/config.ts';
+import { AppError } from '../../src/shared/errors.ts';
+
+test('no environment gives the embedded defaults', () => {
+  const c = loadConfig({});
+  assert.equal(c.port, 4000);
+  assert.equal(c.host, '127.0.0.1');
+  assert.equal(c.harmonHome, resolve('./.harmon'));
+  assert.equal(c.databaseUrl, undefined);
+  assert.equal(c.s3, undefined);
+  assert.equal(c.queue.backend, 'postgres');
+  assert.equal(c.presignTtlSeconds, 900);
+  assert.equal(c.maxUploadBytes, 10 * 1024 * 1024);
+  assert.deepEqual(c.executionProviders, ['cpu']);
+  assert.deepEqual(c.modelDirs, []);
+});
+
+test('real services and lists are parsed', () => {
+  const c = loadConfig({
+    PORT: '8080',
+    DATABASE_URL: 'postgresql://u:p@db:5432/harmon',
+    S3_ENDPOINT: 'http://minio:9000',
+    S3_BUCKET: 'b',
+    S3_ACCESS_KEY_ID: 'k',
+    S3_SECRET_ACCESS_KEY: 's',
+    HARMON_MODEL: '/models/a, /models/b',
+    EXECUTION_PROVIDERS: 'cuda,cpu',
+    QUEUE_BACKEND: 'sqs',
+    SQS_QUEUE_URL: 'https://sqs.example/q',
+    S3_FORCE_PATH_STYLE: 'false',
+    PRESIGN_TTL_SECONDS: '60',
+  });
+  assert.equal(c.port, 8080);
+  assert.equal(c.databaseUrl, 'postgresql://u:p@db:5432/harmon');
+  assert.deepEqual(c.s3, { endpoint: 'http://minio:9000', bucket: 'b', region: 'us-east-1', accessKeyId: 'k', secretAccessKey: 's', forcePathStyle: false });
+  assert.deepEqual(c.modelDirs, ['/models/a', '/models/b']);
+  assert.deepEqual(c.executionProviders, ['cuda', 'cpu']);
+  assert.equal(c.queue.backend, 'sqs');
+  assert.equal(c.presignTtlSeconds, 60);
+  // A bucket without an endpoint means AWS S3 itself (virtual-hosted style).
+  assert.equal(loadConfig({ S3_BUCKET: 'b' }).s3?.forcePathStyle, false);
+  // Empty strings count as unset (common in .env files and CI).
+  assert.equal(loadConfig({ DATABASE_URL: '' }).databaseUrl, undefined);
+});
+
+test('every bad variable is named in one BAD_CONFIG error', () => {
+  try {
+    loadConfig({ DATABASE_URL: 'notaurl', PORT: 'abc', QUEUE_BACKEND: 'kafka', S3_FORCE_PATH_STYLE: 'maybe', REDIS_URL: 'http://x' });
+    assert.fail('expected BAD_CONFIG');
+  } catch (e) {
+    assert.ok(e instanceof AppError);
+    assert.equal(e.code, 'BAD_CONFIG');
+    for (const v of ['DATABASE_URL', 'PORT', 'QUEUE_BACKEND', 'S3_FORCE_PATH_STYLE', 'REDIS_URL']) assert.match(e.message, new RegExp(v));
+    assert.deepEqual(new Set(e.details?.variables as string[]), new Set(['DATABASE_URL', 'PORT', 'QUEUE_BACKEND', 'S3_FORCE_PATH_STYLE', 'REDIS_URL']));
+    assert.ok(!e.message.includes('\n'));
+  }
+});
+
+test('cross-variable rules', () => {
+  assert.throws(() => loadConfig({ S3_ENDPOINT: 'http://x:9000' }), /S3_BUCKET is required/);
+  assert.throws(() => loadConfig({ QUEUE_BACKEND: 'sqs' }), /SQS_QUEUE_URL is required/);
+  assert.throws(() => loadConfig({ PORT: '70000' }), /PORT/);
+});
