@@ -10,7 +10,15 @@
 // datasource ... not supported"). The engine still opens a connection: DATABASE_URL, default
 // postgres://postgres@127.0.0.1:5432/postgres.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -37,7 +45,10 @@ try {
   const patch = (s) =>
     s
       .replace(/generator client \{[^}]*\}/, '')
-      .replace(/datasource db \{[^}]*\}/, 'datasource db {\n  provider = "postgresql"\n  url = env("DATABASE_URL")\n}');
+      .replace(
+        /datasource db \{[^}]*\}/,
+        'datasource db {\n  provider = "postgresql"\n  url = env("DATABASE_URL")\n}',
+      );
   writeFileSync(join(work, 'to.prisma'), patch(currentSchema));
   let from = ['--from-empty'];
   if (latest) {

@@ -110,11 +110,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e) {
     // Cross-variable rules: a real S3 needs a bucket; SQS needs its queue.
     if (e.S3_ENDPOINT && !e.S3_BUCKET) problems.push('S3_BUCKET is required when S3_ENDPOINT is set');
-    if (e.QUEUE_BACKEND === 'sqs' && !e.SQS_QUEUE_URL) problems.push('SQS_QUEUE_URL is required when QUEUE_BACKEND=sqs');
+    if (e.QUEUE_BACKEND === 'sqs' && !e.SQS_QUEUE_URL)
+      problems.push('SQS_QUEUE_URL is required when QUEUE_BACKEND=sqs');
   }
   if (problems.length > 0 || !e) {
     const names = [...new Set(problems.map((p) => p.split(' ')[0]))];
-    throw new AppError('BAD_CONFIG', `invalid environment: ${problems.join('; ')}`, { details: { variables: names } });
+    throw new AppError('BAD_CONFIG', `invalid environment: ${problems.join('; ')}`, {
+      details: { variables: names },
+    });
   }
   return {
     port: e.PORT,

@@ -16,15 +16,27 @@ export type EmbeddedDatabase = { url: string; port: number; stop(): Promise<void
  */
 export const EMBEDDED_MAX_CONNECTIONS = 10;
 
-export async function startEmbeddedDatabase(dataDir: string, options: { port?: number } = {}): Promise<EmbeddedDatabase> {
+export async function startEmbeddedDatabase(
+  dataDir: string,
+  options: { port?: number } = {},
+): Promise<EmbeddedDatabase> {
   mkdirSync(dataDir, { recursive: true });
   let db: PGlite;
   try {
     db = await PGlite.create(dataDir);
   } catch (cause) {
-    throw new AppError('DATABASE_ERROR', `cannot open the embedded database in ${dataDir} (is another process using it?)`, { cause });
+    throw new AppError(
+      'DATABASE_ERROR',
+      `cannot open the embedded database in ${dataDir} (is another process using it?)`,
+      { cause },
+    );
   }
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: options.port ?? 0, maxConnections: EMBEDDED_MAX_CONNECTIONS });
+  const server = new PGLiteSocketServer({
+    db,
+    host: '127.0.0.1',
+    port: options.port ?? 0,
+    maxConnections: EMBEDDED_MAX_CONNECTIONS,
+  });
   try {
     await server.start();
   } catch (cause) {

@@ -20,9 +20,18 @@ export async function resolveDatabase(config: Config, role: Role): Promise<Resol
   if (config.databaseUrl) return { url: config.databaseUrl, embedded: false, stop: noop };
   const live = readLiveServerInfo(config.harmonHome);
   if (live && role === 'server') {
-    throw new AppError('CONFLICT', `another harmon server (pid ${live.pid}) is using HARMON_HOME ${config.harmonHome}; stop it or set another HARMON_HOME`);
+    throw new AppError(
+      'CONFLICT',
+      `another harmon server (pid ${live.pid}) is using HARMON_HOME ${config.harmonHome}; stop it or set another HARMON_HOME`,
+    );
   }
-  if (live?.dbPort) return { url: `postgres://postgres@127.0.0.1:${live.dbPort}/postgres`, embedded: true, port: live.dbPort, stop: noop };
+  if (live?.dbPort)
+    return {
+      url: `postgres://postgres@127.0.0.1:${live.dbPort}/postgres`,
+      embedded: true,
+      port: live.dbPort,
+      stop: noop,
+    };
   const db = await startEmbeddedDatabase(join(config.harmonHome, 'pgdata'));
   return { url: db.url, embedded: true, port: db.port, stop: db.stop };
 }
@@ -32,7 +41,14 @@ export async function resolveS3(config: Config, role: Role): Promise<ResolvedS3>
   const live = role === 'client' ? readLiveServerInfo(config.harmonHome) : null;
   if (live?.s3Port) {
     const endpoint = `http://127.0.0.1:${live.s3Port}`;
-    const s3 = { endpoint, bucket: EMBEDDED_BUCKET, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true };
+    const s3 = {
+      endpoint,
+      bucket: EMBEDDED_BUCKET,
+      region: 'us-east-1',
+      accessKeyId: 'S3RVER',
+      secretAccessKey: 'S3RVER',
+      forcePathStyle: true,
+    };
     return { s3, embedded: true, port: live.s3Port, stop: noop };
   }
   const server = await startEmbeddedS3(join(config.harmonHome, 's3'));

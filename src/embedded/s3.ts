@@ -10,7 +10,10 @@ export const EMBEDDED_BUCKET = 'harmon';
 
 export type EmbeddedS3 = { endpoint: string; s3: S3Config; stop(): Promise<void> };
 
-export async function startEmbeddedS3(directory: string, options: { port?: number; bucket?: string } = {}): Promise<EmbeddedS3> {
+export async function startEmbeddedS3(
+  directory: string,
+  options: { port?: number; bucket?: string } = {},
+): Promise<EmbeddedS3> {
   mkdirSync(directory, { recursive: true });
   const server = new S3rver({ address: '127.0.0.1', port: options.port ?? 0, silent: true, directory });
   const addr = await server.run();

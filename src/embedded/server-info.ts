@@ -6,7 +6,13 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type ServerInfo = { pid: number; dbPort?: number; s3Port?: number; httpPort?: number; startedAt: string };
+export type ServerInfo = {
+  pid: number;
+  dbPort?: number;
+  s3Port?: number;
+  httpPort?: number;
+  startedAt: string;
+};
 
 export const serverInfoPath = (harmonHome: string) => join(harmonHome, 'server.json');
 

@@ -16,7 +16,10 @@ export type App = {
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -28,7 +31,8 @@ export function createApp(log: Logger): App {
   return {
     mount(prefix, handler) {
       if (!prefix.startsWith('/')) throw new Error(`mount prefix must start with '/': ${prefix}`);
-      if (routes.some((r) => r.prefix === prefix)) throw new Error(`a handler is already mounted at ${prefix}`);
+      if (routes.some((r) => r.prefix === prefix))
+        throw new Error(`a handler is already mounted at ${prefix}`);
       routes.push({ prefix, handler });
       routes.sort((a, b) => b.prefix.length - a.prefix.length);
     },
@@ -36,13 +40,15 @@ export function createApp(log: Logger): App {
       const path = new URL(req.url ?? '/', 'http://localhost').pathname;
       const route = routes.find((r) => matches(path, r.prefix));
       try {
-        if (!route) return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route for ${path}` } });
+        if (!route)
+          return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route for ${path}` } });
         await route.handler(req, res);
       } catch (e) {
         // Unexpected errors are logged with detail and masked for the client.
         log.error({ err: e, path }, 'request failed');
         if (res.headersSent) return void res.destroy();
-        if (isAppError(e) && e.code !== 'INTERNAL') sendJson(res, 400, { error: { code: e.code, message: e.message } });
+        if (isAppError(e) && e.code !== 'INTERNAL')
+          sendJson(res, 400, { error: { code: e.code, message: e.message } });
         else sendJson(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
       }
     },

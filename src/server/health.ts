@@ -14,7 +14,10 @@ async function probe(fn: HealthProbe): Promise<string> {
     await Promise.race([
       fn(),
       new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
+        timer = setTimeout(
+          () => reject(new Error(`timed out after ${PROBE_TIMEOUT_MS} ms`)),
+          PROBE_TIMEOUT_MS,
+        );
       }),
     ]);
     return 'ok';
@@ -25,9 +28,13 @@ async function probe(fn: HealthProbe): Promise<string> {
   }
 }
 
-export function healthHandler(probes: { database: HealthProbe; storage: HealthProbe }, version: string): RouteHandler {
+export function healthHandler(
+  probes: { database: HealthProbe; storage: HealthProbe },
+  version: string,
+): RouteHandler {
   return async (req, res) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: { code: 'BAD_USER_INPUT', message: 'use GET' } });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return sendJson(res, 405, { error: { code: 'BAD_USER_INPUT', message: 'use GET' } });
     const [database, storage] = await Promise.all([probe(probes.database), probe(probes.storage)]);
     const ok = database === 'ok' && storage === 'ok';
     sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'degraded', database, storage, version });

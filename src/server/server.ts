@@ -18,7 +18,9 @@ import { migrate } from '../storage/migrate.ts';
 import { type App, createApp } from './app.ts';
 import { healthHandler } from './health.ts';
 
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 export type ServerContext = {
   config: Config;
@@ -36,7 +38,10 @@ export type ServerContext = {
 export type SetupHook = (ctx: ServerContext) => Promise<void> | void;
 export type ServerHandle = ServerContext & { port: number; url: string; close(): Promise<void> };
 
-export async function startServer(config: Config, options: { setup?: SetupHook[]; log?: Logger } = {}): Promise<ServerHandle> {
+export async function startServer(
+  config: Config,
+  options: { setup?: SetupHook[]; log?: Logger } = {},
+): Promise<ServerHandle> {
   const log = options.log ?? rootLogger;
   const cleanups: (() => Promise<void> | void)[] = [];
   const closeAll = async () => {
@@ -87,22 +92,50 @@ export async function startServer(config: Config, options: { setup?: SetupHook[]
         VERSION,
       ),
     );
-    const ctx: ServerContext = { config, prisma, blobStore, databaseUrl: db.url, app, httpServer, log, onClose: (fn) => cleanups.push(fn) };
+    const ctx: ServerContext = {
+      config,
+      prisma,
+      blobStore,
+      databaseUrl: db.url,
+      app,
+      httpServer,
+      log,
+      onClose: (fn) => cleanups.push(fn),
+    };
     for (const hook of options.setup ?? []) await hook(ctx);
 
     await new Promise<void>((resolve, reject) => {
       httpServer.once('error', (e: NodeJS.ErrnoException) =>
-        reject(e.code === 'EADDRINUSE' ? new AppError('BAD_CONFIG', `PORT ${config.port} is already in use on ${config.host}`, { cause: e }) : e),
+        reject(
+          e.code === 'EADDRINUSE'
+            ? new AppError('BAD_CONFIG', `PORT ${config.port} is already in use on ${config.host}`, {
+                cause: e,
+              })
+            : e,
+        ),
       );
       httpServer.listen(config.port, config.host, () => resolve());
     });
     const port = (httpServer.address() as AddressInfo).port;
     if (db.embedded || s3.embedded) {
-      writeServerInfo(config.harmonHome, { pid: process.pid, dbPort: db.port, s3Port: s3.port, httpPort: port, startedAt: new Date().toISOString() });
+      writeServerInfo(config.harmonHome, {
+        pid: process.pid,
+        dbPort: db.port,
+        s3Port: s3.port,
+        httpPort: port,
+        startedAt: new Date().toISOString(),
+      });
       cleanups.push(() => removeServerInfo(config.harmonHome));
     }
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-    log.info({ url, database: db.embedded ? 'embedded' : 'external', storage: s3.embedded ? 'embedded' : 'external' }, 'harmon server listening');
+    log.info(
+      {
+        url,
+        database: db.embedded ? 'embedded' : 'external',
+        storage: s3.embedded ? 'embedded' : 'external',
+      },
+      'harmon server listening',
+    );
     let closing: Promise<void> | undefined;
     return { ...ctx, port, url, close: () => (closing ??= closeAll()) };
   } catch (e) {

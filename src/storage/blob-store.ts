@@ -34,9 +34,16 @@ const SAFE_SEGMENT = /^[A-Za-z0-9._-]+$/;
  * unguessable; `name` (optional, a file name like `image.png`) must be one safe segment.
  */
 export function tenantKey(tenantId: string, kind: string, name?: string): string {
-  for (const [label, v] of [['tenantId', tenantId], ['kind', kind], ...(name ? [['name', name]] : [])] as const) {
+  for (const [label, v] of [
+    ['tenantId', tenantId],
+    ['kind', kind],
+    ...(name ? [['name', name]] : []),
+  ] as const) {
     if (!SAFE_SEGMENT.test(v) || v === '.' || v === '..') {
-      throw new AppError('BAD_USER_INPUT', `${label} "${v}" may only contain letters, digits, '.', '_' and '-'`);
+      throw new AppError(
+        'BAD_USER_INPUT',
+        `${label} "${v}" may only contain letters, digits, '.', '_' and '-'`,
+      );
     }
   }
   const rand = randomBytes(16).toString('hex');
@@ -53,7 +60,9 @@ export function createBlobStore(cfg: S3Config) {
     region: cfg.region,
     endpoint: cfg.endpoint,
     forcePathStyle: cfg.forcePathStyle,
-    ...(cfg.accessKeyId ? { credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey } } : {}),
+    ...(cfg.accessKeyId
+      ? { credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey } }
+      : {}),
     // The SDK's default CRC32 trailer corrupts streamed bodies on s3rver (stored as aws-chunked
     // text); only send/verify checksums where the operation demands them.
     requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -66,7 +75,11 @@ export function createBlobStore(cfg: S3Config) {
       return await fn();
     } catch (cause) {
       if (cause instanceof AppError) throw cause;
-      throw new AppError('STORAGE_ERROR', `${what} failed: ${(cause as Error)?.name ?? 'Error'} ${(cause as Error)?.message ?? ''}`.trim(), { cause });
+      throw new AppError(
+        'STORAGE_ERROR',
+        `${what} failed: ${(cause as Error)?.name ?? 'Error'} ${(cause as Error)?.message ?? ''}`.trim(),
+        { cause },
+      );
     }
   };
 
@@ -89,16 +102,38 @@ export function createBlobStore(cfg: S3Config) {
       await wrap('bucket check', () => client.send(new HeadBucketCommand({ Bucket })));
     },
 
-    async put(key: string, body: BlobBody, opts: { contentType?: string; bytes?: number } = {}): Promise<void> {
-      const size = typeof body === 'string' ? Buffer.byteLength(body) : body instanceof Uint8Array ? body.byteLength : opts.bytes;
+    async put(
+      key: string,
+      body: BlobBody,
+      opts: { contentType?: string; bytes?: number } = {},
+    ): Promise<void> {
+      const size =
+        typeof body === 'string'
+          ? Buffer.byteLength(body)
+          : body instanceof Uint8Array
+            ? body.byteLength
+            : opts.bytes;
       await wrap(`put ${key}`, async () => {
         // Streams of unknown length and large buffers go multipart: PutObject needs a known
         // length and caps at 5 GiB.
         if (size === undefined || size >= MULTIPART_THRESHOLD) {
-          const up = new Upload({ client, params: { Bucket, Key: key, Body: body, ContentType: opts.contentType }, partSize: PART_SIZE, queueSize: 2 });
+          const up = new Upload({
+            client,
+            params: { Bucket, Key: key, Body: body, ContentType: opts.contentType },
+            partSize: PART_SIZE,
+            queueSize: 2,
+          });
           await up.done();
         } else {
-          await client.send(new PutObjectCommand({ Bucket, Key: key, Body: body, ContentType: opts.contentType, ContentLength: size }));
+          await client.send(
+            new PutObjectCommand({
+              Bucket,
+              Key: key,
+              Body: body,
+              ContentType: opts.contentType,
+              ContentLength: size,
+            }),
+          );
         }
       });
     },
@@ -107,7 +142,9 @@ export function createBlobStore(cfg: S3Config) {
       return wrap(`get ${key}`, async () => {
         try {
           const r = await client.send(new GetObjectCommand({ Bucket, Key: key }));
-          return Buffer.from(await (r.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+          return Buffer.from(
+            await (r.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+          );
         } catch (e) {
           throw notFoundOr(e, key);
         }
@@ -143,13 +180,17 @@ export function createBlobStore(cfg: S3Config) {
     },
 
     async presignGet(key: string, expiresInSeconds: number): Promise<string> {
-      return wrap(`presign get ${key}`, () => getSignedUrl(client, new GetObjectCommand({ Bucket, Key: key }), { expiresIn: expiresInSeconds }));
+      return wrap(`presign get ${key}`, () =>
+        getSignedUrl(client, new GetObjectCommand({ Bucket, Key: key }), { expiresIn: expiresInSeconds }),
+      );
     },
 
     /** The uploader must send the same Content-Type (it is part of the signature). */
     async presignPut(key: string, expiresInSeconds: number, contentType?: string): Promise<string> {
       return wrap(`presign put ${key}`, () =>
-        getSignedUrl(client, new PutObjectCommand({ Bucket, Key: key, ContentType: contentType }), { expiresIn: expiresInSeconds }),
+        getSignedUrl(client, new PutObjectCommand({ Bucket, Key: key, ContentType: contentType }), {
+          expiresIn: expiresInSeconds,
+        }),
       );
     },
 

@@ -37,7 +37,9 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
   const migrations = readMigrations(options.dir);
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect().catch((cause: unknown) => {
-    throw new AppError('DATABASE_ERROR', `cannot connect to the database to migrate: ${String(cause)}`, { cause });
+    throw new AppError('DATABASE_ERROR', `cannot connect to the database to migrate: ${String(cause)}`, {
+      cause,
+    });
   });
   // Same schema Prisma will use for this URL (`?schema=` or `options=-c search_path=`).
   const schema = options.schema ?? schemaFromUrl(databaseUrl);
@@ -54,7 +56,9 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
       `CREATE TABLE IF NOT EXISTS _harmon_migrations (
          name text PRIMARY KEY, checksum text NOT NULL, "appliedAt" timestamptz NOT NULL DEFAULT now())`,
     );
-    const { rows } = await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM _harmon_migrations');
+    const { rows } = await client.query<{ name: string; checksum: string }>(
+      'SELECT name, checksum FROM _harmon_migrations',
+    );
     const done = new Map(rows.map((r) => [r.name, r.checksum]));
     const applied: string[] = [];
     const skipped: string[] = [];
@@ -76,7 +80,10 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
       } catch (cause) {
         throw new AppError('DATABASE_ERROR', `migration ${m.name} failed: ${String(cause)}`, { cause });
       }
-      await client.query('INSERT INTO _harmon_migrations (name, checksum) VALUES ($1, $2)', [m.name, m.checksum]);
+      await client.query('INSERT INTO _harmon_migrations (name, checksum) VALUES ($1, $2)', [
+        m.name,
+        m.checksum,
+      ]);
       applied.push(m.name);
     }
     await client.query('COMMIT');

@@ -27,7 +27,8 @@ export function forTenant(prisma: Prisma, tenantId: string) {
     tenantId,
 
     jobs: {
-      findMany: (a: Page<P.JobWhereInput, P.JobOrderByWithRelationInput> = {}) => prisma.job.findMany({ ...a, where: own(a.where) }),
+      findMany: (a: Page<P.JobWhereInput, P.JobOrderByWithRelationInput> = {}) =>
+        prisma.job.findMany({ ...a, where: own(a.where) }),
       findById: (id: string) => prisma.job.findFirst({ where: { id, tenantId } }),
       findByIdempotencyKey: (idempotencyKey: string) =>
         prisma.job.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey } } }),
@@ -35,7 +36,10 @@ export function forTenant(prisma: Prisma, tenantId: string) {
       create: (data: Data<P.JobUncheckedCreateInput>) => prisma.job.create({ data: { ...data, tenantId } }),
       /** Updates the tenant's job; NOT_FOUND when it is not theirs. `where` adds conditions (e.g. status). */
       async update(id: string, data: Data<P.JobUncheckedUpdateManyInput>, where: P.JobWhereInput = {}) {
-        const r = await prisma.job.updateMany({ where: { AND: [where, { id, tenantId }] }, data: stripTenant(data) });
+        const r = await prisma.job.updateMany({
+          where: { AND: [where, { id, tenantId }] },
+          data: stripTenant(data),
+        });
         if (r.count === 0) throw notFound('job', id);
         return prisma.job.findFirstOrThrow({ where: { id, tenantId } });
       },
@@ -47,7 +51,11 @@ export function forTenant(prisma: Prisma, tenantId: string) {
     events: {
       /** Events of one job with seq > afterSeq, oldest first. */
       listAfter: (jobId: string, afterSeq = 0, take?: number) =>
-        prisma.jobEvent.findMany({ where: { jobId, tenantId, seq: { gt: afterSeq } }, orderBy: { seq: 'asc' }, take }),
+        prisma.jobEvent.findMany({
+          where: { jobId, tenantId, seq: { gt: afterSeq } },
+          orderBy: { seq: 'asc' },
+          take,
+        }),
       async create(data: Data<P.JobEventUncheckedCreateInput>) {
         await assertOwnJob(data.jobId);
         return prisma.jobEvent.create({ data: { ...data, tenantId } });
@@ -55,7 +63,8 @@ export function forTenant(prisma: Prisma, tenantId: string) {
     },
 
     assets: {
-      findMany: (a: Page<P.AssetWhereInput, P.AssetOrderByWithRelationInput> = {}) => prisma.asset.findMany({ ...a, where: own(a.where) }),
+      findMany: (a: Page<P.AssetWhereInput, P.AssetOrderByWithRelationInput> = {}) =>
+        prisma.asset.findMany({ ...a, where: own(a.where) }),
       findById: (id: string) => prisma.asset.findFirst({ where: { id, tenantId } }),
       async create(data: Data<P.AssetUncheckedCreateInput>) {
         await assertOwnJob(data.jobId);
@@ -66,10 +75,15 @@ export function forTenant(prisma: Prisma, tenantId: string) {
 
     uploads: {
       findById: (id: string) => prisma.upload.findFirst({ where: { id, tenantId } }),
-      findMany: (a: Page<P.UploadWhereInput, P.UploadOrderByWithRelationInput> = {}) => prisma.upload.findMany({ ...a, where: own(a.where) }),
-      create: (data: Data<P.UploadUncheckedCreateInput>) => prisma.upload.create({ data: { ...data, tenantId } }),
+      findMany: (a: Page<P.UploadWhereInput, P.UploadOrderByWithRelationInput> = {}) =>
+        prisma.upload.findMany({ ...a, where: own(a.where) }),
+      create: (data: Data<P.UploadUncheckedCreateInput>) =>
+        prisma.upload.create({ data: { ...data, tenantId } }),
       async update(id: string, data: Data<P.UploadUncheckedUpdateManyInput>, where: P.UploadWhereInput = {}) {
-        const r = await prisma.upload.updateMany({ where: { AND: [where, { id, tenantId }] }, data: stripTenant(data) });
+        const r = await prisma.upload.updateMany({
+          where: { AND: [where, { id, tenantId }] },
+          data: stripTenant(data),
+        });
         if (r.count === 0) throw notFound('upload', id);
         return prisma.upload.findFirstOrThrow({ where: { id, tenantId } });
       },
@@ -84,7 +98,10 @@ export function forTenant(prisma: Prisma, tenantId: string) {
       },
       /** Totals since `since` (e.g. the start of the billing month). */
       async totals(since: Date) {
-        const r = await prisma.usageRecord.aggregate({ where: { tenantId, at: { gte: since } }, _sum: { images: true, tokens: true, gpuMs: true } });
+        const r = await prisma.usageRecord.aggregate({
+          where: { tenantId, at: { gte: since } },
+          _sum: { images: true, tokens: true, gpuMs: true },
+        });
         return { images: r._sum.images ?? 0, tokens: r._sum.tokens ?? 0, gpuMs: r._sum.gpuMs ?? 0 };
       },
     },

@@ -13,26 +13,50 @@ export const DEFAULT_SCOPES = ['*'];
 /** Skip the lastUsedAt write when it was refreshed this recently (saves a write per request). */
 const LAST_USED_RESOLUTION_MS = 60_000;
 
-export type CreatedApiKey = { key: string; keyId: string; prefix: string; tenantId: string; tenantCreated: boolean };
+export type CreatedApiKey = {
+  key: string;
+  keyId: string;
+  prefix: string;
+  tenantId: string;
+  tenantCreated: boolean;
+};
 export type ResolvedApiKey = { tenantId: string; keyId: string; scopes: string[] };
 
 const hashSecret = (secret: string) => createHash('sha256').update(secret).digest('hex');
 
 /** Creates the tenant if it does not exist, then a new key. The raw key is returned only here. */
-export async function createApiKey(prisma: Prisma, tenantName: string, scopes: string[] = DEFAULT_SCOPES): Promise<CreatedApiKey> {
+export async function createApiKey(
+  prisma: Prisma,
+  tenantName: string,
+  scopes: string[] = DEFAULT_SCOPES,
+): Promise<CreatedApiKey> {
   const name = tenantName.trim();
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
-    throw new AppError('BAD_USER_INPUT', `tenant name "${tenantName}" must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `tenant name "${tenantName}" must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
   }
   if (scopes.length === 0 || scopes.some((s) => !/^[a-z*][a-z:*_-]*$/.test(s))) {
-    throw new AppError('BAD_USER_INPUT', `scopes must be non-empty words like "jobs:read" or "*", got ${JSON.stringify(scopes)}`);
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `scopes must be non-empty words like "jobs:read" or "*", got ${JSON.stringify(scopes)}`,
+    );
   }
   const existing = await prisma.tenant.findUnique({ where: { name } });
   const tenant = existing ?? (await prisma.tenant.upsert({ where: { name }, create: { name }, update: {} }));
   const prefix = randomBytes(6).toString('hex');
   const secret = randomBytes(32).toString('base64url');
-  const row = await prisma.apiKey.create({ data: { tenantId: tenant.id, prefix, secretHash: hashSecret(secret), scopes } });
-  return { key: `hmn_${prefix}_${secret}`, keyId: row.id, prefix, tenantId: tenant.id, tenantCreated: !existing };
+  const row = await prisma.apiKey.create({
+    data: { tenantId: tenant.id, prefix, secretHash: hashSecret(secret), scopes },
+  });
+  return {
+    key: `hmn_${prefix}_${secret}`,
+    keyId: row.id,
+    prefix,
+    tenantId: tenant.id,
+    tenantCreated: !existing,
+  };
 }
 
 /** The key's tenant and scopes, or null for a malformed, unknown, wrong or revoked key. */
@@ -53,6 +77,9 @@ export async function resolveApiKey(prisma: Prisma, rawKey: string): Promise<Res
 }
 
 export async function revokeApiKey(prisma: Prisma, prefix: string): Promise<void> {
-  const r = await prisma.apiKey.updateMany({ where: { prefix, revokedAt: null }, data: { revokedAt: new Date() } });
+  const r = await prisma.apiKey.updateMany({
+    where: { prefix, revokedAt: null },
+    data: { revokedAt: new Date() },
+  });
   if (r.count === 0) throw new AppError('NOT_FOUND', `no active API key with prefix ${prefix}`);
 }

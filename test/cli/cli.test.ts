@@ -11,12 +11,20 @@ import { fileURLToPath } from 'node:url';
 import { type FreshDatabase, freshDatabase } from '../helpers/pg.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/harmon.js', import.meta.url));
-const baseEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+const baseEnv = {
+  PATH: process.env.PATH ?? '',
+  HOME: process.env.HOME ?? '',
+  LOG_LEVEL: 'warn',
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+};
 
 type Run = { code: number | null; stdout: string; stderr: string };
 function harmon(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...baseEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...baseEnv, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -63,7 +71,9 @@ test('keys create prints the key once, alone on the last line; only its hash is 
   assert.ok(!JSON.stringify(rows).includes(secret));
 });
 
-test('harmon serve with no env: /healthz 200 within 30 s, keys work with and without it, restart keeps data', { timeout: 120_000 }, async () => {
+test('harmon serve with no env: /healthz 200 within 30 s, keys work with and without it, restart keeps data', {
+  timeout: 120_000,
+}, async () => {
   const home = mkdtempSync(join(tmpdir(), 'harmon-home-'));
   const env = { HARMON_HOME: home, PORT: '0' };
   try {
@@ -100,8 +110,13 @@ test('harmon serve with no env: /healthz 200 within 30 s, keys work with and wit
 });
 
 /** Starts `harmon serve`, resolves once /healthz answers 200 (fails after 30 s). */
-async function startServe(env: Record<string, string>): Promise<{ url: string; stop(): Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...baseEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+async function startServe(
+  env: Record<string, string>,
+): Promise<{ url: string; stop(): Promise<number | null> }> {
+  const child = spawn(process.execPath, [BIN, 'serve'], {
+    env: { ...baseEnv, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));

@@ -35,7 +35,14 @@ test('real services and lists are parsed', () => {
   });
   assert.equal(c.port, 8080);
   assert.equal(c.databaseUrl, 'postgresql://u:p@db:5432/harmon');
-  assert.deepEqual(c.s3, { endpoint: 'http://minio:9000', bucket: 'b', region: 'us-east-1', accessKeyId: 'k', secretAccessKey: 's', forcePathStyle: false });
+  assert.deepEqual(c.s3, {
+    endpoint: 'http://minio:9000',
+    bucket: 'b',
+    region: 'us-east-1',
+    accessKeyId: 'k',
+    secretAccessKey: 's',
+    forcePathStyle: false,
+  });
   assert.deepEqual(c.modelDirs, ['/models/a', '/models/b']);
   assert.deepEqual(c.executionProviders, ['cuda', 'cpu']);
   assert.equal(c.queue.backend, 'sqs');
@@ -48,13 +55,23 @@ test('real services and lists are parsed', () => {
 
 test('every bad variable is named in one BAD_CONFIG error', () => {
   try {
-    loadConfig({ DATABASE_URL: 'notaurl', PORT: 'abc', QUEUE_BACKEND: 'kafka', S3_FORCE_PATH_STYLE: 'maybe', REDIS_URL: 'http://x' });
+    loadConfig({
+      DATABASE_URL: 'notaurl',
+      PORT: 'abc',
+      QUEUE_BACKEND: 'kafka',
+      S3_FORCE_PATH_STYLE: 'maybe',
+      REDIS_URL: 'http://x',
+    });
     assert.fail('expected BAD_CONFIG');
   } catch (e) {
     assert.ok(e instanceof AppError);
     assert.equal(e.code, 'BAD_CONFIG');
-    for (const v of ['DATABASE_URL', 'PORT', 'QUEUE_BACKEND', 'S3_FORCE_PATH_STYLE', 'REDIS_URL']) assert.match(e.message, new RegExp(v));
-    assert.deepEqual(new Set(e.details?.variables as string[]), new Set(['DATABASE_URL', 'PORT', 'QUEUE_BACKEND', 'S3_FORCE_PATH_STYLE', 'REDIS_URL']));
+    for (const v of ['DATABASE_URL', 'PORT', 'QUEUE_BACKEND', 'S3_FORCE_PATH_STYLE', 'REDIS_URL'])
+      assert.match(e.message, new RegExp(v));
+    assert.deepEqual(
+      new Set(e.details?.variables as string[]),
+      new Set(['DATABASE_URL', 'PORT', 'QUEUE_BACKEND', 'S3_FORCE_PATH_STYLE', 'REDIS_URL']),
+    );
     assert.ok(!e.message.includes('\n'));
   }
 });

@@ -14,7 +14,8 @@ import pg from 'pg';
 import { createPrisma, type Prisma } from '../../src/storage/db.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 
-export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const TEST_DATABASE_URL =
+  process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export type FreshDatabase = {
   /** Connection string scoped to the fresh schema. */

@@ -12,7 +12,13 @@ import type { S3Config } from '../../src/config/config.ts';
 import { startEmbeddedS3 } from '../../src/embedded/s3.ts';
 import { type BlobStore, createBlobStore } from '../../src/storage/blob-store.ts';
 
-export type TestS3 = { endpoint: string; bucket: string; s3: S3Config; blobStore: BlobStore; stop(): Promise<void> };
+export type TestS3 = {
+  endpoint: string;
+  bucket: string;
+  s3: S3Config;
+  blobStore: BlobStore;
+  stop(): Promise<void>;
+};
 
 export async function startS3(bucket = 'test-bucket'): Promise<TestS3> {
   const dir = mkdtempSync(join(tmpdir(), 'harmon-s3-'));

@@ -44,7 +44,9 @@ after(async () => {
 
 test('startServer migrates the configured database and runs setup hooks with a live client', async () => {
   assert.ok(setupSawPrisma);
-  const rows = await db.prisma.$queryRawUnsafe<{ n: bigint }[]>(`SELECT count(*) AS n FROM "${db.schema}"._harmon_migrations`);
+  const rows = await db.prisma.$queryRawUnsafe<{ n: bigint }[]>(
+    `SELECT count(*) AS n FROM "${db.schema}"._harmon_migrations`,
+  );
   assert.ok(Number(rows[0].n) >= 1);
 });
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isTenantKey, tenantKey } from '../../src/storage/blob-store.ts';
 import { startS3, type TestS3 } from '../helpers/s3.ts';
 
@@ -57,7 +57,10 @@ test('multipart upload of a >10 MiB object is byte-exact', async () => {
   await s3.blobStore.put(key, body, { contentType: 'application/octet-stream' });
   assert.equal((await s3.blobStore.head(key))?.bytes, body.length);
   const back = await s3.blobStore.get(key);
-  assert.equal(createHash('sha256').update(back).digest('hex'), createHash('sha256').update(body).digest('hex'));
+  assert.equal(
+    createHash('sha256').update(back).digest('hex'),
+    createHash('sha256').update(body).digest('hex'),
+  );
   s3.blobStore.client.middlewareStack.remove('recordCommands');
   assert.ok(commands.includes('CreateMultipartUploadCommand'), commands.join());
   assert.equal(commands.filter((c) => c === 'UploadPartCommand').length, 3);

@@ -18,7 +18,7 @@ async function tables(url: string): Promise<string[]> {
   await c.connect();
   try {
     const r = await c.query<{ t: string }>(
-      "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1",
+      'SELECT table_name AS t FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1',
     );
     return r.rows.map((x) => x.t);
   } finally {
@@ -32,10 +32,17 @@ test('migrations apply from zero, then are a no-op', async () => {
   assert.ok(all.length >= 1);
   const first = await migrate(TEST_DATABASE_URL, { schema: db.schema });
   assert.deepEqual(first.applied, all);
-  assert.deepEqual(
-    await tables(db.url),
-    ['ApiKey', 'Asset', 'Job', 'JobEvent', 'Tenant', 'Upload', 'UsageRecord', 'WebhookDelivery', '_harmon_migrations'],
-  );
+  assert.deepEqual(await tables(db.url), [
+    'ApiKey',
+    'Asset',
+    'Job',
+    'JobEvent',
+    'Tenant',
+    'Upload',
+    'UsageRecord',
+    'WebhookDelivery',
+    '_harmon_migrations',
+  ]);
   const second = await migrate(TEST_DATABASE_URL, { schema: db.schema });
   assert.deepEqual(second.applied, []);
   assert.deepEqual(second.skipped, all);

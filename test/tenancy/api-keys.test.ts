@@ -42,6 +42,9 @@ test('resolveApiKey accepts the key and refuses tampered, unknown and revoked ke
 });
 
 test('bad tenant names and scopes are refused', async () => {
-  await assert.rejects(createApiKey(db.prisma, '../x'), (e: { code?: string }) => e.code === 'BAD_USER_INPUT');
+  await assert.rejects(
+    createApiKey(db.prisma, '../x'),
+    (e: { code?: string }) => e.code === 'BAD_USER_INPUT',
+  );
   await assert.rejects(createApiKey(db.prisma, 'ok', []), /scopes/);
 });

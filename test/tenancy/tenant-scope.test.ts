@@ -20,10 +20,27 @@ test("a second tenant's key cannot read or update the first tenant's rows", asyn
   const a = forTenant(db.prisma, authA.tenantId);
   const b = forTenant(db.prisma, authB.tenantId);
 
-  const job = await a.jobs.create({ kind: 'GENERATE', modelId: 'm', input: { prompt: 'x' }, idempotencyKey: 'k1' });
+  const job = await a.jobs.create({
+    kind: 'GENERATE',
+    modelId: 'm',
+    input: { prompt: 'x' },
+    idempotencyKey: 'k1',
+  });
   await a.events.create({ jobId: job.id, seq: 1, type: 'queued', payload: {} });
-  const asset = await a.assets.create({ jobId: job.id, key: `tenants/${authA.tenantId}/o`, contentType: 'image/png', bytes: 1, sha256: 'x', role: 'OUTPUT' });
-  const upload = await a.uploads.create({ key: `tenants/${authA.tenantId}/u`, contentType: 'image/png', bytes: 1, expiresAt: new Date(Date.now() + 60_000) });
+  const asset = await a.assets.create({
+    jobId: job.id,
+    key: `tenants/${authA.tenantId}/o`,
+    contentType: 'image/png',
+    bytes: 1,
+    sha256: 'x',
+    role: 'OUTPUT',
+  });
+  const upload = await a.uploads.create({
+    key: `tenants/${authA.tenantId}/u`,
+    contentType: 'image/png',
+    bytes: 1,
+    expiresAt: new Date(Date.now() + 60_000),
+  });
   await a.usage.create({ jobId: job.id, images: 1 });
 
   // A sees its own rows.
@@ -44,12 +61,25 @@ test("a second tenant's key cannot read or update the first tenant's rows", asyn
   assert.equal((await b.usage.totals(new Date(0))).images, 0);
 
   // B cannot change A's rows, nor attach its own rows to A's job.
-  await assert.rejects(b.jobs.update(job.id, { status: 'CANCELED' }), (e: { code?: string }) => e.code === 'NOT_FOUND');
+  await assert.rejects(
+    b.jobs.update(job.id, { status: 'CANCELED' }),
+    (e: { code?: string }) => e.code === 'NOT_FOUND',
+  );
   assert.equal((await b.jobs.updateMany({ id: job.id }, { cancelRequested: true })).count, 0);
   assert.equal((await b.jobs.deleteMany({ id: job.id })).count, 0);
   await assert.rejects(b.uploads.update(upload.id, { consumedAt: new Date() }), /not found/);
   await assert.rejects(b.events.create({ jobId: job.id, seq: 2, type: 'x', payload: {} }), /not found/);
-  await assert.rejects(b.assets.create({ jobId: job.id, key: 'tenants/b/x', contentType: 'a', bytes: 1, sha256: 'x', role: 'INPUT' }), /not found/);
+  await assert.rejects(
+    b.assets.create({
+      jobId: job.id,
+      key: 'tenants/b/x',
+      contentType: 'a',
+      bytes: 1,
+      sha256: 'x',
+      role: 'INPUT',
+    }),
+    /not found/,
+  );
   await assert.rejects(b.usage.create({ jobId: job.id, images: 5 }), /not found/);
   // Smuggling tenantId through an untyped path is overridden.
   const smuggled = { status: 'FAILED', tenantId: authB.tenantId } as unknown as { status: 'FAILED' };

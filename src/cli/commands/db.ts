@@ -13,7 +13,9 @@ export function register(program: Command): void {
       try {
         const r = await migrate(resolved.url);
         for (const name of r.applied) process.stdout.write(`applied ${name}\n`);
-        process.stdout.write(r.applied.length ? `${r.applied.length} migration(s) applied\n` : 'database is up to date\n');
+        process.stdout.write(
+          r.applied.length ? `${r.applied.length} migration(s) applied\n` : 'database is up to date\n',
+        );
       } finally {
         await resolved.stop();
       }

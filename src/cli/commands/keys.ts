@@ -18,8 +18,11 @@ export function register(program: Command): void {
         .map((s) => s.trim())
         .filter(Boolean);
       const created = await withDatabase(config, (prisma) => createApiKey(prisma, opts.tenant, scopes));
-      if (created.tenantCreated) process.stdout.write(`created tenant ${opts.tenant} (${created.tenantId})\n`);
-      process.stdout.write(`API key ${created.prefix} for tenant ${opts.tenant}; it is shown only now, store it safely:\n`);
+      if (created.tenantCreated)
+        process.stdout.write(`created tenant ${opts.tenant} (${created.tenantId})\n`);
+      process.stdout.write(
+        `API key ${created.prefix} for tenant ${opts.tenant}; it is shown only now, store it safely:\n`,
+      );
       process.stdout.write(`${created.key}\n`);
     });
   keys

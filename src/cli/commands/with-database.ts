@@ -8,7 +8,10 @@ import { resolveDatabase } from '../../embedded/resolve.ts';
 import { createPrisma, type Prisma } from '../../storage/db.ts';
 import { migrate } from '../../storage/migrate.ts';
 
-export async function withDatabase<T>(config: Config, fn: (prisma: Prisma, url: string) => Promise<T>): Promise<T> {
+export async function withDatabase<T>(
+  config: Config,
+  fn: (prisma: Prisma, url: string) => Promise<T>,
+): Promise<T> {
   const db = await resolveDatabase(config, 'client');
   try {
     await migrate(db.url);
