@@ -32,7 +32,9 @@ test('migrations apply from zero, then are a no-op', async () => {
   assert.ok(all.length >= 1);
   const first = await migrate(TEST_DATABASE_URL, { schema: db.schema });
   assert.deepEqual(first.applied, all);
-  assert.deepEqual(await tables(db.url), [
+  // Later migrations may add tables; the core ones must all exist.
+  const created = await tables(db.url);
+  for (const t of [
     'ApiKey',
     'Asset',
     'Job',
@@ -42,7 +44,9 @@ test('migrations apply from zero, then are a no-op', async () => {
     'UsageRecord',
     'WebhookDelivery',
     '_harmon_migrations',
-  ]);
+  ]) {
+    assert.ok(created.includes(t), `missing table ${t}`);
+  }
   const second = await migrate(TEST_DATABASE_URL, { schema: db.schema });
   assert.deepEqual(second.applied, []);
   assert.deepEqual(second.skipped, all);
