@@ -1,0 +1,140 @@
+/**
+ * The producer side of jobs, called by the API: create the Job row and its first event in one
+ * transaction, then hand `{jobId, tenantId}` to the queue. The queue message is sent only after
+ * the commit (a worker must never receive a job it cannot read yet); if the process dies between
+ * commit and send, the sweeper (sweeper.ts) re-sends QUEUED jobs that have sat unclaimed too long.
+ */
+import { createHash } from 'node:crypto';
+import type { Job, JobKind, Prisma as P } from '../generated/prisma/client.ts';
+import { AppError } from '../shared/errors.ts';
+import { logger } from '../shared/logger.ts';
+import type { Prisma } from '../storage/db.ts';
+import { appendEvent } from './event-log.ts';
+import { lockJob, terminateJob } from './job-state.ts';
+import type { HarmonJobPayload, JobQueue } from './queue/port.ts';
+
+export interface EnqueueDeps {
+  prisma: Prisma;
+  queue: Pick<JobQueue<HarmonJobPayload>, 'send'>;
+}
+
+export interface EnqueueRequest {
+  tenantId: string;
+  kind: JobKind;
+  /** Already validated (src/shared/job-inputs.ts); stored as-is and re-read by the worker. */
+  input: Record<string, unknown>;
+  idempotencyKey?: string;
+  webhookUrl?: string;
+  modelId: string;
+}
+
+const MAX_KEY_LENGTH = 200;
+
+/** JSON with object keys sorted at every level, so the hash ignores key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** What "the same request" means for idempotency: kind, model, input and webhook. */
+export function inputHash(req: Pick<EnqueueRequest, 'kind' | 'modelId' | 'input' | 'webhookUrl'>): string {
+  const canonical = canonicalJson({ kind: req.kind, modelId: req.modelId, input: req.input, webhookUrl: req.webhookUrl ?? null });
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promise<Job> {
+  const { prisma, queue } = deps;
+  if (req.idempotencyKey !== undefined && (req.idempotencyKey.length === 0 || req.idempotencyKey.length > MAX_KEY_LENGTH)) {
+    throw new AppError('BAD_USER_INPUT', `idempotencyKey must be 1..${MAX_KEY_LENGTH} characters`, {
+      details: { fields: { idempotencyKey: 'length' } },
+    });
+  }
+  const hash = inputHash(req);
+  if (req.idempotencyKey) {
+    const existing = await findByKey(prisma, req.tenantId, req.idempotencyKey);
+    if (existing) return sameOrConflict(existing, hash);
+  }
+
+  let job: Job;
+  try {
+    job = await prisma.$transaction(async (tx) => {
+      const created = await tx.job.create({
+        data: {
+          tenantId: req.tenantId,
+          kind: req.kind,
+          modelId: req.modelId,
+          input: req.input as P.InputJsonValue,
+          idempotencyKey: req.idempotencyKey ?? null,
+          inputHash: hash,
+          webhookUrl: req.webhookUrl ?? null,
+        },
+      });
+      await appendEvent(tx, { jobId: created.id, tenantId: req.tenantId, type: 'STATUS', status: 'QUEUED' });
+      return created;
+    });
+  } catch (e) {
+    // Two requests with the same key raced past the lookup: the loser reads the winner's job.
+    if (req.idempotencyKey && isUniqueViolation(e)) {
+      const existing = await findByKey(prisma, req.tenantId, req.idempotencyKey);
+      if (existing) return sameOrConflict(existing, hash);
+    }
+    throw e;
+  }
+
+  try {
+    await queue.send({ jobId: job.id, tenantId: job.tenantId }, { key: job.id });
+  } catch (e) {
+    // The job is committed; the sweeper re-sends it. Failing the request here would make the
+    // client retry and (without an idempotency key) create a second job.
+    logger.warn({ err: e, jobId: job.id }, 'queue send failed after commit; the sweeper will re-send');
+  }
+  return job;
+}
+
+/**
+ * QUEUED -> CANCELED at once (with its events); RUNNING -> cancelRequested, which the worker
+ * polls between steps; a finished job is returned unchanged. NOT_FOUND for other tenants' jobs.
+ */
+export async function requestCancel(prisma: Prisma, tenantId: string, jobId: string): Promise<Job> {
+  return prisma.$transaction(async (tx) => {
+    const job = await lockJob(tx, tenantId, jobId);
+    if (job.status === 'QUEUED') {
+      const ended = await terminateJob(tx, {
+        jobId,
+        tenantId,
+        status: 'CANCELED',
+        error: { code: 'CANCELED', message: 'The job was canceled before it started.' },
+        data: { cancelRequested: true },
+      });
+      return ended?.job ?? job;
+    }
+    if (job.status === 'RUNNING' && !job.cancelRequested) {
+      return tx.job.update({ where: { id: jobId }, data: { cancelRequested: true } });
+    }
+    return job;
+  });
+}
+
+function findByKey(prisma: Prisma, tenantId: string, idempotencyKey: string): Promise<Job | null> {
+  return prisma.job.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey } } });
+}
+
+function sameOrConflict(existing: Job, hash: string): Job {
+  if (existing.inputHash === hash) return existing;
+  throw new AppError(
+    'CONFLICT',
+    'This idempotencyKey was already used with different input; use a new key for a different request.',
+    { details: { jobId: existing.id } },
+  );
+}
+
+function isUniqueViolation(e: unknown): boolean {
+  const err = e as { code?: string; message?: string };
+  return err?.code === 'P2002' || /Unique constraint|23505/.test(err?.message ?? '');
+}
