@@ -2,30 +2,23 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildDiffusionMlp } from '../../src/onnx/builders/diffusion-mlp.ts';
 import { HARMON_TINY } from '../../src/onnx/config.ts';
-import { float32ToFloat16Bits } from '../../src/onnx/graph/dtypes.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
 import { MemoryWeights } from '../../src/onnx/weights/types.ts';
-import { diffusionMlpReference, randomDiffusionWeights } from '../reference/diffusion.ts';
 import { f32, maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';
+import { diffusionMlpReference, randomDiffusionWeights, roundWeightsToFp16 } from '../reference/diffusion.ts';
 
 const cfg = HARMON_TINY;
 const D = cfg.mar.width;
 const weights = randomDiffusionWeights(cfg, 1);
 const R = 5;
 // Original-scale timesteps incl. both ends of the range (the network never sees the spaced index).
-const inputs = { x: randomArray(R * 16, 11, 1.5), t: Float32Array.from([0, 999, 505, 10, 61]), c: randomArray(R * D, 12, 1) };
+const inputs = {
+  x: randomArray(R * 16, 11, 1.5),
+  t: Float32Array.from([0, 999, 505, 10, 61]),
+  c: randomArray(R * D, 12, 1),
+};
 const feeds = { x: f32([R, 16], inputs.x), t: f32([R], inputs.t), c: f32([R, D], inputs.c) };
 const TOL = 1e-4;
-
-/** IEEE binary16 bits -> number (to build the fp16-rounded twin of the weights). */
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 31) return mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
 
 const modelBytes = toModelBytes(buildDiffusionMlp(cfg, weights));
 const reference = diffusionMlpReference(cfg, weights, inputs);
@@ -49,8 +42,18 @@ test('wrong conventions in the reference exceed the tolerance (sin-first, adaLN 
 
 test('graph interface and node/weight names follow the spec (§6.8, keys under mar.diffloss.net.)', () => {
   const g = buildDiffusionMlp(cfg, weights);
-  assert.deepEqual(g.inputs.map((i) => [i.name, i.dims]), [['x', ['R', 16]], ['t', ['R']], ['c', ['R', D]]]);
-  assert.deepEqual(g.outputs.map((o) => [o.name, o.dims]), [['out', ['R', 32]]]);
+  assert.deepEqual(
+    g.inputs.map((i) => [i.name, i.dims]),
+    [
+      ['x', ['R', 16]],
+      ['t', ['R']],
+      ['c', ['R', D]],
+    ],
+  );
+  assert.deepEqual(
+    g.outputs.map((o) => [o.name, o.dims]),
+    [['out', ['R', 32]]],
+  );
   const keys = new Set(g.initializers.map((i) => i.name).filter((n) => n.startsWith('mar.')));
   assert.deepEqual([...keys].sort(), weights.names().sort(), 'every checkpoint key is used, no other');
   assert.ok(g.nodes.some((n) => n.name === '/diffusion/res_blocks.1/adaLN_modulation/MatMul'));
@@ -73,14 +76,10 @@ test('HF-format key prefix is honoured', async () => {
 });
 
 test('fp16 weights: within 2e-2 relative of the reference, and exact-ish to fp16-rounded weights', async () => {
-  const out = (await runModel(toModelBytes(buildDiffusionMlp(cfg, weights, { weightDType: 'float16' })), feeds)).out
-    .data as Float32Array;
+  const out = (
+    await runModel(toModelBytes(buildDiffusionMlp(cfg, weights, { weightDType: 'float16' })), feeds)
+  ).out.data as Float32Array;
   const scale = Math.max(...reference.map(Math.abs));
   assert.ok(maxAbsDiff(out, reference) <= 2e-2 * scale, `fp16 rel ${maxAbsDiff(out, reference) / scale}`);
-  const rounded = new MemoryWeights();
-  for (const n of weights.names()) {
-    const e = weights.get(n)!;
-    rounded.set(n, e.shape, e.read().map((v) => halfToFloat(float32ToFloat16Bits(v))));
-  }
-  assert.ok(maxAbsDiff(out, diffusionMlpReference(cfg, rounded, inputs)) <= TOL);
+  assert.ok(maxAbsDiff(out, diffusionMlpReference(cfg, roundWeightsToFp16(weights), inputs)) <= TOL);
 });

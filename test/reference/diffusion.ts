@@ -6,8 +6,10 @@
  *
  * `variant` switches in the wrong conventions the tests must be able to tell apart.
  */
-import type { HarmonConfig } from '../../src/onnx/config.ts';
+
 import { diffusionSchedule } from '../../src/onnx/builders/diffusion-schedule.ts';
+import type { HarmonConfig } from '../../src/onnx/config.ts';
+import { float32ToFloat16Bits } from '../../src/onnx/graph/dtypes.ts';
 import { MemoryWeights, type WeightSource } from '../../src/onnx/weights/types.ts';
 import { randomArray } from '../helpers/ort.ts';
 
@@ -45,12 +47,18 @@ const P = 'mar.diffloss.net.';
 function read(weights: WeightSource, key: string, shape: number[]): Float64Array {
   const e = weights.get(key);
   if (!e) throw new Error(`reference: missing ${key}`);
-  if (e.shape.join(',') !== shape.join(',')) throw new Error(`reference: ${key} has shape [${e.shape}], want [${shape}]`);
+  if (e.shape.join(',') !== shape.join(','))
+    throw new Error(`reference: ${key} has shape [${e.shape}], want [${shape}]`);
   return Float64Array.from(e.read());
 }
 
 function lin(weights: WeightSource, key: string, inF: number, outF: number): Lin {
-  return { w: read(weights, `${P}${key}.weight`, [outF, inF]), b: read(weights, `${P}${key}.bias`, [outF]), inF, outF };
+  return {
+    w: read(weights, `${P}${key}.weight`, [outF, inF]),
+    b: read(weights, `${P}${key}.bias`, [outF]),
+    inF,
+    outF,
+  };
 }
 
 export function loadDiffusionReference(config: HarmonConfig, weights: WeightSource): RefWeights {
@@ -98,7 +106,13 @@ function layerNormRow(x: Float64Array, eps: number, w?: Float64Array, b?: Float6
 }
 
 /** One row of the network: x [16], t (original scale), c [D] -> [32]. */
-function mlpRow(rw: RefWeights, x: ArrayLike<number>, t: number, c: ArrayLike<number>, v: MlpVariant): Float64Array {
+function mlpRow(
+  rw: RefWeights,
+  x: ArrayLike<number>,
+  t: number,
+  c: ArrayLike<number>,
+  v: MlpVariant,
+): Float64Array {
   const { W } = rw;
   // Frequencies are built in fp32 by the reference (torch.arange float32): round them likewise.
   const e = new Float64Array(256);
@@ -116,13 +130,16 @@ function mlpRow(rw: RefWeights, x: ArrayLike<number>, t: number, c: ArrayLike<nu
   for (const blk of rw.blocks) {
     const m = applyLin(blk.ada, ys);
     const [shift, scale, gate] =
-      v.adaOrder === 'scale-shift-gate' ? [part(m, 1), part(m, 0), part(m, 2)] : [part(m, 0), part(m, 1), part(m, 2)];
+      v.adaOrder === 'scale-shift-gate'
+        ? [part(m, 1), part(m, 0), part(m, 2)]
+        : [part(m, 0), part(m, 1), part(m, 2)];
     const n = layerNormRow(h, rw.eps, blk.lnW, blk.lnB).map((a, i) => a * (1 + scale[i]) + shift[i]);
     const u = applyLin(blk.mlp2, siluArr(applyLin(blk.mlp0, n)));
     h = h.map((a, i) => a + gate[i] * u[i]);
   }
   const m = applyLin(rw.finalAda, ys);
-  const [shift, scale] = v.adaOrder === 'scale-shift-gate' ? [part(m, 1), part(m, 0)] : [part(m, 0), part(m, 1)];
+  const [shift, scale] =
+    v.adaOrder === 'scale-shift-gate' ? [part(m, 1), part(m, 0)] : [part(m, 0), part(m, 1)];
   const n = layerNormRow(h, rw.eps).map((a, i) => a * (1 + scale[i]) + shift[i]);
   return applyLin(rw.finalLin, n);
 }
@@ -187,7 +204,12 @@ export function diffusionSampleReference(
     // §3.5: the network only ever sees the conditional half, duplicated.
     const xin = new Float64Array(rows * 16);
     for (let r = 0; r < rows; r++) for (let k = 0; k < 16; k++) xin[r * 16 + k] = x[(r % n) * 16 + k];
-    const out = diffusionMlpReference(config, rw, { x: xin, t: new Array(rows).fill(s.timesteps[i]), c: inp.c }, variant);
+    const out = diffusionMlpReference(
+      config,
+      rw,
+      { x: xin, t: new Array(rows).fill(s.timesteps[i]), c: inp.c },
+      variant,
+    );
     const nz = i > 0 || variant.noiseAtZero ? 1 : 0;
     for (let r = 0; r < rows; r++) {
       for (let k = 0; k < 16; k++) {
@@ -230,7 +252,11 @@ export function diffusionSampleCheaperReference(
     const xin = new Float64Array(2 * n * 16);
     xin.set(x, 0);
     xin.set(x, n * 16);
-    const out = diffusionMlpReference(config, rw, { x: xin, t: new Array(2 * n).fill(s.timesteps[i]), c: inp.c });
+    const out = diffusionMlpReference(config, rw, {
+      x: xin,
+      t: new Array(2 * n).fill(s.timesteps[i]),
+      c: inp.c,
+    });
     for (let r = 0; r < n; r++) {
       for (let k = 0; k < 16; k++) {
         const ec = out[r * 32 + k];
@@ -242,7 +268,8 @@ export function diffusionSampleCheaperReference(
         const frac = (v + 1) / 2;
         const logVar = frac * s.maxLog[i] + (1 - frac) * s.minLog[i];
         const nz = i > 0 ? 1 : 0;
-        x[r * 16 + k] = mean + nz * Math.exp(0.5 * logVar) * inp.noise[(i * n + r) * 16 + k] * inp.temperature;
+        x[r * 16 + k] =
+          mean + nz * Math.exp(0.5 * logVar) * inp.noise[(i * n + r) * 16 + k] * inp.temperature;
       }
     }
   }
@@ -268,7 +295,11 @@ export function randomDiffusionWeights(config: HarmonConfig, seed = 1): MemoryWe
   linear('cond_embed', D, W);
   linear('input_proj', 16, W);
   for (let j = 0; j < config.diffusion.depth; j++) {
-    m.set(`${P}res_blocks.${j}.in_ln.weight`, [W], randomArray(W, ++s, 0.1).map((v) => 1 + v));
+    m.set(
+      `${P}res_blocks.${j}.in_ln.weight`,
+      [W],
+      randomArray(W, ++s, 0.1).map((v) => 1 + v),
+    );
     m.set(`${P}res_blocks.${j}.in_ln.bias`, [W], randomArray(W, ++s, 0.1));
     linear(`res_blocks.${j}.mlp.0`, W, W);
     linear(`res_blocks.${j}.mlp.2`, W, W);
@@ -277,4 +308,28 @@ export function randomDiffusionWeights(config: HarmonConfig, seed = 1): MemoryWe
   linear('final_layer.adaLN_modulation.1', W, 2 * W);
   linear('final_layer.linear', W, 32);
   return m;
+}
+
+/** IEEE binary16 bits -> number. */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 31) return mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** The same weights rounded to fp16, for checking fp16-weight graphs without fp16 noise. */
+export function roundWeightsToFp16(weights: WeightSource): MemoryWeights {
+  const out = new MemoryWeights();
+  for (const name of weights.names()) {
+    const e = weights.get(name)!;
+    out.set(
+      name,
+      e.shape,
+      e.read().map((v) => halfToFloat(float32ToFloat16Bits(v))),
+    );
+  }
+  return out;
 }

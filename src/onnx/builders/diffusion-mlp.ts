@@ -14,7 +14,7 @@
  */
 import type { HarmonConfig } from '../config.ts';
 import { float } from '../graph/attributes.ts';
-import { type BuildContext, transpose2d, weight, type WeightDType } from '../graph/context.ts';
+import { type BuildContext, transpose2d, type WeightDType, weight } from '../graph/context.ts';
 import { GraphBuilder } from '../graph/graph-builder.ts';
 import type { WeightSource } from '../weights/types.ts';
 
@@ -97,7 +97,9 @@ function modulate(g: GraphBuilder, x: string, shift: string, scale: string): str
 
 /** f[k] = exp(−ln(10⁴)·k/128), k = 0…127, as float32 (the reference builds it in fp32). */
 export function timestepFrequencies(): number[] {
-  return Array.from({ length: FREQ_HALF }, (_, k) => Math.fround(Math.exp((-Math.log(MAX_PERIOD) * k) / FREQ_HALF)));
+  return Array.from({ length: FREQ_HALF }, (_, k) =>
+    Math.fround(Math.exp((-Math.log(MAX_PERIOD) * k) / FREQ_HALF)),
+  );
 }
 
 /** t [R] f32 (original 0…999 scale) -> temb [R, W]. Embedding is [cos ‖ sin] (cos FIRST). */
@@ -131,7 +133,10 @@ export function diffusionMlpTrunk(g: GraphBuilder, p: DiffusionMlpParams, x: str
   p.blocks.forEach((blk, j) => {
     h = g.scope(`res_blocks.${j}`, () => {
       const mod = dense(g, 'adaLN_modulation', ys, blk.ada); // [R,3W]
-      const [shift, scale, gate] = g.op('Split', [mod, g.ints([W, W, W])], { outputs: 3, attrs: { axis: -1 } });
+      const [shift, scale, gate] = g.op('Split', [mod, g.ints([W, W, W])], {
+        outputs: 3,
+        attrs: { axis: -1 },
+      });
       let u = modulate(g, ln(h, blk.lnW, blk.lnB), shift, scale);
       u = dense(g, 'mlp.2', silu(g, dense(g, 'mlp.0', u, blk.mlp0)), blk.mlp2);
       return g.op1('Add', [h, g.op1('Mul', [gate, u])]);
@@ -152,7 +157,12 @@ export function buildDiffusionMlp(
   opts: DiffusionBuildOptions = {},
 ): GraphBuilder {
   const g = new GraphBuilder('diffusion_mlp');
-  const ctx: BuildContext = { g, weights, weightDType: opts.weightDType ?? 'float32', keyPrefix: opts.keyPrefix };
+  const ctx: BuildContext = {
+    g,
+    weights,
+    weightDType: opts.weightDType ?? 'float32',
+    keyPrefix: opts.keyPrefix,
+  };
   const x = g.input('x', 'float32', ['R', TOKEN_CHANNELS]);
   const t = g.input('t', 'float32', ['R']);
   const c = g.input('c', 'float32', ['R', config.mar.width]);

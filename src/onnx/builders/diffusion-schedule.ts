@@ -71,7 +71,9 @@ export function respacedTimesteps(trainSteps: number, samplingSteps: number): nu
   return out;
 }
 
-export function diffusionSchedule(cfg: Pick<DiffusionConfig, 'trainSteps' | 'samplingSteps'>): DiffusionSchedule {
+export function diffusionSchedule(
+  cfg: Pick<DiffusionConfig, 'trainSteps' | 'samplingSteps'>,
+): DiffusionSchedule {
   const baseBetas = cosineBetas(cfg.trainSteps);
   const baseAlphasCumprod = cumulativeAlphas(baseBetas);
   const timesteps = respacedTimesteps(cfg.trainSteps, cfg.samplingSteps);

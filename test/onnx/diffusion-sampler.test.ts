@@ -1,0 +1,256 @@
+/**
+ * diffusion_sampler.onnx (fused 100-step Loop) against the float64 reference loop.
+ *
+ * Why the end-to-end tolerance is relative to |x_0|: with untrained random weights ε̂ does not
+ * cancel x_T at i = 99, so the first mean is ≈ 316·(x − ε̂) and x̂₀ ≈ 20291·(x − ε̂); the state
+ * ends at |x_0| ≈ 5·10⁴ (a trained denoiser keeps it O(1)). fp32 cannot even represent x_0 to
+ * 1e-3 there (its ulp at 5·10⁴ is 3.9e-3). What fp32 reaches is ~1.5e-6 of max|x_0| (≈ 0.07
+ * absolute) for both the fused graph and the per-step driver, i.e. a few fp32 ulps of the
+ * ε-error amplified by the i = 99 step; the tests assert 1e-5 of max|x_0|.
+ * Pitfalls that only act at i = 0 (noise at i = 0, unclipped minlog) are below that floor on
+ * ordinary inputs, so they are caught with inputs built to expose them (see those tests).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { buildDiffusionMlp } from '../../src/onnx/builders/diffusion-mlp.ts';
+import { buildDiffusionSampler } from '../../src/onnx/builders/diffusion-sampler.ts';
+import { HARMON_TINY } from '../../src/onnx/config.ts';
+import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
+import { f32, maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';
+import {
+  diffusionSampleCheaperReference,
+  diffusionSampleReference,
+  randomDiffusionWeights,
+  roundWeightsToFp16,
+  type SamplerVariant,
+} from '../reference/diffusion.ts';
+import { samplePerStep } from '../reference/diffusion-per-step.ts';
+
+const cfg = HARMON_TINY;
+const D = cfg.mar.width;
+const S = cfg.diffusion.samplingSteps;
+const weights = randomDiffusionWeights(cfg, 1);
+const n = 3;
+const SCALE = 3;
+const TEMP = 0.7;
+const REL_TOL = 1e-5;
+
+function makeInputs(useCfg: boolean, seed: number) {
+  const rows = useCfg ? 2 * n : n;
+  const c = randomArray(rows * D, seed, 1);
+  const xT = randomArray(n * 16, seed + 1, 1.7);
+  // The reference state has `rows` rows and draws ξ for all of them; the graph only gets the
+  // conditional rows' ξ (the first n of each step).
+  const noiseAll = randomArray(S * rows * 16, seed + 2, 1.7);
+  const noise = new Float32Array(S * n * 16);
+  for (let i = 0; i < S; i++) noise.set(noiseAll.subarray(i * rows * 16, i * rows * 16 + n * 16), i * n * 16);
+  return { rows, c, xT, noiseAll, noise };
+}
+
+const cfgIn = makeInputs(true, 21);
+const plainIn = makeInputs(false, 31);
+const cfgBytes = toModelBytes(buildDiffusionSampler(cfg, weights, { cfg: true }));
+const plainBytes = toModelBytes(buildDiffusionSampler(cfg, weights, { cfg: false }));
+
+async function runSampler(
+  useCfg: boolean,
+  inp: ReturnType<typeof makeInputs>,
+  over: { noise?: Float32Array; temperature?: number } = {},
+) {
+  const out = await runModel(useCfg ? cfgBytes : plainBytes, {
+    c: f32([inp.rows, D], inp.c),
+    x_T: f32([n, 16], inp.xT),
+    noise: f32([S, n, 16], over.noise ?? inp.noise),
+    cfg_scale: f32([1], [SCALE]),
+    temperature: f32([1], [over.temperature ?? TEMP]),
+  });
+  assert.deepEqual([...out.x_0.dims], [n, 16]);
+  return out.x_0.data as Float32Array;
+}
+
+function reference(
+  useCfg: boolean,
+  inp: ReturnType<typeof makeInputs>,
+  variant: SamplerVariant = {},
+  over: { noiseAll?: Float32Array; temperature?: number } = {},
+) {
+  const x = diffusionSampleReference(
+    cfg,
+    weights,
+    {
+      n,
+      c: inp.c,
+      xT: inp.xT,
+      noise: over.noiseAll ?? inp.noiseAll,
+      cfg: useCfg,
+      cfgScale: SCALE,
+      temperature: over.temperature ?? TEMP,
+    },
+    variant,
+  );
+  return x.subarray(0, n * 16); // the conditional half
+}
+
+const peak = (a: ArrayLike<number>) => Math.max(...Array.from(a, Math.abs));
+const cfgRef = reference(true, cfgIn);
+const plainRef = reference(false, plainIn);
+
+test('CFG sampler (s = 3, temperature 0.7, n = 3) matches the reference conditional half', async () => {
+  const got = await runSampler(true, cfgIn);
+  const err = maxAbsDiff(got, cfgRef);
+  assert.ok(err <= REL_TOL * peak(cfgRef), `max-abs ${err} on max|x_0| ${peak(cfgRef)}`);
+});
+
+test('plain sampler (cfg = false) matches the reference', async () => {
+  const got = await runSampler(false, plainIn);
+  const err = maxAbsDiff(got, plainRef);
+  assert.ok(err <= REL_TOL * peak(plainRef), `max-abs ${err} on max|x_0| ${peak(plainRef)}`);
+});
+
+test('cheaper formulation (§3.8) equals the original formulation’s conditional half exactly', () => {
+  const cheaper = diffusionSampleCheaperReference(cfg, weights, {
+    n,
+    c: cfgIn.c,
+    xT: cfgIn.xT,
+    noise: cfgIn.noise,
+    cfgScale: SCALE,
+    temperature: TEMP,
+  });
+  assert.deepEqual(Array.from(cheaper), Array.from(cfgRef));
+  // …while the unconditional half of the original state has drifted away (different ξ).
+  const full = diffusionSampleReference(cfg, weights, {
+    n,
+    c: cfgIn.c,
+    xT: cfgIn.xT,
+    noise: cfgIn.noiseAll,
+    cfg: true,
+    cfgScale: SCALE,
+    temperature: TEMP,
+  });
+  assert.ok(maxAbsDiff(full.subarray(0, n * 16), full.subarray(n * 16)) > 1);
+});
+
+test('wrong MLP conventions change x_0 far beyond the tolerance (sin-first, adaLN order)', async () => {
+  const got = await runSampler(true, cfgIn);
+  const tol = REL_TOL * peak(cfgRef);
+  for (const v of [{ embedOrder: 'sin-cos' }, { adaOrder: 'scale-shift-gate' }] as SamplerVariant[]) {
+    const d = maxAbsDiff(got, reference(true, cfgIn, v));
+    assert.ok(d > 100 * tol, `${JSON.stringify(v)} differs by only ${d}`);
+  }
+});
+
+test('no noise at i = 0: noise[0] is ignored, and a sampler adding it would fail', async () => {
+  // Make index 0 of the noise huge: the spec says it is unused, so x_0 must not move at all,
+  // whereas adding it (std ≈ 6e-3 · temperature) would now shift x_0 by ~40.
+  const loud = cfgIn.noise.slice();
+  const loudAll = cfgIn.noiseAll.slice();
+  const big = randomArray(2 * n * 16, 99, 1e4);
+  loud.set(big.subarray(0, n * 16), 0);
+  loudAll.set(big, 0);
+  const base = await runSampler(true, cfgIn);
+  const got = await runSampler(true, cfgIn, { noise: loud });
+  assert.deepEqual(Array.from(got), Array.from(base));
+  const wrong = reference(true, cfgIn, { noiseAtZero: true }, { noiseAll: loudAll });
+  const d = maxAbsDiff(got, wrong);
+  assert.ok(d > 10 * REL_TOL * peak(cfgRef), `noise at i = 0 only moves x_0 by ${d}`);
+});
+
+test('unclipped minlog (log σ̃²_0 = −∞) would produce NaN; the graph stays finite', async () => {
+  const got = await runSampler(true, cfgIn);
+  assert.ok(got.every(Number.isFinite));
+  // With v > 1 on some conditional row at i = 0, (1 − frac)·(−∞) = +∞ and 0·∞ = NaN, as in torch.
+  const wrong = reference(true, cfgIn, { clipMinLog: false });
+  assert.ok(wrong.some(Number.isNaN), 'this test needs v > 1 somewhere at i = 0');
+  assert.equal(maxAbsDiff(got, wrong), Number.POSITIVE_INFINITY);
+});
+
+test('temperature scales the per-step noise only (not x_T)', async () => {
+  const cold = await runSampler(true, cfgIn, { temperature: 0 });
+  const coldRef = reference(true, cfgIn, {}, { temperature: 0 });
+  assert.ok(maxAbsDiff(cold, coldRef) <= REL_TOL * peak(coldRef));
+  assert.ok(maxAbsDiff(cold, cfgRef) > 100 * REL_TOL * peak(cfgRef), 'temperature must matter');
+});
+
+test('fused sampler and the per-step driver (100 runs of diffusion_mlp.onnx) agree', async () => {
+  const session = await ort.InferenceSession.create(toModelBytes(buildDiffusionMlp(cfg, weights)), {
+    intraOpNumThreads: 1,
+  });
+  try {
+    for (const [useCfg, inp] of [
+      [true, cfgIn],
+      [false, plainIn],
+    ] as const) {
+      const fused = await runSampler(useCfg, inp);
+      const stepped = await samplePerStep(cfg, session, {
+        n,
+        c: inp.c,
+        xT: inp.xT,
+        noise: inp.noise,
+        cfg: useCfg,
+        cfgScale: SCALE,
+        temperature: TEMP,
+      });
+      // Same fp32 ops in the same order: today they agree bit for bit; allow a few ulps.
+      const err = maxAbsDiff(fused, stepped);
+      assert.ok(err <= 1e-6 * peak(stepped), `cfg=${useCfg}: ${err} on ${peak(stepped)}`);
+    }
+  } finally {
+    await session.release();
+  }
+});
+
+test('interface (§6.9), n = 0, and the MLP body is hoisted correctly', async () => {
+  const g = buildDiffusionSampler(cfg, weights, { cfg: true });
+  assert.deepEqual(
+    g.inputs.map((i) => [i.name, i.dims]),
+    [
+      ['c', ['2n', D]],
+      ['x_T', ['n', 16]],
+      ['noise', [S, 'n', 16]],
+      ['cfg_scale', [1]],
+      ['temperature', [1]],
+    ],
+  );
+  assert.deepEqual(
+    g.outputs.map((o) => [o.name, o.dims]),
+    [['x_0', ['n', 16]]],
+  );
+  const loop = g.nodes.filter((nd) => nd.opType === 'Loop');
+  assert.equal(loop.length, 1);
+  // cond_embed runs once, outside the loop; the body holds the MLP trunk.
+  assert.ok(g.nodes.some((nd) => nd.name === '/diffusion/cond_embed/MatMul'));
+  const body = loop[0].attrs.body as ReturnType<typeof buildDiffusionSampler>;
+  assert.ok(!body.nodes.some((nd) => nd.name.includes('cond_embed')));
+  assert.ok(body.nodes.some((nd) => nd.name.includes('res_blocks.1/adaLN_modulation')));
+  const empty = await runModel(cfgBytes, {
+    c: f32([0, D], []),
+    x_T: f32([0, 16], []),
+    noise: f32([S, 0, 16], []),
+    cfg_scale: f32([1], [SCALE]),
+    temperature: f32([1], [TEMP]),
+  });
+  assert.deepEqual([...empty.x_0.dims], [0, 16]);
+});
+
+test('fp16 weights (Cast in the root graph, used inside the Loop) match the fp16-rounded reference', async () => {
+  const bytes = toModelBytes(buildDiffusionSampler(cfg, weights, { cfg: true, weightDType: 'float16' }));
+  const out = await runModel(bytes, {
+    c: f32([cfgIn.rows, D], cfgIn.c),
+    x_T: f32([n, 16], cfgIn.xT),
+    noise: f32([S, n, 16], cfgIn.noise),
+    cfg_scale: f32([1], [SCALE]),
+    temperature: f32([1], [TEMP]),
+  });
+  const ref = diffusionSampleReference(cfg, roundWeightsToFp16(weights), {
+    n,
+    c: cfgIn.c,
+    xT: cfgIn.xT,
+    noise: cfgIn.noiseAll,
+    cfg: true,
+    cfgScale: SCALE,
+    temperature: TEMP,
+  }).subarray(0, n * 16);
+  const err = maxAbsDiff(out.x_0.data as Float32Array, ref);
+  assert.ok(err <= REL_TOL * peak(ref), `max-abs ${err} on ${peak(ref)}`);
+});
