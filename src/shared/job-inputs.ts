@@ -138,6 +138,15 @@ function checkSize(size: number, limits: ModelLimits): void {
   }
 }
 
+/** Static checks only (no model limits): for edges that want to refuse bad input before queueing. */
+export function validateGenerateInput(input: unknown): GenerateInput {
+  return parseOrThrow(generateInputSchema, input, 'generate');
+}
+
+export function validateDescribeInput(input: unknown): DescribeInput {
+  return parseOrThrow(describeInputSchema, input, 'describe');
+}
+
 /** A seed when the caller gives none: random, but reported back so the run can be repeated. */
 export function randomSeed(): number {
   return Math.floor(Math.random() * 2 ** 31);

@@ -1,0 +1,85 @@
+/**
+ * Worker-thread host of the Harmon pipelines. `session.run` blocks its thread for the whole
+ * inference, so all of it happens here, off the caller's event loop. Loads the model once, then
+ * runs one request at a time (HarmonEngine serialises them) and posts events, results and
+ * coded errors back.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { AppError, isAppError } from '../shared/errors.ts';
+import { describe } from './describe.ts';
+import type { FromWorker, ToWorker, WireError, WorkerInit } from './engine-protocol.ts';
+import type { CancelSignal, PipelineEvent } from './events.ts';
+import { generate } from './generate.ts';
+import { HarmonModel } from './harmon-model.ts';
+
+const port = parentPort;
+if (!port) throw new Error('engine-worker.ts must run as a worker thread');
+const init = workerData as WorkerInit;
+
+function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port?.postMessage(msg, transfer);
+}
+
+function toWire(e: unknown): WireError {
+  if (isAppError(e)) return { code: e.code, message: e.message, details: e.details };
+  return { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
+}
+
+function sharedSignal(sab: SharedArrayBuffer): CancelSignal {
+  const flag = new Int32Array(sab);
+  return {
+    get aborted() {
+      return Atomics.load(flag, 0) === 1;
+    },
+  };
+}
+
+let model: HarmonModel;
+try {
+  model = await HarmonModel.open(init.modelDir, init.runtime);
+} catch (e) {
+  post({ kind: 'load-error', error: toWire(e) });
+  throw new AppError('MODEL_LOAD_FAILED', 'model load failed'); // ends the worker
+}
+const m = model.manifest;
+post({
+  kind: 'ready',
+  info: {
+    dir: init.modelDir,
+    modelId: m.modelId,
+    variant: m.variant,
+    demo: m.demo,
+    maxImageSize: m.config.maxImageSize,
+    executionProvider: model.runtime.executionProvider,
+  },
+});
+
+port.on('message', async (msg: ToWorker) => {
+  if (msg.kind === 'close') {
+    await model.close();
+    post({ kind: 'closed' });
+    port.close();
+    return;
+  }
+  const { id } = msg;
+  try {
+    const signal = sharedSignal(msg.cancel);
+    const onEvent = (event: PipelineEvent) => post({ kind: 'event', id, event });
+    if (msg.kind === 'generate') {
+      const result = await generate(model, msg.input, {
+        onEvent,
+        signal,
+        previewEvery: msg.previewEvery,
+        returnLatents: msg.returnLatents,
+        onStepDebug: msg.debug ? (info) => post({ kind: 'debug', id, info }) : undefined,
+      });
+      const transfer = [...result.images.map((i) => i.data.buffer as ArrayBuffer)];
+      post({ kind: 'result', id, result }, transfer);
+    } else {
+      const result = await describe(model, msg.image, msg.input, { onEvent, signal });
+      post({ kind: 'result', id, result });
+    }
+  } catch (e) {
+    post({ kind: 'error', id, error: toWire(e) });
+  }
+});
