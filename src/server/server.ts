@@ -17,6 +17,7 @@ import { createPrisma, type Prisma } from '../storage/db.ts';
 import { migrate } from '../storage/migrate.ts';
 import { type App, createApp } from './app.ts';
 import { healthHandler } from './health.ts';
+import { staticWebHandler } from './static-web.ts';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -92,6 +93,8 @@ export async function startServer(
         VERSION,
       ),
     );
+    // The playground SPA; the longest-prefix router leaves '/' as the fallback for other paths.
+    app.mount('/', staticWebHandler());
     const ctx: ServerContext = {
       config,
       prisma,
