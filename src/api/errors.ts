@@ -1,0 +1,89 @@
+/**
+ * One error policy for every transport (HTTP, graphql-ws, SSE): clients only ever see errors with
+ * `extensions.code`. AppErrors with a client-facing code pass through (with `fields` for bad
+ * input and `retryAfter` for limits); request errors from graphql itself (parse, validation,
+ * variable coercion) pass through as they name the client's mistake; everything else is masked as
+ * "Internal error" and logged with the request id, so stack traces and SQL never leak.
+ */
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { type AppError, type ErrorCode, isAppError } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
+
+/** Codes a client may see verbatim; others are masked as INTERNAL. */
+const CLIENT_CODES = new Set<ErrorCode>([
+  'BAD_USER_INPUT',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'CONFLICT',
+  'RATE_LIMITED',
+  'QUOTA_EXCEEDED',
+  'CANCELED',
+]);
+/** Image decoding problems are the client's bad input. */
+const ALIASES: Partial<Record<ErrorCode, ErrorCode>> = { IMAGE_INVALID: 'BAD_USER_INPUT' };
+
+/** Codes graphql and Apollo put on request errors (no path: nothing was executed). */
+const REQUEST_ERROR_CODES = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'BAD_REQUEST', 'OPERATION_RESOLUTION_FAILURE', 'PERSISTED_QUERY_NOT_FOUND', 'PERSISTED_QUERY_NOT_SUPPORTED']);
+
+export type FieldIssue = { path: string; message: string };
+
+/** HTTP status for an error code when it is the whole response (auth, limits). */
+export function httpStatusFor(code: string): number {
+  switch (code) {
+    case 'UNAUTHENTICATED':
+      return 401;
+    case 'FORBIDDEN':
+      return 403;
+    case 'RATE_LIMITED':
+    case 'QUOTA_EXCEEDED':
+      return 429;
+    case 'INTERNAL':
+      return 500;
+    default:
+      return 400;
+  }
+}
+
+/** Field paths of a BAD_USER_INPUT AppError: job-inputs' `details.issues` or our `details.fields`. */
+function fieldsOf(e: AppError): FieldIssue[] | undefined {
+  const d = e.details ?? {};
+  const issues = (d.issues ?? d.fields) as unknown;
+  if (Array.isArray(issues)) return issues.map((i: { path?: unknown; message?: unknown }) => ({ path: String(i.path ?? ''), message: String(i.message ?? '') }));
+  if (issues && typeof issues === 'object') return Object.entries(issues).map(([path, message]) => ({ path, message: String(message) }));
+  return undefined;
+}
+
+export function appErrorExtensions(e: AppError): Record<string, unknown> {
+  const code = ALIASES[e.code] ?? e.code;
+  const ext: Record<string, unknown> = { code };
+  const fields = fieldsOf(e);
+  if (fields) ext.fields = fields;
+  if (typeof e.details?.retryAfter === 'number') ext.retryAfter = e.details.retryAfter;
+  return ext;
+}
+
+export function isClientAppError(e: unknown): e is AppError {
+  return isAppError(e) && (CLIENT_CODES.has(e.code) || ALIASES[e.code] !== undefined);
+}
+
+/**
+ * The formatted error a client sees for `err` (a GraphQLError from execution or validation, or
+ * anything thrown). `logged` is the error object to log when masking.
+ */
+export function formatApiError(err: unknown, meta: { log: Logger; requestId: string }): GraphQLFormattedError {
+  const gql = err instanceof GraphQLError ? err : undefined;
+  const original = gql ? gql.originalError : err;
+  const base = gql ? { locations: gql.locations, path: gql.path } : {};
+  if (isClientAppError(original)) return { ...base, message: original.message, extensions: appErrorExtensions(original) };
+  if (original instanceof GraphQLError && original !== gql) return formatApiError(original, meta);
+  if (gql && gql.path === undefined && !isAppError(original)) {
+    // Parse/validation/coercion error: the client's mistake, safe to show.
+    const code = typeof gql.extensions?.code === 'string' && REQUEST_ERROR_CODES.has(gql.extensions.code) ? gql.extensions.code : 'GRAPHQL_VALIDATION_FAILED';
+    const ext: Record<string, unknown> = { code };
+    if (typeof gql.extensions?.cost === 'number') ext.cost = gql.extensions.cost;
+    return { message: gql.message, locations: gql.locations, extensions: ext };
+  }
+  meta.log.error({ err: original ?? err, requestId: meta.requestId, path: gql?.path }, 'unexpected error in GraphQL operation');
+  return { ...base, message: 'Internal error', extensions: { code: 'INTERNAL', requestId: meta.requestId } };
+}

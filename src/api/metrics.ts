@@ -1,0 +1,122 @@
+/**
+ * Prometheus metrics for GET /metrics. One registry per server (not prom-client's global one), so
+ * several servers in one process (tests) do not collide. Job figures are read from the database
+ * at scrape time, which makes them true for the whole deployment, not only for the jobs this
+ * process happened to see; stage latencies are observed into histograms for jobs that finished
+ * since the previous scrape (a watermark), so the histograms stay cumulative as Prometheus expects.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Prisma } from '../storage/db.ts';
+
+export type ApiMetrics = ReturnType<typeof createMetrics>;
+
+export type QueueStatsSource = { stats(): Promise<{ waiting: number; inFlight: number; deadLettered: number }> };
+
+const STAGE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+
+export function createMetrics(prisma: Prisma, options: { queue?: QueueStatsSource; since?: Date } = {}) {
+  const registry = new Registry();
+  let watermark = options.since ?? new Date();
+
+  const apiLatency = new Histogram({
+    name: 'harmon_api_request_duration_seconds',
+    help: 'GraphQL HTTP request latency',
+    labelNames: ['transport', 'status'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const stageSeconds = new Histogram({
+    name: 'harmon_job_stage_duration_seconds',
+    help: 'Time per job stage (queue = queued until started, run = started until finished)',
+    labelNames: ['stage', 'kind'] as const,
+    buckets: STAGE_BUCKETS,
+    registers: [registry],
+  });
+  const gpuMsTotal = new Counter({ name: 'harmon_job_gpu_ms_total', help: 'Accelerator milliseconds of finished jobs', labelNames: ['kind'] as const, registers: [registry] });
+
+  new Gauge({
+    name: 'harmon_jobs',
+    help: 'Jobs by status and kind',
+    labelNames: ['status', 'kind'] as const,
+    registers: [registry],
+    async collect() {
+      const rows = await prisma.$queryRaw<{ status: string; kind: string; n: number }[]>`
+        SELECT status::text AS status, kind::text AS kind, COUNT(*)::int AS n FROM "Job" GROUP BY status, kind`;
+      this.reset();
+      for (const r of rows) this.set({ status: r.status, kind: r.kind }, Number(r.n));
+    },
+  });
+  new Gauge({
+    name: 'harmon_queue_depth',
+    help: 'Jobs waiting to start (QUEUED), and queue backend counts',
+    labelNames: ['source', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const [row] = await prisma.$queryRaw<{ n: number }[]>`SELECT COUNT(*)::int AS n FROM "Job" WHERE status = 'QUEUED'`;
+      this.set({ source: 'jobs', state: 'queued' }, Number(row?.n ?? 0));
+      if (options.queue) {
+        const s = await options.queue.stats().catch(() => undefined);
+        if (s) {
+          this.set({ source: 'queue', state: 'waiting' }, s.waiting);
+          this.set({ source: 'queue', state: 'in_flight' }, s.inFlight);
+          this.set({ source: 'queue', state: 'dead_lettered' }, s.deadLettered);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: 'harmon_queue_oldest_age_seconds',
+    help: 'Age of the oldest QUEUED job',
+    registers: [registry],
+    async collect() {
+      const [row] = await prisma.$queryRaw<{ age: number | null }[]>`
+        SELECT EXTRACT(EPOCH FROM (now() - MIN("queuedAt")))::float8 AS age FROM "Job" WHERE status = 'QUEUED'`;
+      this.set(Math.max(0, Number(row?.age ?? 0)));
+    },
+  });
+
+  /** Observes jobs finished since the last scrape into the stage histograms. */
+  async function observeFinished(): Promise<void> {
+    const until = new Date();
+    const jobs = await prisma.job.findMany({
+      where: { finishedAt: { gt: watermark, lte: until } },
+      select: { kind: true, queuedAt: true, startedAt: true, finishedAt: true, gpuMs: true },
+    });
+    watermark = until;
+    for (const j of jobs) {
+      if (j.startedAt) stageSeconds.observe({ stage: 'queue', kind: j.kind }, (j.startedAt.getTime() - j.queuedAt.getTime()) / 1000);
+      if (j.startedAt && j.finishedAt) stageSeconds.observe({ stage: 'run', kind: j.kind }, (j.finishedAt.getTime() - j.startedAt.getTime()) / 1000);
+      if (j.gpuMs) gpuMsTotal.inc({ kind: j.kind }, j.gpuMs);
+    }
+  }
+
+  async function render(): Promise<string> {
+    await observeFinished();
+    return registry.metrics();
+  }
+
+  return {
+    registry,
+    observeRequest(transport: string, status: number, seconds: number): void {
+      apiLatency.observe({ transport, status: String(status) }, seconds);
+    },
+    /** Pipeline stage timings reported in-process (e.g. by an embedded worker). */
+    observeStage(stage: string, kind: string, seconds: number): void {
+      stageSeconds.observe({ stage, kind }, seconds);
+    },
+    render,
+    handler() {
+      return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+        if (req.method !== 'GET') {
+          res.writeHead(405, { allow: 'GET' }).end();
+          return;
+        }
+        const body = await render();
+        res.writeHead(200, { 'content-type': registry.contentType });
+        res.end(body);
+      };
+    },
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * Mutation resolvers. Order matters: validate everything (input, model, image source, quota)
+ * first, so a bad request writes nothing; only then create rows (enqueueJob: Job + first event in
+ * one transaction, then the queue message).
+ */
+import type { Job } from '../../generated/prisma/client.ts';
+import { enqueueJob, requestCancel } from '../../jobs/enqueue.ts';
+import { AppError } from '../../shared/errors.ts';
+import { tenantKey } from '../../storage/blob-store.ts';
+import { assertQuota, imagesOf } from '../../tenancy/quota.ts';
+import { checkImageSource, IMAGE_CONTENT_TYPES, isUuid } from '../image-source.ts';
+import { checkWebhookUrl, toDescribeOptions, toGenerateInput } from '../inputs.ts';
+import { pickModel } from '../models.ts';
+import { requireScope } from '../use-auth.ts';
+import type { ApiContext, DescribeInputGql, GenerateInputGql, UploadGql } from '../types.ts';
+import { ownJob } from './query.ts';
+
+const MAX_IDEMPOTENCY_KEY = 200;
+
+function checkIdempotencyKey(key: string | null | undefined): string | undefined {
+  if (key === undefined || key === null) return undefined;
+  if (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY) {
+    throw new AppError('BAD_USER_INPUT', `idempotencyKey must be 1..${MAX_IDEMPOTENCY_KEY} characters`, {
+      details: { fields: [{ path: 'idempotencyKey', message: `1..${MAX_IDEMPOTENCY_KEY} characters` }] },
+    });
+  }
+  return key;
+}
+
+/** A replay of a known idempotency key skips the quota: it returns the existing job (or CONFLICT). */
+async function isReplay(ctx: ApiContext, key: string | undefined): Promise<boolean> {
+  return key !== undefined && (await ctx.db.jobs.findByIdempotencyKey(key)) !== null;
+}
+
+export const mutationResolvers = {
+  async generate(_: unknown, { input }: { input: GenerateInputGql }, ctx: ApiContext): Promise<Job> {
+    requireScope(ctx, 'jobs:write');
+    const model = pickModel(ctx.deps.models, input.model);
+    const jobInput = toGenerateInput(input, model);
+    const webhookUrl = checkWebhookUrl(input.webhookUrl);
+    const idempotencyKey = checkIdempotencyKey(input.idempotencyKey);
+    if (!(await isReplay(ctx, idempotencyKey))) await assertQuota(ctx.deps.prisma, ctx.tenantId, imagesOf('GENERATE', jobInput));
+    const job = await enqueueJob(
+      { prisma: ctx.deps.prisma, queue: ctx.deps.queue },
+      { tenantId: ctx.tenantId, kind: 'GENERATE', input: jobInput, idempotencyKey, webhookUrl, modelId: model.id },
+    );
+    ctx.log.info({ jobId: job.id, kind: 'GENERATE' }, 'job enqueued');
+    return job;
+  },
+
+  async describe(_: unknown, { input }: { input: DescribeInputGql }, ctx: ApiContext): Promise<Job> {
+    requireScope(ctx, 'jobs:write');
+    const model = pickModel(ctx.deps.models, input.model);
+    const options = toDescribeOptions(input);
+    const webhookUrl = checkWebhookUrl(input.webhookUrl);
+    const idempotencyKey = checkIdempotencyKey(input.idempotencyKey);
+    const image = await checkImageSource(input, {
+      db: ctx.db,
+      blobStore: ctx.deps.blobStore,
+      maxUploadBytes: ctx.deps.config.maxUploadBytes,
+      lookup: ctx.deps.lookup,
+    });
+    const job = await enqueueJob(
+      { prisma: ctx.deps.prisma, queue: ctx.deps.queue },
+      { tenantId: ctx.tenantId, kind: 'DESCRIBE', input: { ...options, image }, idempotencyKey, webhookUrl, modelId: model.id },
+    );
+    ctx.log.info({ jobId: job.id, kind: 'DESCRIBE' }, 'job enqueued');
+    return job;
+  },
+
+  async createUpload(_: unknown, args: { contentType: string; bytes: number }, ctx: ApiContext): Promise<UploadGql> {
+    requireScope(ctx, 'jobs:write');
+    const contentType = args.contentType.trim().toLowerCase();
+    if (!(IMAGE_CONTENT_TYPES as readonly string[]).includes(contentType)) {
+      throw new AppError('BAD_USER_INPUT', `contentType must be one of ${IMAGE_CONTENT_TYPES.join(', ')}`, { details: { fields: [{ path: 'contentType', message: 'unsupported content type' }] } });
+    }
+    const max = ctx.deps.config.maxUploadBytes;
+    if (!Number.isInteger(args.bytes) || args.bytes < 1 || args.bytes > max) {
+      throw new AppError('BAD_USER_INPUT', `bytes must be 1..${max}`, { details: { fields: [{ path: 'bytes', message: `must be 1..${max}` }] } });
+    }
+    const ttl = ctx.deps.config.presignTtlSeconds;
+    const key = tenantKey(ctx.tenantId, 'uploads');
+    const expiresAt = new Date(Date.now() + ttl * 1000);
+    const uploadUrl = await ctx.deps.blobStore.presignPut(key, ttl, contentType);
+    const row = await ctx.db.uploads.create({ key, contentType, bytes: args.bytes, expiresAt });
+    return { id: row.id, uploadUrl, contentType, maxBytes: args.bytes, expiresAt };
+  },
+
+  async cancelJob(_: unknown, args: { id: string }, ctx: ApiContext): Promise<Job> {
+    requireScope(ctx, 'jobs:write');
+    if (!isUuid(args.id)) throw new AppError('NOT_FOUND', `job ${args.id} was not found`);
+    await ownJob(ctx, args.id);
+    return requestCancel(ctx.deps.prisma, ctx.tenantId, args.id);
+  },
+};

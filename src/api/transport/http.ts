@@ -1,0 +1,88 @@
+/**
+ * POST (and GET) /graphql through Apollo Server 5 on the plain node:http server, without a web
+ * framework: authenticate + rate-limit first (401/429 before any parsing work), then hand the
+ * request to `executeHTTPGraphQLRequest` with the tenant context. Apollo's CSRF prevention stays
+ * on (a GET or a "simple" POST without a preflight-forcing header is refused).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApolloServer, HeaderMap } from '@apollo/server';
+import type { GraphQLSchema } from 'graphql';
+import { AppError } from '../../shared/errors.ts';
+import { formatApiError } from '../errors.ts';
+import { admit, authenticate, contextFor } from '../use-auth.ts';
+import { limitsRule } from '../use-limits.ts';
+import type { ApiContext, ApiDeps } from '../types.ts';
+import { readBody, requestScope, sendErrors } from './request-scope.ts';
+
+export async function createApollo(schema: GraphQLSchema, deps: ApiDeps): Promise<ApolloServer<ApiContext>> {
+  const apollo = new ApolloServer<ApiContext>({
+    schema,
+    validationRules: [limitsRule()],
+    csrfPrevention: true,
+    includeStacktraceInErrorResponses: false,
+    // Introspection helps client codegen; it is cheap and covered by the same auth.
+    introspection: true,
+    formatError: (_formatted, error) => formatApiError(error, requestScope.getStore() ?? { requestId: 'unknown', log: deps.log }),
+  });
+  await apollo.start();
+  return apollo;
+}
+
+export function graphqlHttpHandler(apollo: ApolloServer<ApiContext>, deps: ApiDeps) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = process.hrtime.bigint();
+    const requestId = (typeof req.headers['x-request-id'] === 'string' && /^[\w.-]{1,64}$/.test(req.headers['x-request-id']) && req.headers['x-request-id']) || randomUUID();
+    const scope = { requestId, log: deps.log.child({ requestId }) };
+    let status = 500;
+    res.setHeader('x-request-id', requestId);
+    try {
+      status = await requestScope.run(scope, async () => {
+        if (req.method !== 'POST' && req.method !== 'GET') {
+          res.writeHead(405, { allow: 'GET, POST' }).end();
+          return 405;
+        }
+        let ctx: ApiContext;
+        try {
+          const principal = await authenticate(deps, req.headers.authorization);
+          await admit(deps, principal);
+          ctx = contextFor(deps, principal, requestId);
+        } catch (e) {
+          return sendErrors(res, e, scope);
+        }
+        const url = new URL(req.url ?? '/', 'http://localhost');
+        let body: unknown;
+        if (req.method === 'POST') {
+          const raw = await readBody(req);
+          if (raw === null) return sendErrors(res, new AppError('BAD_USER_INPUT', 'The request body is larger than 2 MiB; upload big images with createUpload.'), scope);
+          const type = String(req.headers['content-type'] ?? '');
+          if (/^application\/(graphql-response\+)?json/i.test(type) && raw.length > 0) {
+            try {
+              body = JSON.parse(raw.toString('utf8'));
+            } catch {
+              return sendErrors(res, new AppError('BAD_USER_INPUT', 'The request body is not valid JSON.'), scope);
+            }
+          } else body = raw.toString('utf8');
+        }
+        const headers = new HeaderMap();
+        for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+        const result = await apollo.executeHTTPGraphQLRequest({
+          httpGraphQLRequest: { method: req.method ?? 'POST', headers, search: url.search, body },
+          context: async () => ctx,
+        });
+        const out: Record<string, string> = {};
+        for (const [k, v] of result.headers) out[k] = v;
+        const code = result.status ?? 200;
+        res.writeHead(code, out);
+        if (result.body.kind === 'complete') res.end(result.body.string);
+        else {
+          for await (const chunk of result.body.asyncIterator) res.write(chunk);
+          res.end();
+        }
+        return code;
+      });
+    } finally {
+      deps.metrics.observeRequest('http', status, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  };
+}
