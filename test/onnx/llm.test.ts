@@ -1,0 +1,237 @@
+/**
+ * llm.onnx vs the float64 reference (test/reference/qwen2.ts): batch-2 prefill with P = 0, a
+ * decode step fed the prefill's present, negative checks for the RoPE layout and GQA grouping,
+ * fp16 weights, and the real Qwen vocabulary size for logits.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildLlm } from '../../src/onnx/builders/llm.ts';
+import { HARMON_TINY } from '../../src/onnx/config.ts';
+import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
+import { type Feed, f32, i64, randomArray, runModel } from '../helpers/ort.ts';
+import { type KvPair, qwen2Forward } from '../reference/qwen2.ts';
+import { assertDiff, flat, maxAbs, randomLlmWeights, range, TINY_SMALL_VOCAB } from './llm-fixtures.ts';
+
+const config = TINY_SMALL_VOCAB;
+const { hidden: H, layers, kvHeads, headDim, vocab } = config.llm;
+const weights = randomLlmWeights(config);
+const model = toModelBytes(buildLlm(config, weights));
+const TOL = 1e-4;
+
+function pastFeeds(past: KvPair[] | undefined, B: number, P: number): Record<string, Feed> {
+  const feeds: Record<string, Feed> = {};
+  for (let l = 0; l < layers; l++) {
+    const dims = [B, kvHeads, P, headDim];
+    feeds[`past_key_values.${l}.key`] = f32(
+      dims,
+      past ? Float32Array.from(past[l].key) : new Float32Array(0),
+    );
+    feeds[`past_key_values.${l}.value`] = f32(
+      dims,
+      past ? Float32Array.from(past[l].value) : new Float32Array(0),
+    );
+  }
+  return feeds;
+}
+
+async function runLlm(
+  bytes: Uint8Array,
+  embeds: Float32Array,
+  mask: number[][],
+  positions: number[][],
+  past?: KvPair[],
+) {
+  const [B, S] = [positions.length, positions[0].length];
+  const P = mask[0].length - S;
+  return runModel(bytes, {
+    inputs_embeds: f32([B, S, H], embeds),
+    attention_mask: i64([B, P + S], flat(mask)),
+    position_ids: i64([B, S], flat(positions)),
+    ...pastFeeds(past, B, P),
+  });
+}
+
+const presentOf = (out: Awaited<ReturnType<typeof runLlm>>): KvPair[] =>
+  range(0, layers).map((l) => ({
+    key: out[`present.${l}.key`].data as Float32Array,
+    value: out[`present.${l}.value`].data as Float32Array,
+  }));
+
+// Shared scenario: prefill 7 tokens for 2 rows, then a 2-token decode step on that cache.
+const prefill = {
+  embeds: randomArray(2 * 7 * H, 11),
+  mask: [range(1, 7).fill(1), range(1, 7).fill(1)],
+  positions: [range(0, 7), range(0, 7)],
+};
+const decode = {
+  embeds: randomArray(2 * 2 * H, 12),
+  mask: [range(1, 9).fill(1), range(1, 9).fill(1)],
+  positions: [
+    [7, 8],
+    [7, 8],
+  ],
+};
+
+test('prefill (batch 2, P = 0) matches the reference: hidden, logits and present', async () => {
+  const out = await runLlm(model, prefill.embeds, prefill.mask, prefill.positions);
+  const ref = qwen2Forward(config, weights, {
+    batch: 2,
+    seq: 7,
+    embeds: prefill.embeds,
+    mask: flat(prefill.mask),
+    positions: flat(prefill.positions),
+  });
+  assert.deepEqual([...out.last_hidden_state.dims], [2, 7, H]);
+  assert.deepEqual([...out.logits.dims], [2, vocab]);
+  assert.deepEqual([...out['present.1.key'].dims], [2, kvHeads, 7, headDim]);
+  assertDiff(out.last_hidden_state.data as Float32Array, ref.hidden, TOL, 'prefill hidden');
+  assertDiff(out.logits.data as Float32Array, ref.logits, TOL * 10, 'prefill logits (sums of 64 products)');
+  for (let l = 0; l < layers; l++) {
+    assertDiff(
+      out[`present.${l}.key`].data as Float32Array,
+      ref.present[l].key,
+      TOL,
+      `prefill present.${l}.key`,
+    );
+    assertDiff(
+      out[`present.${l}.value`].data as Float32Array,
+      ref.present[l].value,
+      TOL,
+      `prefill present.${l}.value`,
+    );
+  }
+  assert.ok(maxAbs(ref.hidden) > 0.5, 'activations are not degenerate');
+});
+
+test('decode step with P = 7 fed the prefill present matches the reference; wrong RoPE layout / GQA grouping would not', async () => {
+  const pre = await runLlm(model, prefill.embeds, prefill.mask, prefill.positions);
+  const past = presentOf(pre);
+  const out = await runLlm(model, decode.embeds, decode.mask, decode.positions, past);
+  const inputs = {
+    batch: 2,
+    seq: 2,
+    embeds: decode.embeds,
+    mask: flat(decode.mask),
+    positions: flat(decode.positions),
+    past,
+    pastLength: 7,
+  };
+  const ref = qwen2Forward(config, weights, inputs);
+  assert.deepEqual([...out['present.0.value'].dims], [2, kvHeads, 9, headDim]);
+  assertDiff(out.last_hidden_state.data as Float32Array, ref.hidden, TOL, 'decode hidden');
+  assertDiff(out.logits.data as Float32Array, ref.logits, TOL * 10, 'decode logits');
+  for (let l = 0; l < layers; l++)
+    assertDiff(
+      out[`present.${l}.key`].data as Float32Array,
+      ref.present[l].key,
+      TOL,
+      `decode present.${l}.key`,
+    );
+
+  // Pitfall §5.1-13: interleaved (GPT-J) RoPE instead of rotate_half.
+  const interleaved = qwen2Forward(config, weights, inputs, { rope: 'interleaved', logits: false });
+  assertDiff(
+    out.last_hidden_state.data as Float32Array,
+    interleaved.hidden,
+    100 * TOL,
+    'interleaved RoPE must be detectable',
+    true,
+  );
+  // GQA grouping: query head h reads ⌊h/(nh/nkv)⌋, not h % nkv.
+  const modGroup = qwen2Forward(config, weights, inputs, {
+    kvHeadOf: (h, _nh, nkv) => h % nkv,
+    logits: false,
+  });
+  assertDiff(
+    out.last_hidden_state.data as Float32Array,
+    modGroup.hidden,
+    100 * TOL,
+    'h % nkv grouping must be detectable',
+    true,
+  );
+});
+
+test('positions come from position_ids, not from the mask', async () => {
+  // RoPE is relative, so a uniform shift of a whole prefill changes nothing; decode positions
+  // that jump past the cache (row 1 at 20, 21) must change the result and match the reference.
+  const past = presentOf(await runLlm(model, prefill.embeds, prefill.mask, prefill.positions));
+  const jumped = [
+    [7, 8],
+    [20, 21],
+  ];
+  const a = await runLlm(model, decode.embeds, decode.mask, decode.positions, past);
+  const b = await runLlm(model, decode.embeds, decode.mask, jumped, past);
+  const inputs = {
+    batch: 2,
+    seq: 2,
+    embeds: decode.embeds,
+    mask: flat(decode.mask),
+    positions: flat(jumped),
+    past,
+    pastLength: 7,
+  };
+  const ref = qwen2Forward(config, weights, inputs, { logits: false });
+  const [ha, hb] = [a.last_hidden_state.data as Float32Array, b.last_hidden_state.data as Float32Array];
+  assertDiff(hb, ref.hidden, TOL, 'jumped positions vs reference');
+  assertDiff(ha.subarray(0, 2 * H), hb.subarray(0, 2 * H), TOL, 'row 0 positions unchanged');
+  assertDiff(ha.subarray(2 * H), hb.subarray(2 * H), 100 * TOL, 'row 1 follows its own position_ids', true);
+});
+
+test('fp16 weights stay within 2e-2 relative of the reference', async () => {
+  const fp16 = buildLlm(config, weights, { weightDType: 'float16' });
+  assert.ok(
+    fp16.initializers.some((i) => i.dtype === 'float16'),
+    'fp16 initializers',
+  );
+  const out = await runLlm(toModelBytes(fp16), prefill.embeds, prefill.mask, prefill.positions);
+  const ref = qwen2Forward(config, weights, {
+    batch: 2,
+    seq: 7,
+    embeds: prefill.embeds,
+    mask: flat(prefill.mask),
+    positions: flat(prefill.positions),
+  });
+  assertDiff(
+    out.last_hidden_state.data as Float32Array,
+    ref.hidden,
+    2e-2 * maxAbs(ref.hidden),
+    'fp16 hidden (2e-2 relative)',
+  );
+  assertDiff(
+    out.logits.data as Float32Array,
+    ref.logits,
+    2e-2 * maxAbs(ref.logits),
+    'fp16 logits (2e-2 relative)',
+  );
+});
+
+test('real tiny vocabulary (151936 rows): last-position logits match the tied-embedding product', async () => {
+  const w = randomLlmWeights(HARMON_TINY, 3);
+  const g = buildLlm(HARMON_TINY, w);
+  assert.ok(
+    g.nodes.some((n) => n.name === '/llm/layers.1/attn/q_proj/MatMul'),
+    'path-style node names',
+  );
+  assert.ok(!g.initializers.some((i) => i.name.includes('lm_head')), 'lm_head is tied, not stored twice');
+  const embeds = randomArray(2 * 3 * H, 13);
+  const ones = [1, 1, 1];
+  const out = await runLlm(
+    toModelBytes(g),
+    embeds,
+    [ones, ones],
+    [
+      [0, 1, 2],
+      [0, 1, 2],
+    ],
+  );
+  const ref = qwen2Forward(HARMON_TINY, w, {
+    batch: 2,
+    seq: 3,
+    embeds,
+    mask: [...ones, ...ones],
+    positions: [0, 1, 2, 0, 1, 2],
+  });
+  assert.deepEqual([...out.logits.dims], [2, 151936]);
+  assertDiff(out.logits.data as Float32Array, ref.logits, 1e-3, 'real-vocab logits');
+  assertDiff(out.last_hidden_state.data as Float32Array, ref.hidden, TOL, 'real-vocab hidden');
+});
