@@ -235,3 +235,65 @@ test('real tiny vocabulary (151936 rows): last-position logits match the tied-em
   assertDiff(out.logits.data as Float32Array, ref.logits, 1e-3, 'real-vocab logits');
   assertDiff(out.last_hidden_state.data as Float32Array, ref.hidden, TOL, 'real-vocab hidden');
 });
+
+test('single-token decode (S = 1, the describe loop) with a right-padded cache matches the reference', async () => {
+  const past = presentOf(await runLlm(model, prefill.embeds, prefill.mask, prefill.positions));
+  const embeds = randomArray(2 * H, 14);
+  const mask = [range(0, 8).map(() => 1), range(0, 8).map((j) => (j < 5 || j === 7 ? 1 : 0))];
+  const positions = [[7], [5]];
+  const out = await runLlm(model, embeds, mask, positions, past);
+  const ref = qwen2Forward(config, weights, {
+    batch: 2,
+    seq: 1,
+    embeds,
+    mask: flat(mask),
+    positions: flat(positions),
+    past,
+    pastLength: 7,
+  });
+  assertDiff(out.last_hidden_state.data as Float32Array, ref.hidden, TOL, 'S=1 hidden');
+  assertDiff(out.logits.data as Float32Array, ref.logits, TOL * 10, 'S=1 logits');
+  assertDiff(out['present.0.value'].data as Float32Array, ref.present[0].value, TOL, 'S=1 present.0.value');
+});
+
+test('graph interface follows §6.5 (Optimum / onnxruntime-genai names, symbolic dims)', () => {
+  const g = buildLlm(config, weights);
+  const inputs = Object.fromEntries(g.inputs.map((i) => [i.name, [i.dtype, i.dims]]));
+  assert.deepEqual(inputs.inputs_embeds, ['float32', ['batch_size', 'sequence_length', H]]);
+  assert.deepEqual(inputs.attention_mask, ['int64', ['batch_size', 'total_sequence_length']]);
+  assert.deepEqual(inputs.position_ids, ['int64', ['batch_size', 'sequence_length']]);
+  assert.deepEqual(inputs['past_key_values.1.value'], [
+    'float32',
+    ['batch_size', kvHeads, 'past_sequence_length', headDim],
+  ]);
+  const outputs = g.outputs.map((o) => o.name);
+  assert.deepEqual(outputs.slice(0, 2), ['last_hidden_state', 'logits']);
+  assert.deepEqual(
+    outputs.slice(2),
+    range(0, layers).flatMap((l) => [`present.${l}.key`, `present.${l}.value`]),
+  );
+  assert.equal(g.inputs.length, 3 + 2 * layers);
+});
+
+test('other GQA ratios (6 query heads per KV head, like 1.5B) match the reference', async () => {
+  const c6 = {
+    ...config,
+    llm: { ...config.llm, hidden: 96, heads: 12, kvHeads: 2, headDim: 8, intermediate: 64, vocab: 64 },
+  };
+  const w = randomLlmWeights(c6, 4);
+  const embeds = randomArray(2 * 3 * 96, 15);
+  const mask = [1, 1, 1, 1, 1, 0];
+  const positions = [0, 1, 2, 0, 1, 2];
+  const feeds: Record<string, Feed> = {
+    inputs_embeds: f32([2, 3, 96], embeds),
+    attention_mask: i64([2, 3], mask),
+    position_ids: i64([2, 3], positions),
+  };
+  for (let l = 0; l < c6.llm.layers; l++)
+    for (const kind of ['key', 'value'])
+      feeds[`past_key_values.${l}.${kind}`] = f32([2, 2, 0, 8], new Float32Array(0));
+  const out = await runModel(toModelBytes(buildLlm(c6, w)), feeds);
+  const ref = qwen2Forward(c6, w, { batch: 2, seq: 3, embeds, mask, positions });
+  assertDiff(out.last_hidden_state.data as Float32Array, ref.hidden, TOL, '12/2 heads hidden');
+  assertDiff(out.logits.data as Float32Array, ref.logits, TOL * 10, '12/2 heads logits');
+});

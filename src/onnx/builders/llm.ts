@@ -10,6 +10,8 @@
  * KV write offset derived from it) cannot express the image step's right-padded text cache with
  * holes and per-row start positions (§2.4); this construction is exact for prefill, decode and
  * the image step alike. RoPE is computed from the positions, so there is no max-position table.
+ * Precision (§5.1-18): activations stay fp32 even with fp16 weight storage (Cast after each
+ * weight), because Qwen2's residual outliers overflow pure fp16.
  *
  *   inputs_embeds [B,S,H]   position_ids [B,S]      attention_mask [B,P+S]
  *        │                      │ cos/sin [B,S,1,hd]     │ bias [B,1,S,P+S] (mask ∧ j ≤ P+i)
