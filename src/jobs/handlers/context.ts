@@ -1,0 +1,61 @@
+/** What a job handler gets: the claimed job, storage, and the progress sink it reports through. */
+import { createHash, randomUUID } from 'node:crypto';
+import type { AssetRole, Job } from '../../generated/prisma/client.ts';
+import type { EventSink } from '../../harmon/events.ts';
+import type { Logger } from '../../shared/logger.ts';
+import { type BlobStore, tenantKey } from '../../storage/blob-store.ts';
+import type { Prisma } from '../../storage/db.ts';
+import type { ImageSourceDeps } from '../image-source.ts';
+import type { JobRunner } from '../runner.ts';
+
+export interface HandlerContext {
+  prisma: Prisma;
+  blobStore: BlobStore;
+  runner: JobRunner;
+  job: Job;
+  log: Logger;
+  signal: AbortSignal;
+  onEvent: EventSink;
+  images: Omit<ImageSourceDeps, 'prisma' | 'blobStore'>;
+}
+
+/** An Asset row to insert once the job's final transaction runs (the object is already in S3). */
+export interface AssetDraft {
+  id: string;
+  key: string;
+  contentType: string;
+  bytes: number;
+  width: number | null;
+  height: number | null;
+  sha256: string;
+  role: AssetRole;
+}
+
+export interface JobOutcome {
+  assets: AssetDraft[];
+  text?: string;
+  usage: { images: number; tokens: number; gpuMs: number };
+}
+
+/** Uploads a PNG under the tenant's prefix and returns its Asset draft (id chosen here). */
+export async function uploadPng(
+  blobStore: BlobStore,
+  tenantId: string,
+  kind: 'outputs' | 'previews',
+  name: string,
+  image: { data: Uint8Array; width: number; height: number },
+  role: AssetRole,
+): Promise<AssetDraft> {
+  const key = tenantKey(tenantId, kind, name);
+  await blobStore.put(key, image.data, { contentType: 'image/png' });
+  return {
+    id: randomUUID(),
+    key,
+    contentType: 'image/png',
+    bytes: image.data.byteLength,
+    width: image.width,
+    height: image.height,
+    sha256: createHash('sha256').update(image.data).digest('hex'),
+    role,
+  };
+}
