@@ -1,5 +1,6 @@
 /** `harmon serve`: runs the service until SIGINT/SIGTERM, then shuts down cleanly. */
 import type { Command } from 'commander';
+import { apiSetup } from '../../api/mount.ts';
 import { loadConfig } from '../../config/config.ts';
 import { startServer } from '../../server/server.ts';
 import { logger } from '../../shared/logger.ts';
@@ -11,7 +12,7 @@ export function register(program: Command): void {
     .option('--port <port>', 'override PORT')
     .action(async (opts: { port?: string }) => {
       const config = loadConfig(opts.port === undefined ? process.env : { ...process.env, PORT: opts.port });
-      const server = await startServer(config);
+      const server = await startServer(config, { setup: [apiSetup()] });
       process.stdout.write(`harmon listening on ${server.url}\n`);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
