@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { register as registerDb } from './db.ts';
 import { register as registerKeys } from './keys.ts';
+import { register as registerModel } from './model.ts';
 import { register as registerServe } from './serve.ts';
 
 /** One line per subcommand module; each module exports `register(program)`. */
@@ -8,4 +9,5 @@ export function registerCommands(program: Command): void {
   registerServe(program);
   registerKeys(program);
   registerDb(program);
+  registerModel(program);
 }

@@ -1,0 +1,37 @@
+/**
+ * `harmon tiny`: a Harmon of the real architecture with small widths (HARMON_TINY in config.ts)
+ * and seeded random weights, in the same model-directory format as converted checkpoints, so
+ * every later component runs unchanged on it. Outputs are noise: the manifest says `demo: true`.
+ */
+import { IMAGE_TOKEN_ID } from '../harmon/tokenizer.ts';
+import type { Manifest } from '../runtime/manifest.ts';
+import { HARMON_TINY, type HarmonConfig } from './config.ts';
+import { TOKENIZER_SOURCE } from './convert.ts';
+import { exportHarmon } from './export-model.ts';
+import type { WeightDType } from './graph/context.ts';
+import { randomHarmonWeights } from './weights/random.ts';
+
+export interface TinyOptions {
+  outDir: string;
+  seed?: number;
+  config?: HarmonConfig;
+  dtype?: WeightDType;
+  onProgress?: (done: number, total: number, label: string) => void;
+}
+
+export async function buildTinyModel(opts: TinyOptions): Promise<Manifest> {
+  const config = opts.config ?? HARMON_TINY;
+  const seed = opts.seed ?? 0;
+  const weights = randomHarmonWeights(config, seed, { includeVae: true, vaePrefix: 'vae.' });
+  return exportHarmon(config, weights, {
+    outDir: opts.outDir,
+    modelId: `harmon-${config.variant}-demo-seed${seed}`,
+    weightDType: opts.dtype ?? 'float32',
+    demo: true,
+    vaePrefix: 'vae.',
+    imageTokenId: IMAGE_TOKEN_ID,
+    tokenizerSource: TOKENIZER_SOURCE,
+    source: { random: true, seed },
+    onProgress: opts.onProgress,
+  });
+}
