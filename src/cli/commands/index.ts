@@ -3,6 +3,7 @@ import { register as registerDb } from './db.ts';
 import { register as registerKeys } from './keys.ts';
 import { register as registerModel } from './model.ts';
 import { register as registerServe } from './serve.ts';
+import { register as registerWorker } from './worker.ts';
 
 /** One line per subcommand module; each module exports `register(program)`. */
 export function registerCommands(program: Command): void {
@@ -10,4 +11,5 @@ export function registerCommands(program: Command): void {
   registerKeys(program);
   registerDb(program);
   registerModel(program);
+  registerWorker(program);
 }
