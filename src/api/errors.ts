@@ -69,17 +69,20 @@ export function isClientAppError(e: unknown): e is AppError {
 
 /**
  * The formatted error a client sees for `err` (a GraphQLError from execution or validation, or
- * anything thrown). `logged` is the error object to log when masking.
+ * anything thrown). `knownCode` is a code the transport already assigned (Apollo's request errors).
  */
-export function formatApiError(err: unknown, meta: { log: Logger; requestId: string }): GraphQLFormattedError {
+export function formatApiError(err: unknown, meta: { log: Logger; requestId: string }, knownCode?: unknown): GraphQLFormattedError {
   const gql = err instanceof GraphQLError ? err : undefined;
   const original = gql ? gql.originalError : err;
   const base = gql ? { locations: gql.locations, path: gql.path } : {};
   if (isClientAppError(original)) return { ...base, message: original.message, extensions: appErrorExtensions(original) };
-  if (original instanceof GraphQLError && original !== gql) return formatApiError(original, meta);
+  if (original instanceof GraphQLError && original !== gql) return formatApiError(original, meta, knownCode);
   if (gql && gql.path === undefined && !isAppError(original)) {
     // Parse/validation/coercion error: the client's mistake, safe to show.
-    const code = typeof gql.extensions?.code === 'string' && REQUEST_ERROR_CODES.has(gql.extensions.code) ? gql.extensions.code : 'GRAPHQL_VALIDATION_FAILED';
+    // Apollo classifies request errors (parse/validation/coercion) in the formatted error it hands
+    // to formatError, not always on the error object itself.
+    const given = [gql.extensions?.code, knownCode].find((c): c is string => typeof c === 'string' && REQUEST_ERROR_CODES.has(c));
+    const code = given ?? 'GRAPHQL_VALIDATION_FAILED';
     const ext: Record<string, unknown> = { code };
     if (typeof gql.extensions?.cost === 'number') ext.cost = gql.extensions.cost;
     return { message: gql.message, locations: gql.locations, extensions: ext };

@@ -17,7 +17,12 @@ import {
   type ValidationRule,
 } from 'graphql';
 
-export const DEFAULT_MAX_DEPTH = 8;
+/**
+ * The API's own deepest query is 5 levels (jobs > edges > node > images > url); graphql's
+ * standard introspection query reaches 15 (nested ofType), and introspection types are recursive
+ * (__Type.fields.type.fields ...), so the limit must hold for them too.
+ */
+export const DEFAULT_MAX_DEPTH = 16;
 export const DEFAULT_MAX_COST = 5000;
 /** Upper bound of `first` on connections (resolvers enforce it too). */
 export const MAX_PAGE_SIZE = 100;
@@ -34,7 +39,6 @@ function walk(
 ): void {
   for (const sel of set.selections) {
     if (sel.kind === Kind.FIELD) {
-      if (sel.name.value.startsWith('__')) continue; // introspection is cheap and bounded by the schema
       out.cost += multiplier;
       if (!sel.selectionSet) {
         out.depth = Math.max(out.depth, depth);

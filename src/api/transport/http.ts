@@ -23,7 +23,7 @@ export async function createApollo(schema: GraphQLSchema, deps: ApiDeps): Promis
     includeStacktraceInErrorResponses: false,
     // Introspection helps client codegen; it is cheap and covered by the same auth.
     introspection: true,
-    formatError: (_formatted, error) => formatApiError(error, requestScope.getStore() ?? { requestId: 'unknown', log: deps.log }),
+    formatError: (formatted, error) => formatApiError(error, requestScope.getStore() ?? { requestId: 'unknown', log: deps.log }, formatted.extensions?.code),
   });
   await apollo.start();
   return apollo;
