@@ -1,0 +1,76 @@
+/**
+ * Everything a worker process runs, in one start/stop pair: the queue consumer (worker.ts), the
+ * webhook dispatcher and the lost-message sweeper. Used by `harmon worker` and by the in-process
+ * worker of `harmon serve`; the caller owns the database, blob store and runner it passes in.
+ */
+import type { Logger } from '../shared/logger.ts';
+import { logger as rootLogger } from '../shared/logger.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import type { Prisma } from '../storage/db.ts';
+import { canStart } from '../tenancy/concurrency.ts';
+import { createJobQueue, type QueueBackendOptions } from './queue/create-queue.ts';
+import { DEFAULT_QUEUE_POLICY, type HarmonJobPayload, type JobQueue } from './queue/port.ts';
+import type { JobRunner } from './runner.ts';
+import type { FetchPolicy } from './safe-fetch.ts';
+import { startSweeper } from './sweeper.ts';
+import { startWebhookDispatcher, type WebhookOptions } from './webhooks.ts';
+import { type RunningWorker, startWorker, type WorkerDeps } from './worker.ts';
+
+export interface WorkerServiceOptions {
+  prisma: Prisma;
+  databaseUrl: string;
+  blobStore: BlobStore;
+  runner: JobRunner;
+  /** Queue backend (same options as the API's producer), or a queue instance to share. */
+  queue: QueueBackendOptions | JobQueue<HarmonJobPayload>;
+  log?: Logger;
+  concurrency?: number;
+  maxImageBytes?: number;
+  fetchPolicy?: FetchPolicy;
+  webhooks?: false | (WebhookOptions & { intervalMs?: number });
+  sweeper?: false | { intervalMs?: number; staleSeconds?: number };
+  worker?: Partial<Pick<WorkerDeps, 'cancelPollMs' | 'slotRetrySeconds' | 'canStart'>>;
+}
+
+export interface WorkerService {
+  queue: JobQueue<HarmonJobPayload>;
+  worker: RunningWorker;
+  /** Stops pulling; 'finish' lets the running job end within timeoutMs, then releases it. */
+  stop(options?: { mode?: 'finish' | 'release'; timeoutMs?: number }): Promise<void>;
+}
+
+export async function startWorkerService(o: WorkerServiceOptions): Promise<WorkerService> {
+  const log = (o.log ?? rootLogger).child({ component: 'worker' });
+  const ownsQueue = !('send' in o.queue);
+  const queue = 'send' in o.queue ? o.queue : createJobQueue<HarmonJobPayload>(o.queue);
+  await queue.start();
+  const policy = 'send' in o.queue ? undefined : o.queue.policy;
+  const worker = startWorker(
+    {
+      prisma: o.prisma,
+      databaseUrl: o.databaseUrl,
+      queue,
+      blobStore: o.blobStore,
+      runner: o.runner,
+      log,
+      canStart: (tx, tenantId) => canStart(tx, tenantId, { lock: true }),
+      maxAttempts: policy?.maxAttempts ?? DEFAULT_QUEUE_POLICY.maxAttempts,
+      images: { maxBytes: o.maxImageBytes ?? 10 * 1024 * 1024, fetchPolicy: o.fetchPolicy },
+      ...o.worker,
+    },
+    { concurrency: o.concurrency ?? 1 },
+  );
+  const hooks =
+    o.webhooks === false ? undefined : startWebhookDispatcher(o.prisma, { fetchPolicy: o.fetchPolicy, log, ...o.webhooks });
+  const sweeper = o.sweeper === false ? undefined : startSweeper({ prisma: o.prisma, queue, log }, { ...o.sweeper });
+  return {
+    queue,
+    worker,
+    async stop(options = {}) {
+      sweeper?.stop();
+      await worker.stop(options);
+      await hooks?.stop();
+      if (ownsQueue) await queue.close();
+    },
+  };
+}
