@@ -17,7 +17,7 @@ async function createUpload(k: string, contentType: string, bytes: number): Prom
 }
 
 async function put(url: string, contentType: string, body: Buffer): Promise<void> {
-  const r = await fetch(url, { method: 'PUT', headers: { 'content-type': contentType }, body });
+  const r = await fetch(url, { method: 'PUT', headers: { 'content-type': contentType }, body: new Uint8Array(body) });
   assert.equal(r.status, 200);
 }
 
