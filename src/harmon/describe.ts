@@ -28,6 +28,8 @@ export const STOP_TOKENS: ReadonlySet<number> = new Set([IM_END, ENDOFTEXT]);
 export interface DescribeRunOptions {
   onEvent?: EventSink;
   signal?: CancelSignal;
+  /** Override of the stop set (tests force an early stop with it). */
+  stopTokens?: ReadonlySet<number>;
 }
 
 /** §4.4: for every distinct generated id, logit / p if positive, else logit · p (in place). */
@@ -178,6 +180,7 @@ export async function describe(
   let pastLen = T;
 
   emit({ type: 'stage', stage: 'decode' });
+  const stops = run.stopTokens ?? STOP_TOKENS;
   const rng = Rng.fromSeed(o.seed).fork('describe');
   const generated: number[] = [];
   const stream = model.tokenizer.streamDecoder({ skipSpecial: true });
@@ -187,9 +190,9 @@ export async function describe(
     applyRepetitionPenalty(step.logits, generated, o.repetitionPenalty);
     const id = o.temperature > 0 ? sampleToken(step.logits, o.temperature, o.topP, rng) : argmax(step.logits);
     generated.push(id);
-    const text = STOP_TOKENS.has(id) ? '' : stream.push(id);
+    const text = stops.has(id) ? '' : stream.push(id);
     emit({ type: 'token', index: generated.length - 1, id, text });
-    if (STOP_TOKENS.has(id)) {
+    if (stops.has(id)) {
       stopReason = 'stop_token';
       break;
     }
@@ -204,7 +207,7 @@ export async function describe(
   const tail = stream.flush();
   if (tail)
     emit({ type: 'token', index: generated.length - 1, id: generated[generated.length - 1], text: tail });
-  const textIds = generated.filter((id) => !STOP_TOKENS.has(id));
+  const textIds = generated.filter((id) => !stops.has(id));
   return {
     text: model.tokenizer.decode(textIds, { skipSpecial: true }),
     tokenIds: generated,

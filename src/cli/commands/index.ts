@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { register as registerDb } from './db.ts';
+import { register as registerDescribe } from './describe.ts';
+import { register as registerGenerate } from './generate.ts';
 import { register as registerKeys } from './keys.ts';
 import { register as registerModel } from './model.ts';
 import { register as registerServe } from './serve.ts';
@@ -10,6 +12,8 @@ export function registerCommands(program: Command): void {
   registerServe(program);
   registerKeys(program);
   registerDb(program);
+  registerGenerate(program);
+  registerDescribe(program);
   registerModel(program);
   registerWorker(program);
 }

@@ -1,0 +1,127 @@
+/**
+ * HarmonEngine: the pipeline in a worker thread. Same bytes as in process, events and step
+ * instrumentation forwarded, the caller's event loop stays free, requests are serialised,
+ * cancellation stops within one MAR step, and load/input errors keep their codes.
+ */
+import assert from 'node:assert/strict';
+import { cp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { HarmonEngine } from '../../src/harmon/engine.ts';
+import { generate } from '../../src/harmon/generate.ts';
+import { HarmonModel } from '../../src/harmon/harmon-model.ts';
+import { AppError } from '../../src/shared/errors.ts';
+import { buildTinyFixture, type TinyFixture } from './tiny-model-fixture.ts';
+
+let fx: TinyFixture;
+let engine: HarmonEngine;
+const base = { prompt: 'a small boat', seed: 7, steps: 8, size: 64 };
+
+before(async () => {
+  fx = await buildTinyFixture();
+  engine = await HarmonEngine.start({ modelDir: fx.dir });
+});
+after(async () => {
+  await engine?.close();
+  await fx?.cleanup();
+});
+
+test('engine reports the model and produces the same PNG bytes as the in-process pipeline', async () => {
+  assert.equal(engine.info.demo, true);
+  assert.equal(engine.info.maxImageSize, 256);
+  const viaWorker = await engine.generate(base);
+  const model = await HarmonModel.open(fx.dir);
+  try {
+    const direct = await generate(model, base);
+    assert.deepEqual(Buffer.from(viaWorker.images[0].data), Buffer.from(direct.images[0].data));
+  } finally {
+    await model.close();
+  }
+  assert.equal(viaWorker.meta.sessions.runs, 35);
+  assert.ok(viaWorker.meta.sessionMs > 0 && viaWorker.meta.sessionMs <= viaWorker.meta.totalMs);
+});
+
+test('events and step debug info are forwarded in order; the event loop keeps ticking', async () => {
+  const steps: number[] = [];
+  const debug: number[] = [];
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 2);
+  try {
+    await engine.generate(base, {
+      onEvent: (e) => e.type === 'step' && steps.push(e.step),
+      onStepDebug: (d) => debug.push(d.step),
+    });
+  } finally {
+    clearInterval(timer);
+  }
+  assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(debug, [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.ok(ticks >= 5, `main loop ticked only ${ticks} times during inference`);
+});
+
+test('concurrent requests are serialised and both complete', async () => {
+  const order: string[] = [];
+  const a = engine.generate(base, { onEvent: (e) => e.type === 'step' && order.push(`a${e.step}`) });
+  const b = engine.generate(
+    { ...base, seed: 8 },
+    { onEvent: (e) => e.type === 'step' && order.push(`b${e.step}`) },
+  );
+  const [ra, rb] = await Promise.all([a, b]);
+  assert.notDeepEqual(Buffer.from(ra.images[0].data), Buffer.from(rb.images[0].data));
+  assert.equal(order.indexOf('b1'), 8, `interleaved: ${order.join(',')}`);
+});
+
+test('cancel mid-run stops within one MAR step; the engine keeps working', async () => {
+  const ac = new AbortController();
+  const seen: number[] = [];
+  await assert.rejects(
+    engine.generate(
+      { ...base, steps: 16 },
+      {
+        signal: ac.signal,
+        onEvent: (e) => {
+          if (e.type !== 'step') return;
+          seen.push(e.step);
+          if (e.step === 2) ac.abort();
+        },
+      },
+    ),
+    (e: unknown) => e instanceof AppError && e.code === 'CANCELED',
+  );
+  assert.ok(Math.max(...seen) <= 3, `ran to step ${Math.max(...seen)} after abort at 2`);
+  const pre = new AbortController();
+  pre.abort();
+  await assert.rejects(engine.generate(base, { signal: pre.signal }), { code: 'CANCELED' });
+  const ok = await engine.generate(base);
+  assert.equal(ok.images.length, 1);
+});
+
+test('input errors cross the thread boundary as AppError with their code', async () => {
+  await assert.rejects(
+    engine.generate({ ...base, size: 17 }),
+    (e: unknown) => e instanceof AppError && e.code === 'BAD_USER_INPUT' && /multiple of 16/.test(e.message),
+  );
+  await assert.rejects(engine.describe(new Uint8Array([1, 2, 3]), {}), { code: 'IMAGE_INVALID' });
+});
+
+test('a model dir with a missing or corrupted graph is refused with MODEL_INVALID', async () => {
+  const missing = join(fx.root, 'missing');
+  await cp(fx.dir, missing, { recursive: true });
+  await rm(join(missing, 'mar_decoder.onnx'));
+  await assert.rejects(HarmonEngine.start({ modelDir: missing }), (e: unknown) => {
+    assert.ok(e instanceof AppError && e.code === 'MODEL_INVALID');
+    assert.match(e.message, /mar_decoder\.onnx.*missing/);
+    return true;
+  });
+  const corrupt = join(fx.root, 'corrupt');
+  await cp(fx.dir, corrupt, { recursive: true });
+  const file = join(corrupt, 'vae_decoder.onnx');
+  const bytes = await readFile(file);
+  bytes[bytes.length - 100] ^= 0xff; // same size, different content
+  await writeFile(file, bytes);
+  await assert.rejects(HarmonEngine.start({ modelDir: corrupt }), (e: unknown) => {
+    assert.ok(e instanceof AppError && e.code === 'MODEL_INVALID');
+    assert.match(e.message, /vae_decoder\.onnx.*sha256/);
+    return true;
+  });
+});
