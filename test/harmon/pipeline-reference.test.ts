@@ -110,9 +110,11 @@ function referenceGenerate(w: WeightSource, r: RefRun, positionsFromL = false): 
     const visRows = Array.from({ length: B }, (_, b) => vis[rowImg(b)]);
     const predRows = Array.from({ length: B }, (_, b) => pred[rowImg(b)]);
     const tokens = new Float64Array(B * V * 16);
-    visRows.forEach((idx, b) =>
-      idx.forEach((p, j) => tokens.set(tok[rowImg(b)].subarray(p * 16, p * 16 + 16), (b * V + j) * 16)),
-    );
+    visRows.forEach((idx, b) => {
+      idx.forEach((p, j) => {
+        tokens.set(tok[rowImg(b)].subarray(p * 16, p * 16 + 16), (b * V + j) * 16);
+      });
+    });
     const enc = marEncode(cfg, w, { tokens, visibleIdx: visRows, encPosGrid: encGrid });
     const s = V + 64;
     const mask: number[] = [];
@@ -163,9 +165,11 @@ function referenceGenerate(w: WeightSource, r: RefRun, positionsFromL = false): 
       cfgScale: scale,
       temperature: r.temperature,
     });
-    pred.forEach((idx, g) =>
-      idx.forEach((p, j) => tok[g].set(x.subarray((g * K + j) * 16, (g * K + j + 1) * 16), p * 16)),
-    );
+    pred.forEach((idx, g) => {
+      idx.forEach((p, j) => {
+        tok[g].set(x.subarray((g * K + j) * 16, (g * K + j + 1) * 16), p * 16);
+      });
+    });
     mcnt = mnext;
   }
   return tok;
@@ -182,12 +186,12 @@ const REL_TOL = 1e-5;
 function compare(ref: Float64Array[], ours: Float32Array[]) {
   let worst = 0;
   let mag = 0;
-  ref.forEach((r, g) =>
+  ref.forEach((r, g) => {
     r.forEach((v, i) => {
       worst = Math.max(worst, Math.abs(v - ours[g][i]));
       mag = Math.max(mag, Math.abs(v));
-    }),
-  );
+    });
+  });
   return { worst, mag };
 }
 
