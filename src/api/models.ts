@@ -9,8 +9,12 @@ import { AppError } from '../shared/errors.ts';
 
 export type ModelInfo = { id: string; dir?: string; demo: boolean; maxImageSize?: number };
 
-/** Id of the model used when nothing is configured (the pipeline's demo model). */
-export const DEMO_MODEL_ID = 'tiny-demo';
+/**
+ * Id of the model a worker serves when nothing is configured: the manifest id of the pipeline's
+ * random-weight demo model (src/onnx/tiny.ts, seed 0). `harmon serve` passes the built demo
+ * directory instead, so this literal only matters for an API running without a local model.
+ */
+export const DEMO_MODEL_ID = 'harmon-tiny-demo-seed0';
 const TINY_MAX_IMAGE_SIZE = 256;
 
 type ManifestLike = { modelId?: unknown; demo?: unknown; config?: { maxImageSize?: unknown } };
@@ -28,8 +32,8 @@ export function listModels(modelDirs: string[]): ModelInfo[] {
       }
     }
     return {
-      // The directory name is the id clients pass: stable across re-exports of the same model.
-      id: basename(dir.replace(/\/+$/, '')) || (typeof m.modelId === 'string' ? m.modelId : dir),
+      // The manifest's id is what the worker's engines answer to; the folder name is a fallback.
+      id: typeof m.modelId === 'string' && m.modelId ? m.modelId : basename(dir.replace(/\/+$/, '')) || dir,
       dir,
       demo: m.demo === true,
       maxImageSize: typeof m.config?.maxImageSize === 'number' ? m.config.maxImageSize : undefined,

@@ -42,6 +42,8 @@ export type ApiOptions = {
   queue?: JobQueue<HarmonJobPayload>;
   /** Use this event source instead of a new EventBus. */
   events?: JobEventSource & { close?(): Promise<void> };
+  /** Model directories to list (default: config.modelDirs); serve passes the demo model's. */
+  modelDirs?: string[];
   /** DNS resolution for describe URLs (tests). */
   lookup?: (host: string) => Promise<string[]>;
 };
@@ -75,7 +77,7 @@ export async function mountApi(ctx: ServerContext, options: ApiOptions = {}): Pr
     queue: q,
     events,
     rateLimiter: postgresRateLimiter(prisma),
-    models: listModels(config.modelDirs),
+    models: listModels(options.modelDirs ?? config.modelDirs),
     metrics,
     log: log.child({ component: 'api' }),
     lookup: options.lookup,

@@ -1,18 +1,26 @@
 /** `harmon serve`: runs the service until SIGINT/SIGTERM, then shuts down cleanly. */
 import type { Command } from 'commander';
-import { apiSetup } from '../../api/mount.ts';
+import { apiSetup, type MountedApi } from '../../api/mount.ts';
 import { loadConfig } from '../../config/config.ts';
+import { ensureDemoModel } from '../../harmon/demo-model.ts';
 import { startServer } from '../../server/server.ts';
 import { logger } from '../../shared/logger.ts';
+import { embeddedWorkerSetup } from '../embedded-worker.ts';
 
 export function register(program: Command): void {
   program
     .command('serve')
     .description('run the HTTP service (embedded database and storage unless configured)')
     .option('--port <port>', 'override PORT')
-    .action(async (opts: { port?: string }) => {
+    .option('--no-worker', 'do not run the in-process worker (jobs wait for a `harmon worker`)')
+    .action(async (opts: { port?: string; worker: boolean }) => {
       const config = loadConfig(opts.port === undefined ? process.env : { ...process.env, PORT: opts.port });
-      const server = await startServer(config, { setup: [apiSetup()] });
+      // With no HARMON_MODEL the in-process worker serves the random-weight demo model.
+      const modelDirs = config.modelDirs.length > 0 || !opts.worker ? config.modelDirs : [await ensureDemoModel()];
+      let api: MountedApi | undefined;
+      const setup = [apiSetup({ modelDirs }, (a) => (api = a))];
+      if (opts.worker) setup.push(embeddedWorkerSetup(modelDirs, () => api));
+      const server = await startServer(config, { setup });
       process.stdout.write(`harmon listening on ${server.url}\n`);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {

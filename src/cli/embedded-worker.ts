@@ -1,0 +1,33 @@
+/**
+ * The in-process worker of `harmon serve` (embedded mode): after the API is mounted, start the
+ * engines (each in its own worker thread, so inference never blocks the HTTP event loop) and the
+ * worker service on the API's own queue instance. On close it releases a running job back to
+ * the queue, then stops the engines.
+ */
+import type { MountedApi } from '../api/mount.ts';
+import { createEngineRunner } from '../jobs/engine-runner.ts';
+import { fetchPolicyFromEnv } from '../jobs/safe-fetch.ts';
+import { startWorkerService } from '../jobs/service.ts';
+import type { SetupHook } from '../server/server.ts';
+
+export function embeddedWorkerSetup(modelDirs: string[], api: () => MountedApi | undefined): SetupHook {
+  return async (ctx) => {
+    const mounted = api();
+    if (!mounted) throw new Error('the API must be mounted before the embedded worker');
+    const runner = await createEngineRunner(modelDirs);
+    ctx.onClose(() => runner.close());
+    const service = await startWorkerService({
+      prisma: ctx.prisma,
+      databaseUrl: ctx.databaseUrl,
+      blobStore: ctx.blobStore,
+      runner,
+      queue: mounted.queue,
+      log: ctx.log,
+      maxImageBytes: ctx.config.maxUploadBytes,
+      fetchPolicy: fetchPolicyFromEnv(),
+    });
+    // Registered after the runner, so it runs before it on close: release the job, then stop engines.
+    ctx.onClose(() => service.stop({ mode: 'release' }));
+    ctx.log.info({ models: runner.models() }, 'in-process worker started');
+  };
+}
