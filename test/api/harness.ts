@@ -6,6 +6,7 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { type MountedApi, apiSetup } from '../../src/api/mount.ts';
+import { embeddedWorkerSetup } from '../../src/cli/embedded-worker.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { type ServerHandle, startServer } from '../../src/server/server.ts';
 import { createApiKey } from '../../src/tenancy/api-keys.ts';
@@ -30,7 +31,9 @@ export type ApiHarness = {
   close(): Promise<void>;
 };
 
-export async function startApi(options: { env?: Record<string, string>; lookup?: (host: string) => Promise<string[]> } = {}): Promise<ApiHarness> {
+export async function startApi(
+  options: { env?: Record<string, string>; lookup?: (host: string) => Promise<string[]>; workerModelDirs?: string[] } = {},
+): Promise<ApiHarness> {
   const db = await freshDatabase({ migrate: false });
   const s3 = await startS3('api-test');
   const config = loadConfig({
@@ -45,7 +48,10 @@ export async function startApi(options: { env?: Record<string, string>; lookup?:
     ...options.env,
   });
   let api: MountedApi | undefined;
-  const server = await startServer(config, { setup: [apiSetup({ lookup: options.lookup }, (a) => (api = a))] });
+  const setup = [apiSetup({ lookup: options.lookup, modelDirs: options.workerModelDirs }, (a) => (api = a))];
+  // The real in-process worker of `harmon serve`, on the given model directories.
+  if (options.workerModelDirs) setup.push(embeddedWorkerSetup(options.workerModelDirs, () => api));
+  const server = await startServer(config, { setup });
   const clients: Client[] = [];
   const url = server.url;
   return {
