@@ -1,0 +1,185 @@
+/**
+ * The JSON document `harmon bench --json FILE` writes, and its printed summary. One shape for
+ * quick and full runs; a figure that was not measured is `null` with the reason under
+ * `notMeasured[key]` — never a placeholder number.
+ */
+import type { StageRow } from './chart.ts';
+import type { Measurement } from './harness.ts';
+import type { MachineInfo } from './machine.ts';
+import type { TargetCheck } from './targets.ts';
+
+export const REPORT_SCHEMA_VERSION = 1;
+
+/** Figures of the generate pipeline for one model config (from the pipeline benchmark). */
+export interface PipelineConfigFigures {
+  variant: string;
+  size: number | null;
+  steps: number | null;
+  /** Median milliseconds per stage of one generate request. */
+  stageMs: Record<string, number>;
+  totalMs: number | null;
+  /** (request time − session run time) / request time. */
+  jsOverheadShare: number | null;
+  sessionRunsPerImage: number | null;
+  /** Anything else the pipeline benchmark reports, kept verbatim. */
+  details?: Record<string, unknown>;
+}
+
+export interface SamplerFigures {
+  variant: string;
+  tokens: number;
+  cfg: boolean;
+  fusedMedianMs: number;
+  perStepMedianMs: number;
+  speedup: number;
+  /** Ratio of the fastest runs: what the graph saves with no machine noise. */
+  speedupBestCase: number;
+  sessionRuns: { fused: number; perStep: number };
+  maxAbsDiff: number;
+  maxAbsOutput: number;
+  relativeDiff: number;
+  outputsEqual: boolean;
+}
+
+export interface DescribeFigures {
+  variant: string;
+  imageSize: number;
+  promptTokens: number;
+  tokensGenerated: number;
+  timeToFirstTokenMs: number;
+  prefillMs: number;
+  prefillTokensPerSecond: number;
+  decodeMsPerToken: number;
+  tokensPerSecond: number;
+  totalMs: number;
+  sessionRunsPerRequest: number;
+  stageMs: Record<string, number>;
+}
+
+export interface ApiFigures {
+  enqueueP50Ms: number | null;
+  enqueueP99Ms: number | null;
+  queryP99Ms: number | null;
+  throughput: number | null;
+  overheadVsBareApollo: number | null;
+  subscriberEventDelayP99Ms: number | null;
+  /** Anything else the API benchmark reports, kept verbatim. */
+  details?: Record<string, unknown>;
+}
+
+export interface BenchReport {
+  schemaVersion: number;
+  mode: 'quick' | 'full';
+  startedAt: string;
+  durationMs: number;
+  machine: MachineInfo & { loadAverage: number[] };
+  pipeline: {
+    /** Config the headline figures below come from (small in a full run, tiny in a quick one). */
+    headlineVariant: string | null;
+    jsOverheadShare: number | null;
+    sessionRunsPerImage: number | null;
+    fusedVsPerStepSpeedup: number | null;
+    stageMs: Record<string, number> | null;
+    configs: Record<string, PipelineConfigFigures>;
+    fusedVsPerStep: Record<string, SamplerFigures>;
+  };
+  describe: {
+    headlineVariant: string | null;
+    tokensPerSecond: number | null;
+    timeToFirstTokenMs: number | null;
+    prefillMs: number | null;
+    decodeMsPerToken: number | null;
+    configs: Record<string, DescribeFigures>;
+  };
+  api: ApiFigures;
+  memory: { peakRssMb: number; peakRssMbAfter: Record<string, number> };
+  targets: TargetCheck[];
+  notMeasured: Record<string, string>;
+  measurements: Measurement[];
+  /** Where the bench wrote its chart, if it did. */
+  chart: string | null;
+}
+
+/** The keys issue #7's acceptance names; all must be present (a value or null + notMeasured). */
+export const REQUIRED_KEYS = [
+  'pipeline.jsOverheadShare',
+  'pipeline.sessionRunsPerImage',
+  'pipeline.fusedVsPerStepSpeedup',
+  'pipeline.stageMs',
+  'describe.tokensPerSecond',
+  'api.enqueueP99Ms',
+  'api.overheadVsBareApollo',
+  'api.subscriberEventDelayP99Ms',
+] as const;
+
+export function getPath(obj: unknown, path: string): unknown {
+  let cur: unknown = obj;
+  for (const k of path.split('.')) {
+    if (cur === null || typeof cur !== 'object' || !(k in cur)) return undefined;
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return cur;
+}
+
+/** Required keys that are absent, or null without a reason in notMeasured. */
+export function missingKeys(report: BenchReport): string[] {
+  return REQUIRED_KEYS.filter((k) => {
+    const v = getPath(report, k);
+    return v === undefined || (v === null && !report.notMeasured[k]);
+  });
+}
+
+const show = (v: number | null | undefined, digits = 2) =>
+  v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits);
+
+/** Human summary printed after the measurement table. */
+export function formatSummary(r: BenchReport): string {
+  const lines: string[] = [];
+  const nm = (k: string, v: string) => (r.notMeasured[k] ? `not measured: ${r.notMeasured[k]}` : v);
+  lines.push(
+    `machine: ${r.machine.cpus}× ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB, node ${r.machine.nodeVersion}, onnxruntime-node ${r.machine.onnxruntimeVersion} (${r.machine.executionProvider}), load ${r.machine.loadAverage.map((v) => v.toFixed(1)).join('/')}`,
+  );
+  lines.push(
+    `pipeline (${r.pipeline.headlineVariant ?? '—'}): JS share ${nm('pipeline.jsOverheadShare', show(r.pipeline.jsOverheadShare, 3))}, session runs/image ${nm('pipeline.sessionRunsPerImage', show(r.pipeline.sessionRunsPerImage, 0))}`,
+  );
+  for (const s of Object.values(r.pipeline.fusedVsPerStep)) {
+    lines.push(
+      `sampler (${s.variant}, ${s.tokens} tokens, CFG): fused ${show(s.fusedMedianMs)} ms vs per-step ${show(s.perStepMedianMs)} ms → ${show(s.speedup)}× (best case ${show(s.speedupBestCase)}×); outputs ${s.outputsEqual ? 'equal' : 'DIFFER'} (max-abs ${s.maxAbsDiff.toExponential(2)} on max|x0| ${s.maxAbsOutput.toExponential(2)})`,
+    );
+  }
+  for (const d of Object.values(r.describe.configs)) {
+    lines.push(
+      `describe (${d.variant}, ${d.imageSize}px, ${d.promptTokens} prompt tokens): first token ${show(d.timeToFirstTokenMs, 1)} ms, prefill ${show(d.prefillMs, 1)} ms, decode ${show(d.tokensPerSecond, 1)} tok/s`,
+    );
+  }
+  lines.push(
+    `api: enqueue p99 ${nm('api.enqueueP99Ms', `${show(r.api.enqueueP99Ms, 1)} ms`)}; overhead vs bare Apollo ${nm('api.overheadVsBareApollo', `${show(r.api.overheadVsBareApollo)}×`)}; event delay p99 ${nm('api.subscriberEventDelayP99Ms', `${show(r.api.subscriberEventDelayP99Ms, 1)} ms`)}`,
+  );
+  lines.push(`peak RSS ${r.memory.peakRssMb.toFixed(0)} MiB`);
+  lines.push('targets:');
+  for (const t of r.targets) lines.push(`  [${t.status}] ${t.target}: ${t.why}`);
+  return lines.join('\n');
+}
+
+/** One chart bar per benchmarked generate config, then one per describe config. */
+export function chartRows(r: BenchReport): StageRow[] {
+  const rows: StageRow[] = [];
+  for (const c of Object.values(r.pipeline.configs)) {
+    const what = [c.size ? `${c.size}px` : null, c.steps ? `${c.steps} steps` : null]
+      .filter(Boolean)
+      .join(', ');
+    rows.push({
+      label: `generate ${c.variant}${what ? ` (${what})` : ''}`,
+      stageMs: c.stageMs,
+      totalMs: c.totalMs ?? undefined,
+    });
+  }
+  for (const d of Object.values(r.describe.configs)) {
+    rows.push({
+      label: `describe ${d.variant} (${d.tokensGenerated} tok)`,
+      stageMs: d.stageMs,
+      totalMs: d.totalMs,
+    });
+  }
+  return rows;
+}
