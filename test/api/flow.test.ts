@@ -83,3 +83,17 @@ test('describe: image uploaded through createUpload -> TEXT_DELTA events and the
   assert.equal(j.body.data?.job.status, 'SUCCEEDED');
   assert.equal(j.body.data?.job.text, deltas.join(''));
 });
+
+test('concurrency limit: a tenant without a free slot keeps its job QUEUED (not rejected) until one frees', async () => {
+  const t = await h.newTenant('flow-slots');
+  await h.db.prisma.tenant.update({ where: { id: t.tenantId }, data: { maxConcurrentJobs: 0 } });
+  const g = await h.gql<{ generate: { id: string; status: string } }>(t.key, 'mutation { generate(input:{ prompt: "wait", size: 64, steps: 2 }) { id status } }');
+  const id = g.body.data?.generate.id as string;
+  assert.equal(g.body.data?.generate.status, 'QUEUED');
+  await new Promise((r) => setTimeout(r, 2500));
+  const waiting = await h.db.prisma.job.findUniqueOrThrow({ where: { id } });
+  assert.deepEqual([waiting.status, waiting.attempts, waiting.errorCode], ['QUEUED', 0, null]);
+  await h.db.prisma.tenant.update({ where: { id: t.tenantId }, data: { maxConcurrentJobs: 1 } });
+  const { data } = await collect<{ jobEvents: Ev }>(h.ws(t.key), EVENTS, { id });
+  assert.equal(data.at(-1)?.jobEvents.status, 'SUCCEEDED');
+});
