@@ -1,7 +1,7 @@
 /**
  * The benchmarks owned by other parts of the project (generate pipeline, API), adapted to the
- * provider shapes run-bench.ts consumes. Kept apart so run-bench.ts (and its tests) never load
- * the API stack or Postgres unless a real bench asks for them.
+ * provider shapes run-bench.ts consumes. Loaded lazily so run-bench.ts (and its tests) never load
+ * the generate pipeline or the API stack unless a real bench asks for them.
  */
 import type { ApiBenchFn, PipelineBenchFn } from './run-bench.ts';
 
@@ -12,11 +12,11 @@ export interface Providers {
 }
 
 export async function loadProviders(): Promise<Providers> {
+  const { pipelineBenchProvider } = await import('./pipeline-bench.ts');
   return {
-    pipeline: null,
+    pipeline: pipelineBenchProvider,
     api: null,
     absentReason: {
-      pipeline: 'the generate pipeline benchmark (src/bench/pipeline-bench.ts) has not landed yet',
       api: 'the API benchmark (src/bench/api-bench.ts) has not landed yet',
     },
   };

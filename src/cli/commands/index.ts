@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { register as registerBench } from './bench.ts';
 import { register as registerDb } from './db.ts';
 import { register as registerDescribe } from './describe.ts';
 import { register as registerGenerate } from './generate.ts';
@@ -16,4 +17,5 @@ export function registerCommands(program: Command): void {
   registerDescribe(program);
   registerModel(program);
   registerWorker(program);
+  registerBench(program);
 }
