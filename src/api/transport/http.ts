@@ -53,7 +53,13 @@ export function graphqlHttpHandler(apollo: ApolloServer<ApiContext>, deps: ApiDe
         const url = new URL(req.url ?? '/', 'http://localhost');
         let body: unknown;
         if (req.method === 'POST') {
-          const raw = await readBody(req);
+          let raw: Buffer | null;
+          try {
+            raw = await readBody(req);
+          } catch {
+            // The client went away mid-body (load generators do this at the end of a run).
+            return 499;
+          }
           if (raw === null) return sendErrors(res, new AppError('BAD_USER_INPUT', 'The request body is larger than 2 MiB; upload big images with createUpload.'), scope);
           const type = String(req.headers['content-type'] ?? '');
           if (/^application\/(graphql-response\+)?json/i.test(type) && raw.length > 0) {
