@@ -10,11 +10,15 @@ import { fetchPolicyFromEnv } from '../jobs/safe-fetch.ts';
 import { startWorkerService } from '../jobs/service.ts';
 import type { SetupHook } from '../server/server.ts';
 
-export function embeddedWorkerSetup(modelDirs: string[], api: () => MountedApi | undefined): SetupHook {
+export function embeddedWorkerSetup(
+  modelDirs: string[],
+  api: () => MountedApi | undefined,
+  options: { previewEvery?: number } = {},
+): SetupHook {
   return async (ctx) => {
     const mounted = api();
     if (!mounted) throw new Error('the API must be mounted before the embedded worker');
-    const runner = await createEngineRunner(modelDirs);
+    const runner = await createEngineRunner(modelDirs, { previewEvery: options.previewEvery });
     ctx.onClose(() => runner.close());
     const service = await startWorkerService({
       prisma: ctx.prisma,

@@ -4,6 +4,7 @@ import { apiSetup, type MountedApi } from '../../api/mount.ts';
 import { loadConfig } from '../../config/config.ts';
 import { ensureDemoModel } from '../../harmon/demo-model.ts';
 import { startServer } from '../../server/server.ts';
+import { AppError } from '../../shared/errors.ts';
 import { logger } from '../../shared/logger.ts';
 import { embeddedWorkerSetup } from '../embedded-worker.ts';
 
@@ -13,13 +14,18 @@ export function register(program: Command): void {
     .description('run the HTTP service (embedded database and storage unless configured)')
     .option('--port <port>', 'override PORT')
     .option('--no-worker', 'do not run the in-process worker (jobs wait for a `harmon worker`)')
-    .action(async (opts: { port?: string; worker: boolean }) => {
+    // Previews are what the web playground shows live; each costs one VAE decode.
+    .option('--preview-every <n>', 'in-process worker: upload a preview image every N steps (0: none)', '4')
+    .action(async (opts: { port?: string; worker: boolean; previewEvery: string }) => {
+      const previewEvery = Number(opts.previewEvery);
+      if (!Number.isInteger(previewEvery) || previewEvery < 0)
+        throw new AppError('BAD_USER_INPUT', '--preview-every must be a non-negative integer');
       const config = loadConfig(opts.port === undefined ? process.env : { ...process.env, PORT: opts.port });
       // With no HARMON_MODEL the in-process worker serves the random-weight demo model.
       const modelDirs = config.modelDirs.length > 0 || !opts.worker ? config.modelDirs : [await ensureDemoModel()];
       let api: MountedApi | undefined;
       const setup = [apiSetup({ modelDirs }, (a) => (api = a))];
-      if (opts.worker) setup.push(embeddedWorkerSetup(modelDirs, () => api));
+      if (opts.worker) setup.push(embeddedWorkerSetup(modelDirs, () => api, { previewEvery }));
       const server = await startServer(config, { setup });
       process.stdout.write(`harmon listening on ${server.url}\n`);
       await new Promise<void>((resolve) => {
