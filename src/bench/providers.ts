@@ -1,7 +1,7 @@
 /**
  * The benchmarks owned by other parts of the project (generate pipeline, API), adapted to the
  * provider shapes run-bench.ts consumes. Loaded lazily so run-bench.ts (and its tests) never load
- * the generate pipeline or the API stack unless a real bench asks for them.
+ * the generate pipeline or the API stack (Postgres, S3, Apollo) unless a real bench asks for them.
  */
 import type { ApiBenchFn, PipelineBenchFn } from './run-bench.ts';
 
@@ -13,11 +13,6 @@ export interface Providers {
 
 export async function loadProviders(): Promise<Providers> {
   const { pipelineBenchProvider } = await import('./pipeline-bench.ts');
-  return {
-    pipeline: pipelineBenchProvider,
-    api: null,
-    absentReason: {
-      api: 'the API benchmark (src/bench/api-bench.ts) has not landed yet',
-    },
-  };
+  const { apiBenchProvider } = await import('./api-bench.ts');
+  return { pipeline: pipelineBenchProvider, api: apiBenchProvider, absentReason: {} };
 }

@@ -31,6 +31,8 @@ export interface SamplerFigures {
   cfg: boolean;
   fusedMedianMs: number;
   perStepMedianMs: number;
+  fusedMinMs: number;
+  perStepMinMs: number;
   speedup: number;
   /** Ratio of the fastest runs: what the graph saves with no machine noise. */
   speedupBestCase: number;
