@@ -15,6 +15,7 @@ import { buildEmbedTokens } from './builders/embed-tokens.ts';
 import { buildLlm, buildLlmImageStep } from './builders/llm.ts';
 import { buildMarDecoder } from './builders/mar-decoder.ts';
 import { buildMarEncoder } from './builders/mar-encoder.ts';
+import { buildMarStep } from './builders/mar-step.ts';
 import { buildPosTables } from './builders/pos-tables.ts';
 import { buildVaeDecoder } from './builders/vae-decoder.ts';
 import { buildVaeEncoder } from './builders/vae-encoder.ts';
@@ -54,6 +55,7 @@ function builders(): Record<GraphName, { build: Builder; vae?: boolean }> {
     vae_encoder: { build: buildVaeEncoder, vae: true },
     vae_decoder: { build: buildVaeDecoder, vae: true },
     pos_tables: { build: buildPosTables },
+    mar_step: { build: buildMarStep },
   };
 }
 

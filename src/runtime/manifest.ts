@@ -10,8 +10,8 @@ import type { HarmonConfig } from '../onnx/config.ts';
 export const MANIFEST_FORMAT = 'harmon-onnx';
 export const MANIFEST_VERSION = 1;
 
-/** Every graph a complete model directory holds, with the spec section it implements. */
-export const GRAPH_NAMES = [
+/** Graphs every model directory holds, with the spec section each implements. */
+export const REQUIRED_GRAPHS = [
   'embed_tokens', // §6.3
   'llm', // §6.5 prefill + decode with KV cache
   'llm_image_step', // §6.6 reads the text cache, no present outputs
@@ -24,7 +24,20 @@ export const GRAPH_NAMES = [
   'vae_decoder', // §6.2
   'pos_tables', // the learned 16x16 pos-embed tables, interpolated per resolution in TS (§2.10)
 ] as const;
+
+/**
+ * Graphs added after format version 1 shipped: written by every export, but a directory made
+ * before them still loads (the pipeline falls back to the graphs they fuse), so no version bump.
+ */
+export const OPTIONAL_GRAPHS = [
+  'mar_step', // §6.10 mar_encoder → llm_image_step → mar_decoder fused, one run per MAR step
+] as const;
+
+/** Every graph an export writes: the required ones, then the optional ones. */
+export const GRAPH_NAMES = [...REQUIRED_GRAPHS, ...OPTIONAL_GRAPHS] as const;
 export type GraphName = (typeof GRAPH_NAMES)[number];
+export type OptionalGraphName = (typeof OPTIONAL_GRAPHS)[number];
+export type RequiredGraphName = (typeof REQUIRED_GRAPHS)[number];
 
 const fileRef = z.object({
   file: z.string().min(1),
@@ -43,7 +56,16 @@ export const manifestSchema = z.object({
   demo: z.boolean(),
   dtype: z.enum(['float32', 'float16']),
   config: z.custom<HarmonConfig>((v) => typeof v === 'object' && v !== null && 'llm' in v && 'mar' in v),
-  graphs: z.object(Object.fromEntries(GRAPH_NAMES.map((n) => [n, graphEntry])) as Record<GraphName, typeof graphEntry>),
+  graphs: z.object({
+    ...(Object.fromEntries(REQUIRED_GRAPHS.map((n) => [n, graphEntry])) as Record<
+      RequiredGraphName,
+      typeof graphEntry
+    >),
+    ...(Object.fromEntries(OPTIONAL_GRAPHS.map((n) => [n, graphEntry.optional()])) as Record<
+      OptionalGraphName,
+      z.ZodOptional<typeof graphEntry>
+    >),
+  }),
   tokenizer: z.object({ source: z.string(), imageTokenId: z.number().int() }),
   source: z.record(z.string(), z.unknown()).optional(),
   createdAt: z.string(),

@@ -39,11 +39,12 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Checks presence and size of every file; with `hashes`, also the sha256 (slow for GB files). */
+/** Checks presence and size of every listed file; with `hashes`, also the sha256 (slow for GB files). */
 export async function verifyModelDir(dir: string, manifest: Manifest, opts: { hashes: boolean }): Promise<void> {
   const problems: string[] = [];
   for (const name of GRAPH_NAMES) {
     const entry = manifest.graphs[name];
+    if (!entry) continue; // an optional graph this directory predates (the schema requires the rest)
     for (const ref of entry.data ? [entry, entry.data] : [entry]) {
       const path = join(dir, ref.file);
       const st = await stat(path).catch(() => null);

@@ -22,7 +22,7 @@ export interface RuntimeOptions {
   intraOpNumThreads?: number;
   /** Verify sha256 of every file at load (default true; large models may turn it off). */
   verifyHashes?: boolean;
-  /** Load only these graphs (default: all). */
+  /** Load only these graphs (default: every graph the manifest lists). */
   graphs?: readonly GraphName[];
 }
 
@@ -45,14 +45,17 @@ export class ModelRuntime {
   static async open(dir: string, opts: RuntimeOptions = {}): Promise<ModelRuntime> {
     const manifest = await readManifest(dir);
     await verifyModelDir(dir, manifest, { hashes: opts.verifyHashes ?? true });
-    const wanted = opts.graphs ?? GRAPH_NAMES;
+    // Optional graphs (OPTIONAL_GRAPHS) may be absent from older directories: load what is listed.
+    const wanted = opts.graphs ?? GRAPH_NAMES.filter((n) => manifest.graphs[n]);
     const available = new Set(ort.listSupportedBackends().map((b) => b.name));
     const providers = (opts.executionProviders ?? ['cpu']).filter((p) => p === 'cpu' || available.has(p));
     if (!providers.includes('cpu')) providers.push('cpu');
     const sessions = new Map<GraphName, ort.InferenceSession>();
     try {
       for (const name of wanted) {
-        const path = join(dir, manifest.graphs[name].file);
+        const entry = manifest.graphs[name];
+        if (!entry) throw new AppError('MODEL_INVALID', `model directory ${dir} has no graph ${name}; re-export it with harmon convert/tiny`);
+        const path = join(dir, entry.file);
         try {
           sessions.set(
             name,
@@ -63,7 +66,7 @@ export class ModelRuntime {
             }),
           );
         } catch (e) {
-          throw new AppError('MODEL_LOAD_FAILED', `graph ${name} (${manifest.graphs[name].file}) failed to load: ${(e as Error).message}`, {
+          throw new AppError('MODEL_LOAD_FAILED', `graph ${name} (${entry.file}) failed to load: ${(e as Error).message}`, {
             cause: e,
           });
         }
