@@ -24,7 +24,15 @@ const CLIENT_CODES = new Set<ErrorCode>([
 const ALIASES: Partial<Record<ErrorCode, ErrorCode>> = { IMAGE_INVALID: 'BAD_USER_INPUT' };
 
 /** Codes graphql and Apollo put on request errors (no path: nothing was executed). */
-const REQUEST_ERROR_CODES = new Set(['GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_USER_INPUT', 'BAD_REQUEST', 'OPERATION_RESOLUTION_FAILURE', 'PERSISTED_QUERY_NOT_FOUND', 'PERSISTED_QUERY_NOT_SUPPORTED']);
+const REQUEST_ERROR_CODES = new Set([
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_USER_INPUT',
+  'BAD_REQUEST',
+  'OPERATION_RESOLUTION_FAILURE',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+]);
 
 export type FieldIssue = { path: string; message: string };
 
@@ -49,8 +57,13 @@ export function httpStatusFor(code: string): number {
 function fieldsOf(e: AppError): FieldIssue[] | undefined {
   const d = e.details ?? {};
   const issues = (d.issues ?? d.fields) as unknown;
-  if (Array.isArray(issues)) return issues.map((i: { path?: unknown; message?: unknown }) => ({ path: String(i.path ?? ''), message: String(i.message ?? '') }));
-  if (issues && typeof issues === 'object') return Object.entries(issues).map(([path, message]) => ({ path, message: String(message) }));
+  if (Array.isArray(issues))
+    return issues.map((i: { path?: unknown; message?: unknown }) => ({
+      path: String(i.path ?? ''),
+      message: String(i.message ?? ''),
+    }));
+  if (issues && typeof issues === 'object')
+    return Object.entries(issues).map(([path, message]) => ({ path, message: String(message) }));
   return undefined;
 }
 
@@ -71,22 +84,32 @@ export function isClientAppError(e: unknown): e is AppError {
  * The formatted error a client sees for `err` (a GraphQLError from execution or validation, or
  * anything thrown). `knownCode` is a code the transport already assigned (Apollo's request errors).
  */
-export function formatApiError(err: unknown, meta: { log: Logger; requestId: string }, knownCode?: unknown): GraphQLFormattedError {
+export function formatApiError(
+  err: unknown,
+  meta: { log: Logger; requestId: string },
+  knownCode?: unknown,
+): GraphQLFormattedError {
   const gql = err instanceof GraphQLError ? err : undefined;
   const original = gql ? gql.originalError : err;
   const base = gql ? { locations: gql.locations, path: gql.path } : {};
-  if (isClientAppError(original)) return { ...base, message: original.message, extensions: appErrorExtensions(original) };
+  if (isClientAppError(original))
+    return { ...base, message: original.message, extensions: appErrorExtensions(original) };
   if (original instanceof GraphQLError && original !== gql) return formatApiError(original, meta, knownCode);
   if (gql && gql.path === undefined && !isAppError(original)) {
     // Parse/validation/coercion error: the client's mistake, safe to show.
     // Apollo classifies request errors (parse/validation/coercion) in the formatted error it hands
     // to formatError, not always on the error object itself.
-    const given = [gql.extensions?.code, knownCode].find((c): c is string => typeof c === 'string' && REQUEST_ERROR_CODES.has(c));
+    const given = [gql.extensions?.code, knownCode].find(
+      (c): c is string => typeof c === 'string' && REQUEST_ERROR_CODES.has(c),
+    );
     const code = given ?? 'GRAPHQL_VALIDATION_FAILED';
     const ext: Record<string, unknown> = { code };
     if (typeof gql.extensions?.cost === 'number') ext.cost = gql.extensions.cost;
     return { message: gql.message, locations: gql.locations, extensions: ext };
   }
-  meta.log.error({ err: original ?? err, requestId: meta.requestId, path: gql?.path }, 'unexpected error in GraphQL operation');
+  meta.log.error(
+    { err: original ?? err, requestId: meta.requestId, path: gql?.path },
+    'unexpected error in GraphQL operation',
+  );
   return { ...base, message: 'Internal error', extensions: { code: 'INTERNAL', requestId: meta.requestId } };
 }

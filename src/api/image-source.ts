@@ -25,11 +25,17 @@ export const isUuid = (s: string) => UUID.test(s);
 export function sniffImage(b: Uint8Array): (typeof IMAGE_CONTENT_TYPES)[number] | null {
   if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return 'image/png';
   if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'image/jpeg';
-  if (b.length >= 12 && Buffer.from(b.subarray(0, 4)).toString('latin1') === 'RIFF' && Buffer.from(b.subarray(8, 12)).toString('latin1') === 'WEBP') return 'image/webp';
+  if (
+    b.length >= 12 &&
+    Buffer.from(b.subarray(0, 4)).toString('latin1') === 'RIFF' &&
+    Buffer.from(b.subarray(8, 12)).toString('latin1') === 'WEBP'
+  )
+    return 'image/webp';
   return null;
 }
 
-const bad = (path: string, message: string, sentence: string) => new AppError('BAD_USER_INPUT', sentence, { details: { fields: [{ path, message }] } });
+const bad = (path: string, message: string, sentence: string) =>
+  new AppError('BAD_USER_INPUT', sentence, { details: { fields: [{ path, message }] } });
 
 export type ImageCheckDeps = {
   db: TenantScope;
@@ -39,17 +45,25 @@ export type ImageCheckDeps = {
   now?: Date;
 };
 
-const defaultLookup = async (host: string) => (await dnsLookup(host, { all: true, verbatim: true })).map((a) => a.address);
+const defaultLookup = async (host: string) =>
+  (await dnsLookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
 /** Refuses URLs that are not https or whose host resolves to any non-public address. */
 export async function assertPublicImageUrl(raw: string, lookup = defaultLookup): Promise<URL> {
-  if (raw.length > 2048 || !URL.canParse(raw)) throw bad('imageUrl', 'not a URL', 'imageUrl is not a valid URL');
+  if (raw.length > 2048 || !URL.canParse(raw))
+    throw bad('imageUrl', 'not a URL', 'imageUrl is not a valid URL');
   const url = new URL(raw);
   if (url.protocol !== 'https:') throw bad('imageUrl', 'must be https', 'imageUrl must use https://');
-  if (url.username || url.password) throw bad('imageUrl', 'no credentials', 'imageUrl must not contain credentials');
+  if (url.username || url.password)
+    throw bad('imageUrl', 'no credentials', 'imageUrl must not contain credentials');
   const host = url.hostname.replace(/^\[|\]$/g, '');
   // Names that always mean this machine are refused without asking DNS.
-  if (isForbiddenHostname(host)) throw bad('imageUrl', 'local host name', `imageUrl host ${host} names this machine or its network; use a public address`);
+  if (isForbiddenHostname(host))
+    throw bad(
+      'imageUrl',
+      'local host name',
+      `imageUrl host ${host} names this machine or its network; use a public address`,
+    );
   let addresses: string[];
   if (isIP(host)) addresses = [host];
   else {
@@ -59,36 +73,64 @@ export async function assertPublicImageUrl(raw: string, lookup = defaultLookup):
       throw bad('imageUrl', 'host does not resolve', `imageUrl host ${host} does not resolve`);
     }
   }
-  if (addresses.length === 0) throw bad('imageUrl', 'host does not resolve', `imageUrl host ${host} has no address`);
+  if (addresses.length === 0)
+    throw bad('imageUrl', 'host does not resolve', `imageUrl host ${host} has no address`);
   for (const a of addresses) {
     const v = classifyAddress(a);
-    if (!v.allowed) throw bad('imageUrl', 'non-public address', `imageUrl resolves to ${a} (${v.reason}); only public addresses are fetched`);
+    if (!v.allowed)
+      throw bad(
+        'imageUrl',
+        'non-public address',
+        `imageUrl resolves to ${a} (${v.reason}); only public addresses are fetched`,
+      );
   }
   return url;
 }
 
 /** Validates the describe image source and returns what the job stores under `input.image`. */
-export async function checkImageSource(input: DescribeInputGql, deps: ImageCheckDeps): Promise<DescribeImageRef> {
+export async function checkImageSource(
+  input: DescribeInputGql,
+  deps: ImageCheckDeps,
+): Promise<DescribeImageRef> {
   const src = imageSourceOf(input);
   if (src.kind === 'base64') {
     const bytes = decodeInlineImage(src.data);
-    if (!sniffImage(bytes)) throw bad('imageBase64', 'not an image', 'imageBase64 is not a PNG, JPEG or WebP image');
+    if (!sniffImage(bytes))
+      throw bad('imageBase64', 'not an image', 'imageBase64 is not a PNG, JPEG or WebP image');
     return { base64: bytes.toString('base64') };
   }
   if (src.kind === 'url') {
     const url = await assertPublicImageUrl(src.url, deps.lookup ?? defaultLookup);
     return { url: url.toString() };
   }
-  const notFound = new AppError('NOT_FOUND', `upload ${src.uploadId} was not found`, { details: { fields: [{ path: 'uploadId', message: 'not found' }] } });
+  const notFound = new AppError('NOT_FOUND', `upload ${src.uploadId} was not found`, {
+    details: { fields: [{ path: 'uploadId', message: 'not found' }] },
+  });
   if (!isUuid(src.uploadId)) throw notFound;
   const upload = await deps.db.uploads.findById(src.uploadId);
   if (!upload) throw notFound;
-  if (upload.expiresAt < (deps.now ?? new Date())) throw bad('uploadId', 'expired', `upload ${upload.id} expired at ${upload.expiresAt.toISOString()}; create a new one`);
+  if (upload.expiresAt < (deps.now ?? new Date()))
+    throw bad(
+      'uploadId',
+      'expired',
+      `upload ${upload.id} expired at ${upload.expiresAt.toISOString()}; create a new one`,
+    );
   const head = await deps.blobStore.head(upload.key);
-  if (!head) throw bad('uploadId', 'nothing uploaded', `upload ${upload.id} has no content yet; PUT the image to its uploadUrl first`);
+  if (!head)
+    throw bad(
+      'uploadId',
+      'nothing uploaded',
+      `upload ${upload.id} has no content yet; PUT the image to its uploadUrl first`,
+    );
   const limit = Math.min(upload.bytes, deps.maxUploadBytes);
-  if (head.bytes > limit) throw bad('uploadId', `over ${limit} bytes`, `the uploaded image has ${head.bytes} bytes, more than the ${limit} allowed`);
+  if (head.bytes > limit)
+    throw bad(
+      'uploadId',
+      `over ${limit} bytes`,
+      `the uploaded image has ${head.bytes} bytes, more than the ${limit} allowed`,
+    );
   const body = await deps.blobStore.get(upload.key);
-  if (!sniffImage(body)) throw bad('uploadId', 'not an image', 'the uploaded object is not a PNG, JPEG or WebP image');
+  if (!sniffImage(body))
+    throw bad('uploadId', 'not an image', 'the uploaded object is not a PNG, JPEG or WebP image');
   return { uploadId: upload.id };
 }

@@ -12,8 +12,8 @@
  *             resolveDescribeOptions).
  */
 import type { z } from 'zod';
-import { describeInputSchema, generateInputSchema, LIMITS } from '../shared/job-inputs.ts';
 import { AppError } from '../shared/errors.ts';
+import { describeInputSchema, generateInputSchema, LIMITS } from '../shared/job-inputs.ts';
 import type { ModelInfo } from './models.ts';
 import type { DescribeInputGql, GenerateInputGql } from './types.ts';
 
@@ -22,7 +22,11 @@ export type DescribeImageRef = { uploadId: string } | { url: string } | { base64
 const defined = <T extends Record<string, unknown>>(o: T): Partial<T> =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== null)) as Partial<T>;
 
-function parse<S extends z.ZodType>(schema: S, value: unknown, rename: Record<string, string> = {}): z.infer<S> {
+function parse<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  rename: Record<string, string> = {},
+): z.infer<S> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const fields = r.error.issues.map((i) => {
@@ -35,9 +39,13 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, rename: Record<st
 
 function checkModelSize(size: number | undefined, model: ModelInfo): void {
   if (size !== undefined && model.maxImageSize !== undefined && size > model.maxImageSize) {
-    throw new AppError('BAD_USER_INPUT', `size ${size} is above model ${model.id}'s limit of ${model.maxImageSize} pixels; choose a smaller multiple of 16.`, {
-      details: { fields: [{ path: 'size', message: `must be at most ${model.maxImageSize}` }] },
-    });
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `size ${size} is above model ${model.id}'s limit of ${model.maxImageSize} pixels; choose a smaller multiple of 16.`,
+      {
+        details: { fields: [{ path: 'size', message: `must be at most ${model.maxImageSize}` }] },
+      },
+    );
   }
 }
 
@@ -45,11 +53,17 @@ function checkModelSize(size: number | undefined, model: ModelInfo): void {
 export function checkWebhookUrl(url: string | null | undefined): string | undefined {
   if (url === undefined || url === null) return undefined;
   const ok = url.length <= 2048 && URL.canParse(url) && new URL(url).protocol === 'https:';
-  if (!ok) throw new AppError('BAD_USER_INPUT', 'webhookUrl must be an https:// URL of at most 2048 characters', { details: { fields: [{ path: 'webhookUrl', message: 'must be an https URL' }] } });
+  if (!ok)
+    throw new AppError('BAD_USER_INPUT', 'webhookUrl must be an https:// URL of at most 2048 characters', {
+      details: { fields: [{ path: 'webhookUrl', message: 'must be an https URL' }] },
+    });
   return url;
 }
 
-export function toGenerateInput(input: GenerateInputGql, model: ModelInfo): z.infer<typeof generateInputSchema> {
+export function toGenerateInput(
+  input: GenerateInputGql,
+  model: ModelInfo,
+): z.infer<typeof generateInputSchema> {
   const raw = defined({
     prompt: input.prompt,
     cfgPrompt: input.negativePrompt,
@@ -66,9 +80,13 @@ export function toGenerateInput(input: GenerateInputGql, model: ModelInfo): z.in
   const size = parsed.size ?? Math.min(512, model.maxImageSize ?? 512);
   const tokens = (size / 16) ** 2;
   if (parsed.steps !== undefined && parsed.steps > tokens) {
-    throw new AppError('BAD_USER_INPUT', `steps ${parsed.steps} is more than the ${tokens} image tokens of a ${size}x${size} image; use at most ${tokens}.`, {
-      details: { fields: [{ path: 'steps', message: `must be at most ${tokens}` }] },
-    });
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `steps ${parsed.steps} is more than the ${tokens} image tokens of a ${size}x${size} image; use at most ${tokens}.`,
+      {
+        details: { fields: [{ path: 'steps', message: `must be at most ${tokens}` }] },
+      },
+    );
   }
   return parsed;
 }
@@ -80,12 +98,20 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 export function decodeInlineImage(b64: string): Buffer {
   const s = b64.replace(/\s+/g, '');
   if (s.length === 0 || s.length % 4 !== 0 || !BASE64.test(s)) {
-    throw new AppError('BAD_USER_INPUT', 'imageBase64 is not valid base64 (A-Z, a-z, 0-9, +, / with = padding)', { details: { fields: [{ path: 'imageBase64', message: 'malformed base64' }] } });
+    throw new AppError(
+      'BAD_USER_INPUT',
+      'imageBase64 is not valid base64 (A-Z, a-z, 0-9, +, / with = padding)',
+      { details: { fields: [{ path: 'imageBase64', message: 'malformed base64' }] } },
+    );
   }
   if ((s.length / 4) * 3 > MAX_INLINE_IMAGE_BYTES + 2) {
-    throw new AppError('BAD_USER_INPUT', `imageBase64 decodes to more than ${MAX_INLINE_IMAGE_BYTES} bytes; use createUpload for larger images`, {
-      details: { fields: [{ path: 'imageBase64', message: `at most ${MAX_INLINE_IMAGE_BYTES} bytes` }] },
-    });
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `imageBase64 decodes to more than ${MAX_INLINE_IMAGE_BYTES} bytes; use createUpload for larger images`,
+      {
+        details: { fields: [{ path: 'imageBase64', message: `at most ${MAX_INLINE_IMAGE_BYTES} bytes` }] },
+      },
+    );
   }
   return Buffer.from(s, 'base64');
 }
@@ -95,12 +121,20 @@ export function toDescribeOptions(input: DescribeInputGql): z.infer<typeof descr
 }
 
 /** Exactly one image source, or BAD_USER_INPUT naming the fields. */
-export function imageSourceOf(input: DescribeInputGql): { kind: 'upload'; uploadId: string } | { kind: 'url'; url: string } | { kind: 'base64'; data: string } {
-  const given = (['uploadId', 'imageUrl', 'imageBase64'] as const).filter((k) => input[k] !== undefined && input[k] !== null);
+export function imageSourceOf(
+  input: DescribeInputGql,
+): { kind: 'upload'; uploadId: string } | { kind: 'url'; url: string } | { kind: 'base64'; data: string } {
+  const given = (['uploadId', 'imageUrl', 'imageBase64'] as const).filter(
+    (k) => input[k] !== undefined && input[k] !== null,
+  );
   if (given.length !== 1) {
-    throw new AppError('BAD_USER_INPUT', `give exactly one of uploadId, imageUrl, imageBase64 (got ${given.length === 0 ? 'none' : given.join(', ')})`, {
-      details: { fields: [{ path: given[1] ?? 'uploadId', message: 'exactly one image source' }] },
-    });
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `give exactly one of uploadId, imageUrl, imageBase64 (got ${given.length === 0 ? 'none' : given.join(', ')})`,
+      {
+        details: { fields: [{ path: given[1] ?? 'uploadId', message: 'exactly one image source' }] },
+      },
+    );
   }
   if (input.uploadId) return { kind: 'upload', uploadId: input.uploadId };
   if (input.imageUrl) return { kind: 'url', url: input.imageUrl };

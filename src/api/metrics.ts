@@ -11,7 +11,9 @@ import type { Prisma } from '../storage/db.ts';
 
 export type ApiMetrics = ReturnType<typeof createMetrics>;
 
-export type QueueStatsSource = { stats(): Promise<{ waiting: number; inFlight: number; deadLettered: number }> };
+export type QueueStatsSource = {
+  stats(): Promise<{ waiting: number; inFlight: number; deadLettered: number }>;
+};
 
 const STAGE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
@@ -33,7 +35,12 @@ export function createMetrics(prisma: Prisma, options: { queue?: QueueStatsSourc
     buckets: STAGE_BUCKETS,
     registers: [registry],
   });
-  const gpuMsTotal = new Counter({ name: 'harmon_job_gpu_ms_total', help: 'Accelerator milliseconds of finished jobs', labelNames: ['kind'] as const, registers: [registry] });
+  const gpuMsTotal = new Counter({
+    name: 'harmon_job_gpu_ms_total',
+    help: 'Accelerator milliseconds of finished jobs',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
 
   new Gauge({
     name: 'harmon_jobs',
@@ -54,7 +61,9 @@ export function createMetrics(prisma: Prisma, options: { queue?: QueueStatsSourc
     registers: [registry],
     async collect() {
       this.reset();
-      const [row] = await prisma.$queryRaw<{ n: number }[]>`SELECT COUNT(*)::int AS n FROM "Job" WHERE status = 'QUEUED'`;
+      const [row] = await prisma.$queryRaw<
+        { n: number }[]
+      >`SELECT COUNT(*)::int AS n FROM "Job" WHERE status = 'QUEUED'`;
       this.set({ source: 'jobs', state: 'queued' }, Number(row?.n ?? 0));
       if (options.queue) {
         const s = await options.queue.stats().catch(() => undefined);
@@ -86,8 +95,16 @@ export function createMetrics(prisma: Prisma, options: { queue?: QueueStatsSourc
     });
     watermark = until;
     for (const j of jobs) {
-      if (j.startedAt) stageSeconds.observe({ stage: 'queue', kind: j.kind }, (j.startedAt.getTime() - j.queuedAt.getTime()) / 1000);
-      if (j.startedAt && j.finishedAt) stageSeconds.observe({ stage: 'run', kind: j.kind }, (j.finishedAt.getTime() - j.startedAt.getTime()) / 1000);
+      if (j.startedAt)
+        stageSeconds.observe(
+          { stage: 'queue', kind: j.kind },
+          (j.startedAt.getTime() - j.queuedAt.getTime()) / 1000,
+        );
+      if (j.startedAt && j.finishedAt)
+        stageSeconds.observe(
+          { stage: 'run', kind: j.kind },
+          (j.finishedAt.getTime() - j.startedAt.getTime()) / 1000,
+        );
       if (j.gpuMs) gpuMsTotal.inc({ kind: j.kind }, j.gpuMs);
     }
   }

@@ -46,9 +46,13 @@ export function pickModel(models: ModelInfo[], requested?: string | null): Model
   if (requested === undefined || requested === null) return models[0];
   const m = models.find((x) => x.id === requested);
   if (!m) {
-    throw new AppError('BAD_USER_INPUT', `model "${requested}" is not served here; choose one of: ${models.map((x) => x.id).join(', ')}`, {
-      details: { fields: [{ path: 'model', message: 'unknown model id' }] },
-    });
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `model "${requested}" is not served here; choose one of: ${models.map((x) => x.id).join(', ')}`,
+      {
+        details: { fields: [{ path: 'model', message: 'unknown model id' }] },
+      },
+    );
   }
   return m;
 }

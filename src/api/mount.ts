@@ -9,8 +9,8 @@ import { EventBus } from '../jobs/event-bus.ts';
 import type { QueueBackendOptions } from '../jobs/queue/create-queue.ts';
 import { createJobQueue } from '../jobs/queue/create-queue.ts';
 import type { HarmonJobPayload, JobQueue } from '../jobs/queue/port.ts';
-import { AppError } from '../shared/errors.ts';
 import type { ServerContext, SetupHook } from '../server/server.ts';
+import { AppError } from '../shared/errors.ts';
 import { schemaFromUrl } from '../storage/db.ts';
 import { postgresRateLimiter } from '../tenancy/rate-limit.ts';
 import { createMetrics } from './metrics.ts';
@@ -30,11 +30,22 @@ import type { ApiDeps, JobEventSource } from './types.ts';
 export function queueOptionsFromConfig(config: Config, databaseUrl: string): QueueBackendOptions {
   if (config.queue.backend === 'sqs') {
     const { sqsQueueUrl, sqsDlqUrl, sqsEndpoint } = config.queue;
-    if (!sqsQueueUrl || !sqsDlqUrl) throw new AppError('BAD_CONFIG', 'QUEUE_BACKEND=sqs needs SQS_QUEUE_URL and SQS_DLQ_URL');
-    return { backend: 'sqs', queueUrl: sqsQueueUrl, dlqUrl: sqsDlqUrl, endpoint: sqsEndpoint, region: config.s3?.region };
+    if (!sqsQueueUrl || !sqsDlqUrl)
+      throw new AppError('BAD_CONFIG', 'QUEUE_BACKEND=sqs needs SQS_QUEUE_URL and SQS_DLQ_URL');
+    return {
+      backend: 'sqs',
+      queueUrl: sqsQueueUrl,
+      dlqUrl: sqsDlqUrl,
+      endpoint: sqsEndpoint,
+      region: config.s3?.region,
+    };
   }
   const appSchema = schemaFromUrl(databaseUrl);
-  return { backend: 'postgres', connectionString: databaseUrl, schema: appSchema ? `${appSchema}_boss`.toLowerCase() : 'pgboss' };
+  return {
+    backend: 'postgres',
+    connectionString: databaseUrl,
+    schema: appSchema ? `${appSchema}_boss`.toLowerCase() : 'pgboss',
+  };
 }
 
 export type ApiOptions = {

@@ -25,8 +25,15 @@ export type FieldResolvers = Record<string, AnyResolver | { subscribe: AnyResolv
 export type ResolverMap = Record<string, FieldResolvers>;
 
 function parseDate(value: unknown): Date {
-  const d = typeof value === 'string' && /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value) ? new Date(value) : new Date(Number.NaN);
-  if (Number.isNaN(d.getTime())) throw new AppError('BAD_USER_INPUT', `${JSON.stringify(value)} is not an ISO-8601 date-time such as 2026-01-31T12:00:00Z`);
+  const d =
+    typeof value === 'string' && /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)
+      ? new Date(value)
+      : new Date(Number.NaN);
+  if (Number.isNaN(d.getTime()))
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `${JSON.stringify(value)} is not an ISO-8601 date-time such as 2026-01-31T12:00:00Z`,
+    );
   return d;
 }
 
@@ -69,11 +76,13 @@ export function buildExecutableSchema(resolvers: ResolverMap): GraphQLSchema {
   }
   for (const [typeName, fields] of Object.entries(resolvers)) {
     const type = schema.getType(typeName);
-    if (!(type instanceof GraphQLObjectType)) throw new Error(`resolvers for ${typeName}, which schema.graphql does not define as an object type`);
+    if (!(type instanceof GraphQLObjectType))
+      throw new Error(`resolvers for ${typeName}, which schema.graphql does not define as an object type`);
     const defined = type.getFields();
     for (const [fieldName, r] of Object.entries(fields)) {
       const field = defined[fieldName];
-      if (!field) throw new Error(`resolver for ${typeName}.${fieldName}, which schema.graphql does not define`);
+      if (!field)
+        throw new Error(`resolver for ${typeName}.${fieldName}, which schema.graphql does not define`);
       if (typeof r === 'function') field.resolve = r;
       else {
         field.subscribe = r.subscribe;

@@ -78,7 +78,13 @@ export type JobEventGql = {
   error?: JobErrorGql | null;
 };
 
-export type UploadGql = { id: string; uploadUrl: string; contentType: string; maxBytes: number; expiresAt: Date };
+export type UploadGql = {
+  id: string;
+  uploadUrl: string;
+  contentType: string;
+  maxBytes: number;
+  expiresAt: Date;
+};
 
 // ---- Context --------------------------------------------------------------------------------
 

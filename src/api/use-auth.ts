@@ -25,7 +25,10 @@ export async function authenticate(deps: ApiDeps, authorization: unknown): Promi
   if (!token) throw new AppError('UNAUTHENTICATED', 'Send an API key as "Authorization: Bearer <key>".');
   const key = await resolveApiKey(deps.prisma, token);
   if (!key) throw new AppError('UNAUTHENTICATED', 'The API key is unknown or revoked.');
-  const tenant = await deps.prisma.tenant.findUnique({ where: { id: key.tenantId }, select: { ratePerMinute: true } });
+  const tenant = await deps.prisma.tenant.findUnique({
+    where: { id: key.tenantId },
+    select: { ratePerMinute: true },
+  });
   if (!tenant) throw new AppError('UNAUTHENTICATED', 'The API key belongs to no tenant.');
   return { ...key, ratePerMinute: tenant.ratePerMinute };
 }
@@ -34,9 +37,13 @@ export async function authenticate(deps: ApiDeps, authorization: unknown): Promi
 export async function admit(deps: ApiDeps, p: Principal): Promise<void> {
   const d = await deps.rateLimiter.take(requestBucketKey(p.tenantId), p.ratePerMinute);
   if (!d.allowed) {
-    throw new AppError('RATE_LIMITED', `Too many requests: the limit is ${p.ratePerMinute} per minute. Retry in ${d.retryAfterSeconds} s.`, {
-      details: { retryAfter: d.retryAfterSeconds },
-    });
+    throw new AppError(
+      'RATE_LIMITED',
+      `Too many requests: the limit is ${p.ratePerMinute} per minute. Retry in ${d.retryAfterSeconds} s.`,
+      {
+        details: { retryAfter: d.retryAfterSeconds },
+      },
+    );
   }
 }
 

@@ -46,7 +46,8 @@ function walk(
       }
       const first = sel.arguments?.find((a) => a.name.value === 'first');
       let factor = 1;
-      if (first) factor = first.value.kind === Kind.INT ? Math.max(1, Number(first.value.value)) : MAX_PAGE_SIZE;
+      if (first)
+        factor = first.value.kind === Kind.INT ? Math.max(1, Number(first.value.value)) : MAX_PAGE_SIZE;
       walk(sel.selectionSet, fragments, depth + 1, multiplier * factor, seen, out);
     } else if (sel.kind === Kind.INLINE_FRAGMENT) {
       walk(sel.selectionSet, fragments, depth, multiplier, seen, out);
@@ -73,14 +74,22 @@ export function limitsRule(maxDepth = DEFAULT_MAX_DEPTH, maxCost = DEFAULT_MAX_C
         walk(op.selectionSet, fragments, 1, 1, new Set(), out);
         const name = op.name?.value ?? 'anonymous operation';
         if (out.depth > maxDepth) {
-          context.reportError(new GraphQLError(`${name} is nested ${out.depth} levels deep; the limit is ${maxDepth}. Flatten the query.`, { nodes: [op], extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } }));
+          context.reportError(
+            new GraphQLError(
+              `${name} is nested ${out.depth} levels deep; the limit is ${maxDepth}. Flatten the query.`,
+              { nodes: [op], extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } },
+            ),
+          );
         }
         if (out.cost > maxCost) {
           context.reportError(
-            new GraphQLError(`${name} costs ${out.cost}; the limit is ${maxCost}. Ask for fewer items (smaller \`first\`) or fewer fields.`, {
-              nodes: [op],
-              extensions: { code: 'GRAPHQL_VALIDATION_FAILED', cost: out.cost },
-            }),
+            new GraphQLError(
+              `${name} costs ${out.cost}; the limit is ${maxCost}. Ask for fewer items (smaller \`first\`) or fewer fields.`,
+              {
+                nodes: [op],
+                extensions: { code: 'GRAPHQL_VALIDATION_FAILED', cost: out.cost },
+              },
+            ),
           );
         }
       },

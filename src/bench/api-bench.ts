@@ -68,7 +68,15 @@ async function exec(url: string, sql: string): Promise<void> {
 
 /** A bare Apollo Server over the same schema, with resolvers that return constants. */
 async function startBareApollo(): Promise<{ url: string; close(): Promise<void> }> {
-  const job = { id: '00000000-0000-4000-8000-000000000000', kind: 'GENERATE', status: 'QUEUED', progress: 0, model: 'm', params: {}, createdAt: new Date().toISOString() };
+  const job = {
+    id: '00000000-0000-4000-8000-000000000000',
+    kind: 'GENERATE',
+    status: 'QUEUED',
+    progress: 0,
+    model: 'm',
+    params: {},
+    createdAt: new Date().toISOString(),
+  };
   const apollo = new ApolloServer({ typeDefs, resolvers: { Query: { job: () => job } } });
   await apollo.start();
   const server = createServer(async (req, res) => {
@@ -77,7 +85,12 @@ async function startBareApollo(): Promise<{ url: string; close(): Promise<void> 
     const headers = new HeaderMap();
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers.set(k, v);
     const r = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: { method: req.method ?? 'POST', headers, search: '', body: JSON.parse(Buffer.concat(chunks).toString() || '{}') },
+      httpGraphQLRequest: {
+        method: req.method ?? 'POST',
+        headers,
+        search: '',
+        body: JSON.parse(Buffer.concat(chunks).toString() || '{}'),
+      },
       context: async () => ({}),
     });
     res.writeHead(r.status ?? 200, Object.fromEntries(r.headers));
@@ -99,29 +112,62 @@ export async function runApiBench(opts: ApiBenchOptions = {}): Promise<ApiBenchR
   const duration = opts.durationSeconds ?? (opts.quick ? 4 : 10);
   const connections = 10;
   const subscribers = opts.subscribers ?? 1000;
-  const baseUrl = opts.databaseUrl ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const baseUrl =
+    opts.databaseUrl ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const schema = `bench_api_${randomBytes(4).toString('hex')}`;
   const u = new URL(baseUrl);
   u.searchParams.set('schema', schema);
   u.searchParams.set('options', `-c search_path=${schema}`);
   const s3dir = mkdtempSync(join(tmpdir(), 'harmon-api-bench-'));
   const s3 = await startEmbeddedS3(s3dir, { bucket: 'bench' });
-  const cleanups: (() => Promise<void>)[] = [async () => rmSync(s3dir, { recursive: true, force: true }), () => s3.stop(), () => exec(baseUrl, `DROP SCHEMA IF EXISTS "${schema}" CASCADE; DROP SCHEMA IF EXISTS "${schema}_boss" CASCADE`)];
+  const cleanups: (() => Promise<void>)[] = [
+    async () => rmSync(s3dir, { recursive: true, force: true }),
+    () => s3.stop(),
+    () =>
+      exec(
+        baseUrl,
+        `DROP SCHEMA IF EXISTS "${schema}" CASCADE; DROP SCHEMA IF EXISTS "${schema}_boss" CASCADE`,
+      ),
+  ];
   try {
-    const config = loadConfig({ PORT: '0', DATABASE_URL: u.toString(), S3_ENDPOINT: s3.endpoint, S3_BUCKET: 'bench', S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: 'S3RVER', LOG_LEVEL: 'silent' });
+    const config = loadConfig({
+      PORT: '0',
+      DATABASE_URL: u.toString(),
+      S3_ENDPOINT: s3.endpoint,
+      S3_BUCKET: 'bench',
+      S3_ACCESS_KEY_ID: 'S3RVER',
+      S3_SECRET_ACCESS_KEY: 'S3RVER',
+      LOG_LEVEL: 'silent',
+    });
     const server = await startServer(config, { setup: [apiSetup()], log: pino({ level: 'silent' }) });
     cleanups.push(() => server.close());
     const key = await createApiKey(server.prisma, 'bench');
-    await server.prisma.tenant.update({ where: { id: key.tenantId }, data: { ratePerMinute: 10_000_000, monthlyImageQuota: 100_000_000 } });
+    await server.prisma.tenant.update({
+      where: { id: key.tenantId },
+      data: { ratePerMinute: 10_000_000, monthlyImageQuota: 100_000_000 },
+    });
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${key.key}` };
     const post = (url: string, query: string, h: Record<string, string> = headers) =>
-      autocannon({ url: `${url}/graphql`, method: 'POST', headers: h, body: JSON.stringify({ query }), connections, duration });
+      autocannon({
+        url: `${url}/graphql`,
+        method: 'POST',
+        headers: h,
+        body: JSON.stringify({ query }),
+        connections,
+        duration,
+      });
     const check = (name: string, r: AutocannonResult) => {
-      if (r.non2xx > 0 || r.errors > 0) throw new Error(`${name}: ${r.non2xx} non-2xx responses and ${r.errors} errors out of ${r.requests.total}`);
+      if (r.non2xx > 0 || r.errors > 0)
+        throw new Error(
+          `${name}: ${r.non2xx} non-2xx responses and ${r.errors} errors out of ${r.requests.total}`,
+        );
       log(`api: ${name} p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, ${r.requests.average} req/s`);
     };
 
-    const enqueue = await post(server.url, 'mutation { generate(input: { prompt: "bench", size: 64, steps: 2 }) { id status } }');
+    const enqueue = await post(
+      server.url,
+      'mutation { generate(input: { prompt: "bench", size: 64, steps: 2 }) { id status } }',
+    );
     check('enqueue', enqueue);
     const one = await server.prisma.job.findFirstOrThrow({ where: { tenantId: key.tenantId } });
     const jobQuery = `{ job(id: "${one.id}") { id kind status progress model params createdAt } }`;
@@ -133,10 +179,18 @@ export async function runApiBench(opts: ApiBenchOptions = {}): Promise<ApiBenchR
     check('bare Apollo job query', bareQuery);
 
     // 1,000 subscribers on one job, multiplexed over 100 graphql-ws connections.
-    const job = await server.prisma.job.findFirstOrThrow({ where: { tenantId: key.tenantId }, orderBy: { createdAt: 'desc' } });
+    const job = await server.prisma.job.findFirstOrThrow({
+      where: { tenantId: key.tenantId },
+      orderBy: { createdAt: 'desc' },
+    });
     const perConn = 10;
     const clients = Array.from({ length: Math.ceil(subscribers / perConn) }, () =>
-      createClient({ url: `${server.url.replace('http', 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${key.key}` }, retryAttempts: 0 }),
+      createClient({
+        url: `${server.url.replace('http', 'ws')}/graphql`,
+        webSocketImpl: WebSocket,
+        connectionParams: { authorization: `Bearer ${key.key}` },
+        retryAttempts: 0,
+      }),
     );
     cleanups.push(async () => {
       await Promise.all(clients.map((c) => c.dispose()));
@@ -174,13 +228,26 @@ export async function runApiBench(opts: ApiBenchOptions = {}): Promise<ApiBenchR
     const events = opts.quick ? 5 : 20;
     for (let k = 0; k < events; k++) {
       const t0 = performance.now();
-      const ev = await server.prisma.$transaction((tx) => appendEvent(tx, { jobId: job.id, tenantId: key.tenantId, type: 'PROGRESS', status: 'QUEUED', payload: { step: k + 1, totalSteps: events } }));
-      await waitFor(() => (received.get(ev.seq)?.length ?? 0) >= subscribers, `event ${ev.seq} at every subscriber`);
+      const ev = await server.prisma.$transaction((tx) =>
+        appendEvent(tx, {
+          jobId: job.id,
+          tenantId: key.tenantId,
+          type: 'PROGRESS',
+          status: 'QUEUED',
+          payload: { step: k + 1, totalSteps: events },
+        }),
+      );
+      await waitFor(
+        () => (received.get(ev.seq)?.length ?? 0) >= subscribers,
+        `event ${ev.seq} at every subscriber`,
+      );
       for (const t of received.get(ev.seq) ?? []) delays.push(t - t0);
     }
     for (const u2 of unsubs) u2();
     const delayP99 = percentile(delays, 99);
-    log(`api: event delay to ${subscribers} subscribers p50 ${percentile(delays, 50).toFixed(1)} ms, p99 ${delayP99.toFixed(1)} ms`);
+    log(
+      `api: event delay to ${subscribers} subscribers p50 ${percentile(delays, 50).toFixed(1)} ms, p99 ${delayP99.toFixed(1)} ms`,
+    );
 
     return {
       enqueueP50Ms: enqueue.latency.p50,

@@ -26,7 +26,8 @@ export async function runningSlots(db: Db, tenantId: string): Promise<SlotState>
 
 /** True when the tenant has a free slot for one more RUNNING job. */
 export async function canStart(db: Db, tenantId: string, options: { lock?: boolean } = {}): Promise<boolean> {
-  if (options.lock) await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`harmon-slots:${tenantId}`}))`;
+  if (options.lock)
+    await db.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`harmon-slots:${tenantId}`}))`;
   const s = await runningSlots(db, tenantId);
   return s.running < s.limit;
 }

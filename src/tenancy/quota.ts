@@ -31,9 +31,16 @@ export function imagesOf(kind: 'GENERATE' | 'DESCRIBE', input: { count?: unknown
   return typeof input.count === 'number' && input.count > 0 ? input.count : 1;
 }
 
-export async function quotaUsage(prisma: Prisma, tenantId: string, now: Date = new Date()): Promise<QuotaUsage> {
+export async function quotaUsage(
+  prisma: Prisma,
+  tenantId: string,
+  now: Date = new Date(),
+): Promise<QuotaUsage> {
   const { start, end } = billingPeriod(now);
-  const tenant = await prisma.tenant.findUnique({ where: { id: tenantId }, select: { monthlyImageQuota: true } });
+  const tenant = await prisma.tenant.findUnique({
+    where: { id: tenantId },
+    select: { monthlyImageQuota: true },
+  });
   if (!tenant) throw new AppError('NOT_FOUND', `tenant ${tenantId} was not found`);
   const totals = await forTenant(prisma, tenantId).usage.totals(start);
   // Aggregated in SQL: a tenant may have thousands of queued jobs.
@@ -53,7 +60,12 @@ export async function quotaUsage(prisma: Prisma, tenantId: string, now: Date = n
 }
 
 /** Throws QUOTA_EXCEEDED (retryAfter = seconds until the next period) when `images` do not fit. */
-export async function assertQuota(prisma: Prisma, tenantId: string, images: number, now: Date = new Date()): Promise<void> {
+export async function assertQuota(
+  prisma: Prisma,
+  tenantId: string,
+  images: number,
+  now: Date = new Date(),
+): Promise<void> {
   if (images <= 0) return;
   const u = await quotaUsage(prisma, tenantId, now);
   if (images > u.remainingImages) {

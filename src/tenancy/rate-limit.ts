@@ -7,7 +7,9 @@
  */
 import type { Prisma } from '../storage/db.ts';
 
-export type RateDecision = { allowed: true; remaining: number } | { allowed: false; retryAfterSeconds: number };
+export type RateDecision =
+  | { allowed: true; remaining: number }
+  | { allowed: false; retryAfterSeconds: number };
 
 export interface RateLimiter {
   /** Takes one token from `key`'s bucket of capacity `perMinute`. */

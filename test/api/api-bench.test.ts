@@ -3,10 +3,24 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runApiBench } from '../../src/bench/api-bench.ts';
 
-test('runApiBench reports enqueue/query latency, throughput, overhead and subscriber delay', { timeout: 90_000 }, async () => {
+test('runApiBench reports enqueue/query latency, throughput, overhead and subscriber delay', {
+  timeout: 90_000,
+}, async () => {
   const lines: string[] = [];
-  const r = await runApiBench({ quick: true, durationSeconds: 1, subscribers: 50, log: (l) => lines.push(l) });
-  for (const k of ['enqueueP50Ms', 'enqueueP99Ms', 'queryP99Ms', 'throughput', 'overheadVsBareApollo', 'subscriberEventDelayP99Ms'] as const) {
+  const r = await runApiBench({
+    quick: true,
+    durationSeconds: 1,
+    subscribers: 50,
+    log: (l) => lines.push(l),
+  });
+  for (const k of [
+    'enqueueP50Ms',
+    'enqueueP99Ms',
+    'queryP99Ms',
+    'throughput',
+    'overheadVsBareApollo',
+    'subscriberEventDelayP99Ms',
+  ] as const) {
     assert.ok(Number.isFinite(r[k]) && r[k] >= 0, `${k} = ${r[k]}`);
   }
   assert.ok(r.enqueueP99Ms >= r.enqueueP50Ms);

@@ -25,36 +25,57 @@ test('unexpected errors are masked as INTERNAL with the request id, and logged w
   assert.equal(lines[0].requestId, 'req-42');
   assert.match(JSON.stringify(lines[0]), /hunter2/);
   // Non-client AppErrors (storage, database) are masked too.
-  const s = formatApiError(new GraphQLError('x', { originalError: new AppError('STORAGE_ERROR', 'put tenants/x failed'), path: ['job'] }), scope);
+  const s = formatApiError(
+    new GraphQLError('x', {
+      originalError: new AppError('STORAGE_ERROR', 'put tenants/x failed'),
+      path: ['job'],
+    }),
+    scope,
+  );
   assert.equal(s.extensions?.code, 'INTERNAL');
 });
 
 test('client AppErrors keep their code, with fields and retryAfter', () => {
   const { lines, scope } = capture();
-  const bad = formatApiError(new AppError('BAD_USER_INPUT', 'bad', { details: { issues: [{ path: 'steps', message: 'too big' }] } }), scope);
-  assert.deepEqual(bad.extensions, { code: 'BAD_USER_INPUT', fields: [{ path: 'steps', message: 'too big' }] });
+  const bad = formatApiError(
+    new AppError('BAD_USER_INPUT', 'bad', { details: { issues: [{ path: 'steps', message: 'too big' }] } }),
+    scope,
+  );
+  assert.deepEqual(bad.extensions, {
+    code: 'BAD_USER_INPUT',
+    fields: [{ path: 'steps', message: 'too big' }],
+  });
   const rl = formatApiError(new AppError('RATE_LIMITED', 'slow down', { details: { retryAfter: 7 } }), scope);
   assert.deepEqual(rl.extensions, { code: 'RATE_LIMITED', retryAfter: 7 });
-  assert.equal(formatApiError(new AppError('IMAGE_INVALID', 'not a PNG'), scope).extensions?.code, 'BAD_USER_INPUT');
+  assert.equal(
+    formatApiError(new AppError('IMAGE_INVALID', 'not a PNG'), scope).extensions?.code,
+    'BAD_USER_INPUT',
+  );
   assert.equal(lines.length, 0);
 });
 
 const schema = buildSchema(typeDefs);
-const errorsOf = (q: string, depth = 16, cost = 5000) => validate(schema, parse(q), [limitsRule(depth, cost)]).map((e) => e.message);
+const errorsOf = (q: string, depth = 16, cost = 5000) =>
+  validate(schema, parse(q), [limitsRule(depth, cost)]).map((e) => e.message);
 
 test('depth counts through fragments; cost multiplies by `first`', () => {
   assert.deepEqual(errorsOf('{ jobs { edges { node { images { url } } } } }', 5), []);
   assert.equal(errorsOf('{ jobs { edges { node { images { url } } } } }', 4).length, 1);
-  const viaFragment = 'query Q { jobs { ...E } } fragment E on JobConnection { edges { node { images { url } } } }';
+  const viaFragment =
+    'query Q { jobs { ...E } } fragment E on JobConnection { edges { node { images { url } } } }';
   assert.match(errorsOf(viaFragment, 4)[0] ?? '', /Q is nested 5 levels/);
   // jobs(1) + edges(10) + node(10) + id(10) = 31
   assert.deepEqual(errorsOf('{ jobs(first: 10) { edges { node { id } } } }', 16, 31), []);
   assert.match(errorsOf('{ jobs(first: 10) { edges { node { id } } } }', 16, 30)[0] ?? '', /costs 31/);
   // A variable `first` is costed at the page maximum (100).
-  assert.match(errorsOf('query($n: Int) { jobs(first: $n) { edges { node { id } } } }', 16, 300)[0] ?? '', /costs 301/);
+  assert.match(
+    errorsOf('query($n: Int) { jobs(first: $n) { edges { node { id } } } }', 16, 300)[0] ?? '',
+    /costs 301/,
+  );
 });
 
 test('a fragment cycle does not hang the limits rule', () => {
-  const q = 'query { jobs { ...A } } fragment A on JobConnection { ...B } fragment B on JobConnection { ...A }';
+  const q =
+    'query { jobs { ...A } } fragment A on JobConnection { ...B } fragment B on JobConnection { ...A }';
   assert.ok(Array.isArray(errorsOf(q)));
 });

@@ -28,17 +28,33 @@ after(async () => {
 
 const EVENTS = `subscription($id: ID!, $after: Int) { jobEvents(jobId: $id, afterSeq: $after) {
   seq type status step totalSteps textDelta text previewUrl error { code message } } }`;
-type Ev = { seq: number; type: string; status: string; step: number | null; totalSteps: number | null; textDelta: string | null; text: string | null };
+type Ev = {
+  seq: number;
+  type: string;
+  status: string;
+  step: number | null;
+  totalSteps: number | null;
+  textDelta: string | null;
+  text: string | null;
+};
 
 test('generate: QUEUED, RUNNING, PROGRESS for every step, SUCCEEDED; the PNG decodes', async () => {
   const steps = 4;
-  const g = await h.gql<{ generate: { id: string } }>(key, 'mutation($s:Int!){ generate(input:{ prompt: "a red square", size: 64, steps: $s, seed: 7 }) { id } }', { s: steps });
+  const g = await h.gql<{ generate: { id: string } }>(
+    key,
+    'mutation($s:Int!){ generate(input:{ prompt: "a red square", size: 64, steps: $s, seed: 7 }) { id } }',
+    { s: steps },
+  );
   const id = g.body.data?.generate.id as string;
   assert.ok(id, JSON.stringify(g.body));
   const { data, errors } = await collect<{ jobEvents: Ev }>(h.ws(key), EVENTS, { id });
   assert.deepEqual(errors, []);
   const ev = data.map((d) => d.jobEvents);
-  assert.deepEqual(ev.map((e) => e.seq), ev.map((_, i) => i + 1), 'gap-free seq from 1');
+  assert.deepEqual(
+    ev.map((e) => e.seq),
+    ev.map((_, i) => i + 1),
+    'gap-free seq from 1',
+  );
   assert.equal(ev[0].status, 'QUEUED');
   assert.ok(ev.some((e) => e.type === 'STATUS' && e.status === 'RUNNING'));
   const progress = ev.filter((e) => e.type === 'PROGRESS' && e.totalSteps === steps).map((e) => e.step);
@@ -46,11 +62,15 @@ test('generate: QUEUED, RUNNING, PROGRESS for every step, SUCCEEDED; the PNG dec
   assert.ok(ev.some((e) => e.type === 'RESULT'));
   assert.deepEqual([ev.at(-1)?.type, ev.at(-1)?.status], ['STATUS', 'SUCCEEDED']);
 
-  const j = await h.gql<{ job: { status: string; progress: number; images: { url: string; width: number; height: number; contentType: string }[] } }>(
-    key,
-    'query($id:ID!){ job(id:$id) { status progress images { url width height contentType } } }',
-    { id },
-  );
+  const j = await h.gql<{
+    job: {
+      status: string;
+      progress: number;
+      images: { url: string; width: number; height: number; contentType: string }[];
+    };
+  }>(key, 'query($id:ID!){ job(id:$id) { status progress images { url width height contentType } } }', {
+    id,
+  });
   const job = j.body.data?.job;
   assert.equal(job?.status, 'SUCCEEDED');
   assert.equal(job?.images.length, 1);
@@ -65,12 +85,24 @@ test('generate: QUEUED, RUNNING, PROGRESS for every step, SUCCEEDED; the PNG dec
 
 test('describe: image uploaded through createUpload -> TEXT_DELTA events and the text result', async () => {
   assert.ok(pngBytes, 'needs the generated PNG');
-  const u = await h.gql<{ createUpload: { id: string; uploadUrl: string } }>(key, 'mutation($b:Int!){ createUpload(contentType:"image/png", bytes:$b) { id uploadUrl } }', { b: pngBytes.length });
+  const u = await h.gql<{ createUpload: { id: string; uploadUrl: string } }>(
+    key,
+    'mutation($b:Int!){ createUpload(contentType:"image/png", bytes:$b) { id uploadUrl } }',
+    { b: pngBytes.length },
+  );
   const up = u.body.data?.createUpload;
   assert.ok(up, JSON.stringify(u.body));
-  const put = await fetch(up.uploadUrl, { method: 'PUT', headers: { 'content-type': 'image/png' }, body: new Uint8Array(pngBytes) });
+  const put = await fetch(up.uploadUrl, {
+    method: 'PUT',
+    headers: { 'content-type': 'image/png' },
+    body: new Uint8Array(pngBytes),
+  });
   assert.equal(put.status, 200);
-  const d = await h.gql<{ describe: { id: string } }>(key, 'mutation($u:ID!){ describe(input:{ uploadId:$u, maxTokens: 6 }) { id } }', { u: up.id });
+  const d = await h.gql<{ describe: { id: string } }>(
+    key,
+    'mutation($u:ID!){ describe(input:{ uploadId:$u, maxTokens: 6 }) { id } }',
+    { u: up.id },
+  );
   const id = d.body.data?.describe.id as string;
   assert.ok(id, JSON.stringify(d.body));
   const { data, errors } = await collect<{ jobEvents: Ev }>(h.ws(key), EVENTS, { id });
@@ -79,7 +111,11 @@ test('describe: image uploaded through createUpload -> TEXT_DELTA events and the
   assert.deepEqual([ev.at(-1)?.type, ev.at(-1)?.status], ['STATUS', 'SUCCEEDED'], JSON.stringify(ev.at(-1)));
   const deltas = ev.filter((e) => e.type === 'TEXT_DELTA').map((e) => e.textDelta ?? '');
   assert.ok(deltas.length >= 1 && deltas.length <= 6);
-  const j = await h.gql<{ job: { text: string; status: string } }>(key, 'query($id:ID!){ job(id:$id) { status text } }', { id });
+  const j = await h.gql<{ job: { text: string; status: string } }>(
+    key,
+    'query($id:ID!){ job(id:$id) { status text } }',
+    { id },
+  );
   assert.equal(j.body.data?.job.status, 'SUCCEEDED');
   assert.equal(j.body.data?.job.text, deltas.join(''));
 });
@@ -87,7 +123,10 @@ test('describe: image uploaded through createUpload -> TEXT_DELTA events and the
 test('concurrency limit: a tenant without a free slot keeps its job QUEUED (not rejected) until one frees', async () => {
   const t = await h.newTenant('flow-slots');
   await h.db.prisma.tenant.update({ where: { id: t.tenantId }, data: { maxConcurrentJobs: 0 } });
-  const g = await h.gql<{ generate: { id: string; status: string } }>(t.key, 'mutation { generate(input:{ prompt: "wait", size: 64, steps: 2 }) { id status } }');
+  const g = await h.gql<{ generate: { id: string; status: string } }>(
+    t.key,
+    'mutation { generate(input:{ prompt: "wait", size: 64, steps: 2 }) { id status } }',
+  );
   const id = g.body.data?.generate.id as string;
   assert.equal(g.body.data?.generate.status, 'QUEUED');
   await new Promise((r) => setTimeout(r, 2500));

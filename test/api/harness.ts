@@ -3,9 +3,9 @@
  * EventBus, over real HTTP/WebSocket on a random loopback port. No worker runs unless a test
  * starts one, so jobs stay QUEUED and tests drive events through the real event log.
  */
-import { createClient, type Client } from 'graphql-ws';
+import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { type MountedApi, apiSetup } from '../../src/api/mount.ts';
+import { apiSetup, type MountedApi } from '../../src/api/mount.ts';
 import { embeddedWorkerSetup } from '../../src/cli/embedded-worker.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { type ServerHandle, startServer } from '../../src/server/server.ts';
@@ -16,7 +16,10 @@ import { startS3, type TestS3 } from '../helpers/s3.ts';
 export type GqlResponse<T = Record<string, unknown>> = {
   status: number;
   headers: Headers;
-  body: { data?: T | null; errors?: { message: string; path?: string[]; extensions?: Record<string, unknown> }[] };
+  body: {
+    data?: T | null;
+    errors?: { message: string; path?: string[]; extensions?: Record<string, unknown> }[];
+  };
 };
 
 export type ApiHarness = {
@@ -26,13 +29,22 @@ export type ApiHarness = {
   s3: TestS3;
   url: string;
   newTenant(name: string, scopes?: string[]): Promise<{ key: string; tenantId: string }>;
-  gql<T = Record<string, unknown>>(key: string | undefined, query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GqlResponse<T>>;
+  gql<T = Record<string, unknown>>(
+    key: string | undefined,
+    query: string,
+    variables?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ): Promise<GqlResponse<T>>;
   ws(key: string | undefined): Client;
   close(): Promise<void>;
 };
 
 export async function startApi(
-  options: { env?: Record<string, string>; lookup?: (host: string) => Promise<string[]>; workerModelDirs?: string[] } = {},
+  options: {
+    env?: Record<string, string>;
+    lookup?: (host: string) => Promise<string[]>;
+    workerModelDirs?: string[];
+  } = {},
 ): Promise<ApiHarness> {
   const db = await freshDatabase({ migrate: false });
   const s3 = await startS3('api-test');
@@ -67,7 +79,11 @@ export async function startApi(
     async gql(key, query, variables, headers = {}) {
       const res = await fetch(`${url}/graphql`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers },
+        headers: {
+          'content-type': 'application/json',
+          ...(key ? { authorization: `Bearer ${key}` } : {}),
+          ...headers,
+        },
         body: JSON.stringify({ query, variables }),
       });
       const text = await res.text();
@@ -100,7 +116,12 @@ export async function startApi(
 }
 
 /** Collects a subscription's results until it completes (or `max` results, then unsubscribes). */
-export async function collect<T>(client: Client, query: string, variables: Record<string, unknown>, max = Number.POSITIVE_INFINITY): Promise<{ data: T[]; errors: unknown[] }> {
+export async function collect<T>(
+  client: Client,
+  query: string,
+  variables: Record<string, unknown>,
+  max = Number.POSITIVE_INFINITY,
+): Promise<{ data: T[]; errors: unknown[] }> {
   const data: T[] = [];
   const errors: unknown[] = [];
   const it = client.iterate<T>({ query, variables });
@@ -116,4 +137,5 @@ export async function collect<T>(client: Client, query: string, variables: Recor
   return { data, errors };
 }
 
-export const JOB_FIELDS = 'id kind status progress model params error { code message } text images { url width height contentType bytes }';
+export const JOB_FIELDS =
+  'id kind status progress model params error { code message } text images { url width height contentType bytes }';

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { canStart } from '../../src/tenancy/concurrency.ts';
-import { postgresRateLimiter, retryAfterSeconds } from '../../src/tenancy/rate-limit.ts';
 import { billingPeriod } from '../../src/tenancy/quota.ts';
+import { postgresRateLimiter, retryAfterSeconds } from '../../src/tenancy/rate-limit.ts';
 import { type ApiHarness, startApi } from './harness.ts';
 
 let h: ApiHarness;
@@ -43,9 +43,19 @@ test('quota: images of queued jobs count; over the quota is QUOTA_EXCEEDED with 
   const first = await h.gql(t.key, GEN, gen({ count: 2 }));
   assert.ok(first.body.data, JSON.stringify(first.body));
   // A billed job from this month (2 images) plus the queued one (2) leaves 1.
-  const done = await h.db.prisma.job.create({ data: { tenantId: t.tenantId, kind: 'GENERATE', status: 'SUCCEEDED', modelId: 'tiny-demo', input: { prompt: 'x', count: 2 } } });
+  const done = await h.db.prisma.job.create({
+    data: {
+      tenantId: t.tenantId,
+      kind: 'GENERATE',
+      status: 'SUCCEEDED',
+      modelId: 'tiny-demo',
+      input: { prompt: 'x', count: 2 },
+    },
+  });
   await h.db.prisma.usageRecord.create({ data: { tenantId: t.tenantId, jobId: done.id, images: 2 } });
-  const v = await h.gql<{ viewer: { usage: { images: number; inFlightImages: number; remainingImages: number } } }>(t.key, '{ viewer { usage { images inFlightImages remainingImages } } }');
+  const v = await h.gql<{
+    viewer: { usage: { images: number; inFlightImages: number; remainingImages: number } };
+  }>(t.key, '{ viewer { usage { images inFlightImages remainingImages } } }');
   assert.deepEqual(v.body.data?.viewer.usage, { images: 2, inFlightImages: 2, remainingImages: 1 });
   const jobsBefore = await h.db.prisma.job.count({ where: { tenantId: t.tenantId } });
   const over = await h.gql(t.key, GEN, gen({ count: 2 }));
@@ -61,8 +71,16 @@ test('quota: images of queued jobs count; over the quota is QUOTA_EXCEEDED with 
 test('idempotency: same key + same input -> the same job (even at quota); different input -> CONFLICT', async () => {
   const t = await h.newTenant('idem');
   await h.db.prisma.tenant.update({ where: { id: t.tenantId }, data: { monthlyImageQuota: 1 } });
-  const one = await h.gql<{ generate: { id: string } }>(t.key, GEN, gen({ idempotencyKey: 'order-17', seed: 5 }));
-  const two = await h.gql<{ generate: { id: string } }>(t.key, GEN, gen({ idempotencyKey: 'order-17', seed: 5 }));
+  const one = await h.gql<{ generate: { id: string } }>(
+    t.key,
+    GEN,
+    gen({ idempotencyKey: 'order-17', seed: 5 }),
+  );
+  const two = await h.gql<{ generate: { id: string } }>(
+    t.key,
+    GEN,
+    gen({ idempotencyKey: 'order-17', seed: 5 }),
+  );
   assert.ok(one.body.data?.generate.id);
   assert.equal(two.body.data?.generate.id, one.body.data?.generate.id);
   const conflict = await h.gql(t.key, GEN, gen({ idempotencyKey: 'order-17', seed: 6 }));

@@ -5,13 +5,21 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, test } from 'node:test';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
 
 const run = promisify(execFile);
 const home = mkdtempSync(join(tmpdir(), 'harmon-serve-'));
-const env = { ...process.env, HARMON_HOME: home, LOG_LEVEL: 'warn', DATABASE_URL: '', S3_BUCKET: '', S3_ENDPOINT: '', HARMON_MODEL: '' };
+const env = {
+  ...process.env,
+  HARMON_HOME: home,
+  LOG_LEVEL: 'warn',
+  DATABASE_URL: '',
+  S3_BUCKET: '',
+  S3_ENDPOINT: '',
+  HARMON_MODEL: '',
+};
 const cli = ['--import', 'tsx', 'src/cli/main.ts'];
 let child: ChildProcess | undefined;
 
@@ -21,12 +29,21 @@ after(async () => {
 });
 
 async function gql(url: string, key: string, query: string) {
-  const r = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify({ query }) });
+  const r = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: JSON.stringify({ query }),
+  });
   return (await r.json()) as { data?: Record<string, never>; errors?: unknown[] };
 }
 
-test('harmon serve (embedded defaults) serves the generate flow and stops cleanly on SIGTERM', { timeout: 120_000 }, async () => {
-  const proc = spawn(process.execPath, [...cli, 'serve', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+test('harmon serve (embedded defaults) serves the generate flow and stops cleanly on SIGTERM', {
+  timeout: 120_000,
+}, async () => {
+  const proc = spawn(process.execPath, [...cli, 'serve', '--port', '0'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child = proc;
   let stderr = '';
   proc.stderr?.on('data', (d) => (stderr += d));
@@ -46,7 +63,11 @@ test('harmon serve (embedded defaults) serves the generate flow and stops cleanl
 
   const models = await gql(url, key, '{ models { id demo default } }');
   assert.deepEqual(models.data?.models, [{ id: 'harmon-tiny-demo-seed0', demo: true, default: true }]);
-  const g = await gql(url, key, 'mutation { generate(input: { prompt: "a boat", size: 64, steps: 3 }) { id } }');
+  const g = await gql(
+    url,
+    key,
+    'mutation { generate(input: { prompt: "a boat", size: 64, steps: 3 }) { id } }',
+  );
   const id = (g.data?.generate as unknown as { id: string } | undefined)?.id;
   assert.ok(id, JSON.stringify(g));
   let job: { status: string; images: { url: string }[] } | undefined;

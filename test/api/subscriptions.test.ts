@@ -20,16 +20,26 @@ before(async () => {
 });
 after(() => h.close());
 
-const EVENTS = 'subscription($id: ID!, $after: Int) { jobEvents(jobId: $id, afterSeq: $after) { jobId seq type status step totalSteps error { code } } }';
+const EVENTS =
+  'subscription($id: ID!, $after: Int) { jobEvents(jobId: $id, afterSeq: $after) { jobId seq type status step totalSteps error { code } } }';
 type Ev = { jobEvents: { jobId: string; seq: number; type: string; status: string; step: number | null } };
 
 async function newJob(key: string): Promise<string> {
-  const r = await h.gql<{ generate: { id: string } }>(key, 'mutation { generate(input: { prompt: "a fox", size: 64, steps: 3 }) { id } }');
+  const r = await h.gql<{ generate: { id: string } }>(
+    key,
+    'mutation { generate(input: { prompt: "a fox", size: 64, steps: 3 }) { id } }',
+  );
   assert.ok(r.body.data, JSON.stringify(r.body));
   return r.body.data.generate.id;
 }
 
-async function emit(tenantId: string, jobId: string, type: JobEventType, status: JobStatus, payload: Record<string, unknown> = {}) {
+async function emit(
+  tenantId: string,
+  jobId: string,
+  type: JobEventType,
+  status: JobStatus,
+  payload: Record<string, unknown> = {},
+) {
   await h.db.prisma.$transaction((tx) => appendEvent(tx, { jobId, tenantId, type, status, payload }));
 }
 
@@ -43,7 +53,8 @@ async function runToEnd(tenantId: string, jobId: string, fromSeq = 2) {
     ['RESULT', 'RUNNING', {}],
     ['STATUS', 'SUCCEEDED', {}],
   ];
-  for (const [type, status, payload] of script.slice(fromSeq - 2)) await emit(tenantId, jobId, type, status, payload);
+  for (const [type, status, payload] of script.slice(fromSeq - 2))
+    await emit(tenantId, jobId, type, status, payload);
 }
 
 test('graphql-ws: replay + live events in order, then the stream completes after SUCCEEDED', async () => {
@@ -54,9 +65,18 @@ test('graphql-ws: replay + live events in order, then the stream completes after
   await runToEnd(a.tenantId, jobId);
   const { data, errors } = await got;
   assert.deepEqual(errors, []);
-  assert.deepEqual(data.map((d) => d.jobEvents.seq), [1, 2, 3, 4, 5, 6, 7]);
-  assert.deepEqual(data.map((d) => d.jobEvents.status), ['QUEUED', 'RUNNING', 'RUNNING', 'RUNNING', 'RUNNING', 'RUNNING', 'SUCCEEDED']);
-  assert.deepEqual(data.filter((d) => d.jobEvents.type === 'PROGRESS').map((d) => d.jobEvents.step), [1, 2, 3]);
+  assert.deepEqual(
+    data.map((d) => d.jobEvents.seq),
+    [1, 2, 3, 4, 5, 6, 7],
+  );
+  assert.deepEqual(
+    data.map((d) => d.jobEvents.status),
+    ['QUEUED', 'RUNNING', 'RUNNING', 'RUNNING', 'RUNNING', 'RUNNING', 'SUCCEEDED'],
+  );
+  assert.deepEqual(
+    data.filter((d) => d.jobEvents.type === 'PROGRESS').map((d) => d.jobEvents.step),
+    [1, 2, 3],
+  );
 });
 
 test('reconnect: drop after event 3, resubscribe with afterSeq 3 -> exactly the remaining events', async () => {
@@ -67,22 +87,35 @@ test('reconnect: drop after event 3, resubscribe with afterSeq 3 -> exactly the 
   await emit(a.tenantId, jobId2, 'STATUS', 'RUNNING');
   await emit(a.tenantId, jobId2, 'PROGRESS', 'RUNNING', { step: 1, totalSteps: 3 });
   const first = await collect<Ev>(h.ws(a.key), EVENTS, { id: jobId2 }, 3);
-  assert.deepEqual(first.data.map((d) => d.jobEvents.seq), [1, 2, 3]);
+  assert.deepEqual(
+    first.data.map((d) => d.jobEvents.seq),
+    [1, 2, 3],
+  );
   const rest = collect<Ev>(h.ws(a.key), EVENTS, { id: jobId2, after: 3 });
   await new Promise((r) => setTimeout(r, 200));
   await runToEnd(a.tenantId, jobId2, 4);
   const second = await rest;
   assert.deepEqual(second.errors, []);
-  assert.deepEqual(second.data.map((d) => d.jobEvents.seq), [4, 5, 6, 7]);
+  assert.deepEqual(
+    second.data.map((d) => d.jobEvents.seq),
+    [4, 5, 6, 7],
+  );
   // A finished job replays from afterSeq and completes at once.
   const replay = await collect<Ev>(h.ws(a.key), EVENTS, { id: jobId, after: 5 });
-  assert.deepEqual(replay.data.map((d) => d.jobEvents.seq), [6, 7]);
+  assert.deepEqual(
+    replay.data.map((d) => d.jobEvents.seq),
+    [6, 7],
+  );
 });
 
 test('graphql-sse: the same stream over /graphql/stream with a Bearer header', async () => {
   const jobId = await newJob(a.key);
   await runToEnd(a.tenantId, jobId);
-  const client = createSseClient({ url: `${h.url}/graphql/stream`, headers: { authorization: `Bearer ${a.key}` }, retryAttempts: 0 });
+  const client = createSseClient({
+    url: `${h.url}/graphql/stream`,
+    headers: { authorization: `Bearer ${a.key}` },
+    retryAttempts: 0,
+  });
   const seqs: number[] = [];
   for await (const r of client.iterate<Ev>({ query: EVENTS, variables: { id: jobId, after: 2 } })) {
     assert.equal(r.errors, undefined);
@@ -95,7 +128,12 @@ test('graphql-sse: the same stream over /graphql/stream with a Bearer header', a
 test('Subscription.jobs streams the tenant’s own jobs only', async () => {
   const mine = h.ws(a.key);
   const theirs = h.ws(b.key);
-  const aGot = collect<{ jobs: { jobId: string; seq: number } }>(mine, 'subscription { jobs { jobId seq } }', {}, 1);
+  const aGot = collect<{ jobs: { jobId: string; seq: number } }>(
+    mine,
+    'subscription { jobs { jobId seq } }',
+    {},
+    1,
+  );
   const bGot = collect<{ jobs: { jobId: string } }>(theirs, 'subscription { jobs { jobId seq } }', {}, 1);
   await new Promise((r) => setTimeout(r, 300));
   const jobId = await newJob(a.key);
@@ -112,7 +150,11 @@ test('isolation: tenant B cannot subscribe to tenant A’s job (ws and sse) and 
   const ws = await collect<Ev>(h.ws(b.key), EVENTS, { id: jobId });
   assert.deepEqual(ws.data, []);
   assert.equal((ws.errors[0] as { extensions?: { code?: string } }).extensions?.code, 'NOT_FOUND');
-  const sse = createSseClient({ url: `${h.url}/graphql/stream`, headers: { authorization: `Bearer ${b.key}` }, retryAttempts: 0 });
+  const sse = createSseClient({
+    url: `${h.url}/graphql/stream`,
+    headers: { authorization: `Bearer ${b.key}` },
+    retryAttempts: 0,
+  });
   const results: { data?: unknown; errors?: readonly { extensions?: Record<string, unknown> }[] }[] = [];
   for await (const r of sse.iterate({ query: EVENTS, variables: { id: jobId } })) results.push(r as never);
   sse.dispose();
@@ -132,7 +174,11 @@ test('graphql-ws without a key (or with a bad key) is closed with 4401 before an
 });
 
 test('SSE without a key is a 401 with a coded error', async () => {
-  const r = await fetch(`${h.url}/graphql/stream`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, body: JSON.stringify({ query: 'subscription { jobs { seq } }' }) });
+  const r = await fetch(`${h.url}/graphql/stream`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({ query: 'subscription { jobs { seq } }' }),
+  });
   assert.equal(r.status, 401);
   const body = (await r.json()) as { errors: { extensions: { code: string } }[] };
   assert.equal(body.errors[0].extensions.code, 'UNAUTHENTICATED');

@@ -34,9 +34,13 @@ export const jobFieldResolvers = {
       gpuMs: job.gpuMs,
     };
   },
-  error: (job: Job): JobErrorGql | null => (job.errorCode ? { code: job.errorCode, message: job.errorMessage ?? job.errorCode } : null),
+  error: (job: Job): JobErrorGql | null =>
+    job.errorCode ? { code: job.errorCode, message: job.errorMessage ?? job.errorCode } : null,
   async images(job: Job, _args: unknown, ctx: ApiContext): Promise<ImageGql[]> {
-    const assets = await ctx.db.assets.findMany({ where: { jobId: job.id, role: 'OUTPUT' }, orderBy: [{ createdAt: 'asc' }, { key: 'asc' }] });
+    const assets = await ctx.db.assets.findMany({
+      where: { jobId: job.id, role: 'OUTPUT' },
+      orderBy: [{ createdAt: 'asc' }, { key: 'asc' }],
+    });
     const ttl = ctx.deps.config.presignTtlSeconds;
     const expiresAt = new Date(Date.now() + ttl * 1000);
     return Promise.all(

@@ -11,8 +11,8 @@ import { assertQuota, imagesOf } from '../../tenancy/quota.ts';
 import { checkImageSource, IMAGE_CONTENT_TYPES, isUuid } from '../image-source.ts';
 import { checkWebhookUrl, toDescribeOptions, toGenerateInput } from '../inputs.ts';
 import { pickModel } from '../models.ts';
-import { requireScope } from '../use-auth.ts';
 import type { ApiContext, DescribeInputGql, GenerateInputGql, UploadGql } from '../types.ts';
+import { requireScope } from '../use-auth.ts';
 import { ownJob } from './query.ts';
 
 const MAX_IDEMPOTENCY_KEY = 200;
@@ -39,10 +39,18 @@ export const mutationResolvers = {
     const jobInput = toGenerateInput(input, model);
     const webhookUrl = checkWebhookUrl(input.webhookUrl);
     const idempotencyKey = checkIdempotencyKey(input.idempotencyKey);
-    if (!(await isReplay(ctx, idempotencyKey))) await assertQuota(ctx.deps.prisma, ctx.tenantId, imagesOf('GENERATE', jobInput));
+    if (!(await isReplay(ctx, idempotencyKey)))
+      await assertQuota(ctx.deps.prisma, ctx.tenantId, imagesOf('GENERATE', jobInput));
     const job = await enqueueJob(
       { prisma: ctx.deps.prisma, queue: ctx.deps.queue },
-      { tenantId: ctx.tenantId, kind: 'GENERATE', input: jobInput, idempotencyKey, webhookUrl, modelId: model.id },
+      {
+        tenantId: ctx.tenantId,
+        kind: 'GENERATE',
+        input: jobInput,
+        idempotencyKey,
+        webhookUrl,
+        modelId: model.id,
+      },
     );
     ctx.log.info({ jobId: job.id, kind: 'GENERATE' }, 'job enqueued');
     return job;
@@ -62,21 +70,36 @@ export const mutationResolvers = {
     });
     const job = await enqueueJob(
       { prisma: ctx.deps.prisma, queue: ctx.deps.queue },
-      { tenantId: ctx.tenantId, kind: 'DESCRIBE', input: { ...options, image }, idempotencyKey, webhookUrl, modelId: model.id },
+      {
+        tenantId: ctx.tenantId,
+        kind: 'DESCRIBE',
+        input: { ...options, image },
+        idempotencyKey,
+        webhookUrl,
+        modelId: model.id,
+      },
     );
     ctx.log.info({ jobId: job.id, kind: 'DESCRIBE' }, 'job enqueued');
     return job;
   },
 
-  async createUpload(_: unknown, args: { contentType: string; bytes: number }, ctx: ApiContext): Promise<UploadGql> {
+  async createUpload(
+    _: unknown,
+    args: { contentType: string; bytes: number },
+    ctx: ApiContext,
+  ): Promise<UploadGql> {
     requireScope(ctx, 'jobs:write');
     const contentType = args.contentType.trim().toLowerCase();
     if (!(IMAGE_CONTENT_TYPES as readonly string[]).includes(contentType)) {
-      throw new AppError('BAD_USER_INPUT', `contentType must be one of ${IMAGE_CONTENT_TYPES.join(', ')}`, { details: { fields: [{ path: 'contentType', message: 'unsupported content type' }] } });
+      throw new AppError('BAD_USER_INPUT', `contentType must be one of ${IMAGE_CONTENT_TYPES.join(', ')}`, {
+        details: { fields: [{ path: 'contentType', message: 'unsupported content type' }] },
+      });
     }
     const max = ctx.deps.config.maxUploadBytes;
     if (!Number.isInteger(args.bytes) || args.bytes < 1 || args.bytes > max) {
-      throw new AppError('BAD_USER_INPUT', `bytes must be 1..${max}`, { details: { fields: [{ path: 'bytes', message: `must be 1..${max}` }] } });
+      throw new AppError('BAD_USER_INPUT', `bytes must be 1..${max}`, {
+        details: { fields: [{ path: 'bytes', message: `must be 1..${max}` }] },
+      });
     }
     const ttl = ctx.deps.config.presignTtlSeconds;
     const key = tenantKey(ctx.tenantId, 'uploads');

@@ -3,11 +3,14 @@ import type { Job, Prisma as P } from '../../generated/prisma/client.ts';
 import { AppError } from '../../shared/errors.ts';
 import { quotaUsage } from '../../tenancy/quota.ts';
 import { isUuid } from '../image-source.ts';
-import { MAX_PAGE_SIZE } from '../use-limits.ts';
-import { requireScope } from '../use-auth.ts';
 import type { ApiContext, JobsArgs } from '../types.ts';
+import { requireScope } from '../use-auth.ts';
+import { MAX_PAGE_SIZE } from '../use-limits.ts';
 
-const badCursor = () => new AppError('BAD_USER_INPUT', '`after` is not a cursor returned by this API', { details: { fields: [{ path: 'after', message: 'invalid cursor' }] } });
+const badCursor = () =>
+  new AppError('BAD_USER_INPUT', '`after` is not a cursor returned by this API', {
+    details: { fields: [{ path: 'after', message: 'invalid cursor' }] },
+  });
 
 export function encodeCursor(job: Pick<Job, 'createdAt' | 'id'>): string {
   return Buffer.from(`${job.createdAt.toISOString()}|${job.id}`).toString('base64url');
@@ -37,7 +40,9 @@ export const queryResolvers = {
     requireScope(ctx, 'jobs:read');
     const first = args.first ?? 20;
     if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE_SIZE) {
-      throw new AppError('BAD_USER_INPUT', `first must be 1..${MAX_PAGE_SIZE}`, { details: { fields: [{ path: 'first', message: `must be 1..${MAX_PAGE_SIZE}` }] } });
+      throw new AppError('BAD_USER_INPUT', `first must be 1..${MAX_PAGE_SIZE}`, {
+        details: { fields: [{ path: 'first', message: `must be 1..${MAX_PAGE_SIZE}` }] },
+      });
     }
     const and: P.JobWhereInput[] = [];
     const f = args.filter ?? {};
@@ -49,7 +54,11 @@ export const queryResolvers = {
       // Newest first with the id as tie-breaker: rows strictly "after" the cursor in that order.
       and.push({ OR: [{ createdAt: { lt: c.createdAt } }, { createdAt: c.createdAt, id: { lt: c.id } }] });
     }
-    const rows = await ctx.db.jobs.findMany({ where: { AND: and }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: first + 1 });
+    const rows = await ctx.db.jobs.findMany({
+      where: { AND: and },
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take: first + 1,
+    });
     const page = rows.slice(0, first);
     const edges = page.map((node) => ({ cursor: encodeCursor(node), node }));
     return { edges, pageInfo: { hasNextPage: rows.length > first, endCursor: edges.at(-1)?.cursor ?? null } };
@@ -61,12 +70,28 @@ export const queryResolvers = {
     const u = await quotaUsage(ctx.deps.prisma, ctx.tenantId);
     return {
       tenant: { id: tenant.id, name: tenant.name },
-      limits: { ratePerMinute: tenant.ratePerMinute, maxConcurrentJobs: tenant.maxConcurrentJobs, monthlyImageQuota: tenant.monthlyImageQuota },
-      usage: { periodStart: u.periodStart, images: u.images, tokens: u.tokens, gpuMs: u.gpuMs, inFlightImages: u.inFlightImages, remainingImages: u.remainingImages },
+      limits: {
+        ratePerMinute: tenant.ratePerMinute,
+        maxConcurrentJobs: tenant.maxConcurrentJobs,
+        monthlyImageQuota: tenant.monthlyImageQuota,
+      },
+      usage: {
+        periodStart: u.periodStart,
+        images: u.images,
+        tokens: u.tokens,
+        gpuMs: u.gpuMs,
+        inFlightImages: u.inFlightImages,
+        remainingImages: u.remainingImages,
+      },
     };
   },
 
   models(_: unknown, _args: unknown, ctx: ApiContext) {
-    return ctx.deps.models.map((m, i) => ({ id: m.id, default: i === 0, demo: m.demo, maxImageSize: m.maxImageSize ?? null }));
+    return ctx.deps.models.map((m, i) => ({
+      id: m.id,
+      default: i === 0,
+      demo: m.demo,
+      maxImageSize: m.maxImageSize ?? null,
+    }));
   },
 };

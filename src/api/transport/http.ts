@@ -10,9 +10,9 @@ import { ApolloServer, HeaderMap } from '@apollo/server';
 import type { GraphQLSchema } from 'graphql';
 import { AppError } from '../../shared/errors.ts';
 import { formatApiError } from '../errors.ts';
+import type { ApiContext, ApiDeps } from '../types.ts';
 import { admit, authenticate, contextFor } from '../use-auth.ts';
 import { limitsRule } from '../use-limits.ts';
-import type { ApiContext, ApiDeps } from '../types.ts';
 import { readBody, requestScope, sendErrors } from './request-scope.ts';
 
 export async function createApollo(schema: GraphQLSchema, deps: ApiDeps): Promise<ApolloServer<ApiContext>> {
@@ -23,7 +23,12 @@ export async function createApollo(schema: GraphQLSchema, deps: ApiDeps): Promis
     includeStacktraceInErrorResponses: false,
     // Introspection helps client codegen; it is cheap and covered by the same auth.
     introspection: true,
-    formatError: (formatted, error) => formatApiError(error, requestScope.getStore() ?? { requestId: 'unknown', log: deps.log }, formatted.extensions?.code),
+    formatError: (formatted, error) =>
+      formatApiError(
+        error,
+        requestScope.getStore() ?? { requestId: 'unknown', log: deps.log },
+        formatted.extensions?.code,
+      ),
   });
   await apollo.start();
   return apollo;
@@ -32,7 +37,11 @@ export async function createApollo(schema: GraphQLSchema, deps: ApiDeps): Promis
 export function graphqlHttpHandler(apollo: ApolloServer<ApiContext>, deps: ApiDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = process.hrtime.bigint();
-    const requestId = (typeof req.headers['x-request-id'] === 'string' && /^[\w.-]{1,64}$/.test(req.headers['x-request-id']) && req.headers['x-request-id']) || randomUUID();
+    const requestId =
+      (typeof req.headers['x-request-id'] === 'string' &&
+        /^[\w.-]{1,64}$/.test(req.headers['x-request-id']) &&
+        req.headers['x-request-id']) ||
+      randomUUID();
     const scope = { requestId, log: deps.log.child({ requestId }) };
     let status = 500;
     res.setHeader('x-request-id', requestId);
@@ -60,18 +69,31 @@ export function graphqlHttpHandler(apollo: ApolloServer<ApiContext>, deps: ApiDe
             // The client went away mid-body (load generators do this at the end of a run).
             return 499;
           }
-          if (raw === null) return sendErrors(res, new AppError('BAD_USER_INPUT', 'The request body is larger than 2 MiB; upload big images with createUpload.'), scope);
+          if (raw === null)
+            return sendErrors(
+              res,
+              new AppError(
+                'BAD_USER_INPUT',
+                'The request body is larger than 2 MiB; upload big images with createUpload.',
+              ),
+              scope,
+            );
           const type = String(req.headers['content-type'] ?? '');
           if (/^application\/(graphql-response\+)?json/i.test(type) && raw.length > 0) {
             try {
               body = JSON.parse(raw.toString('utf8'));
             } catch {
-              return sendErrors(res, new AppError('BAD_USER_INPUT', 'The request body is not valid JSON.'), scope);
+              return sendErrors(
+                res,
+                new AppError('BAD_USER_INPUT', 'The request body is not valid JSON.'),
+                scope,
+              );
             }
           } else body = raw.toString('utf8');
         }
         const headers = new HeaderMap();
-        for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+        for (const [k, v] of Object.entries(req.headers))
+          if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
         const result = await apollo.executeHTTPGraphQLRequest({
           httpGraphQLRequest: { method: req.method ?? 'POST', headers, search: url.search, body },
           context: async () => ctx,

@@ -26,7 +26,12 @@ export async function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Pr
 }
 
 /** A whole-request GraphQL error response (auth, rate limit, body problems). */
-export function sendErrors(res: ServerResponse, err: unknown, scope: RequestScope, headers: Record<string, string> = {}): number {
+export function sendErrors(
+  res: ServerResponse,
+  err: unknown,
+  scope: RequestScope,
+  headers: Record<string, string> = {},
+): number {
   const formatted: GraphQLFormattedError = formatApiError(err, scope);
   const code = String(formatted.extensions?.code ?? 'INTERNAL');
   const status = httpStatusFor(code);

@@ -8,16 +8,21 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type ExecutionResult, type GraphQLSchema, validate } from 'graphql';
 import { createHandler } from 'graphql-sse/lib/use/http';
 import { formatApiError } from '../errors.ts';
+import type { ApiContext, ApiDeps } from '../types.ts';
 import { admit, authenticate, contextFor } from '../use-auth.ts';
 import { validationRules } from '../use-limits.ts';
-import type { ApiContext, ApiDeps } from '../types.ts';
 import { sendErrors } from './request-scope.ts';
 
 export function graphqlSseHandler(schema: GraphQLSchema, deps: ApiDeps) {
   const contexts = new WeakMap<IncomingMessage, ApiContext>();
   const rules = validationRules();
   const format = (ctx: ApiContext | undefined, result: ExecutionResult) =>
-    result.errors ? { ...result, errors: result.errors.map((e) => formatApiError(e, ctx ?? { requestId: 'sse', log: deps.log })) } : result;
+    result.errors
+      ? {
+          ...result,
+          errors: result.errors.map((e) => formatApiError(e, ctx ?? { requestId: 'sse', log: deps.log })),
+        }
+      : result;
 
   const handler = createHandler<ApiContext>({
     schema,

@@ -13,9 +13,9 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { isAppError } from '../../shared/errors.ts';
 import { formatApiError } from '../errors.ts';
+import type { ApiContext, ApiDeps } from '../types.ts';
 import { admit, authenticate, contextFor, type Principal } from '../use-auth.ts';
 import { validationRules } from '../use-limits.ts';
-import type { ApiContext, ApiDeps } from '../types.ts';
 
 export const WS_UNAUTHENTICATED = 4401;
 
@@ -26,12 +26,20 @@ export function attachGraphqlWs(httpServer: Server, schema: GraphQLSchema, deps:
   const principals = new WeakMap<object, Principal>();
   const contexts = new Map<string, ApiContext>();
   const rules = validationRules();
-  const toGraphQLError = (e: unknown) => (e instanceof GraphQLError ? e : new GraphQLError(e instanceof Error ? e.message : String(e), { originalError: e instanceof Error ? e : undefined }));
-  const scopeOf = (ctx: WsContext, id: string) => contexts.get(`${connId(ctx)}:${id}`) ?? { requestId: 'ws', log: deps.log };
+  const toGraphQLError = (e: unknown) =>
+    e instanceof GraphQLError
+      ? e
+      : new GraphQLError(e instanceof Error ? e.message : String(e), {
+          originalError: e instanceof Error ? e : undefined,
+        });
+  const scopeOf = (ctx: WsContext, id: string) =>
+    contexts.get(`${connId(ctx)}:${id}`) ?? { requestId: 'ws', log: deps.log };
   const connIds = new WeakMap<object, string>();
   const connId = (ctx: WsContext) => {
-    let id = connIds.get(ctx);
-    if (!id) connIds.set(ctx, (id = randomUUID()));
+    const known = connIds.get(ctx);
+    if (known) return known;
+    const id = randomUUID();
+    connIds.set(ctx, id);
     return id;
   };
 
@@ -47,13 +55,17 @@ export function attachGraphqlWs(httpServer: Server, schema: GraphQLSchema, deps:
           const message = isAppError(e) ? `${e.code}: ${e.message}` : 'UNAUTHENTICATED';
           if (!isAppError(e)) deps.log.error({ err: e }, 'graphql-ws authentication failed');
           // Close reasons are limited to 123 bytes by the protocol.
-          (ctx.extra as { socket: { close(code: number, reason: string): void } }).socket.close(WS_UNAUTHENTICATED, message.slice(0, 120));
+          (ctx.extra as { socket: { close(code: number, reason: string): void } }).socket.close(
+            WS_UNAUTHENTICATED,
+            message.slice(0, 120),
+          );
           return false;
         }
       },
       async onSubscribe(ctx, id, payload) {
         const principal = principals.get(ctx);
-        if (!principal) return [new GraphQLError('Not authenticated', { extensions: { code: 'UNAUTHENTICATED' } })];
+        if (!principal)
+          return [new GraphQLError('Not authenticated', { extensions: { code: 'UNAUTHENTICATED' } })];
         const requestId = randomUUID();
         const apiCtx = contextFor(deps, principal, requestId);
         contexts.set(`${connId(ctx)}:${id}`, apiCtx);
@@ -70,7 +82,13 @@ export function attachGraphqlWs(httpServer: Server, schema: GraphQLSchema, deps:
         }
         const errors = validate(schema, document, rules);
         if (errors.length > 0) return errors;
-        return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue: apiCtx };
+        return {
+          schema,
+          document,
+          operationName: payload.operationName,
+          variableValues: payload.variables,
+          contextValue: apiCtx,
+        };
       },
       onNext(ctx, id, _payload, _args, result) {
         if (!result.errors) return;
