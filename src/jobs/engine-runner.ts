@@ -17,8 +17,12 @@ export interface EngineRunnerOptions {
   previewEvery?: number;
 }
 
-export async function createEngineRunner(modelDirs: string[], options: EngineRunnerOptions = {}): Promise<EngineRunner> {
-  if (modelDirs.length === 0) throw new AppError('BAD_CONFIG', 'the worker needs at least one model directory');
+export async function createEngineRunner(
+  modelDirs: string[],
+  options: EngineRunnerOptions = {},
+): Promise<EngineRunner> {
+  if (modelDirs.length === 0)
+    throw new AppError('BAD_CONFIG', 'the worker needs at least one model directory');
   const engines: HarmonEngine[] = [];
   try {
     for (const dir of modelDirs) engines.push(await HarmonEngine.start({ modelDir: dir }));
@@ -29,14 +33,24 @@ export async function createEngineRunner(modelDirs: string[], options: EngineRun
   const byId = new Map(engines.map((x) => [x.info.modelId, x]));
   const pick = (modelId: string) => {
     const engine = byId.get(modelId);
-    if (!engine) throw new AppError('BAD_USER_INPUT', `model "${modelId}" is not served here; available: ${[...byId.keys()].join(', ')}`);
+    if (!engine)
+      throw new AppError(
+        'BAD_USER_INPUT',
+        `model "${modelId}" is not served here; available: ${[...byId.keys()].join(', ')}`,
+      );
     return engine;
   };
   return {
     engines,
     models: () => engines.map((x) => x.info.modelId),
-    generate: (modelId, input, o) => pick(modelId).generate(input, { signal: o.signal, onEvent: o.onEvent, previewEvery: options.previewEvery }),
-    describe: (modelId, image, input, o) => pick(modelId).describe(image, input, { signal: o.signal, onEvent: o.onEvent }),
+    generate: (modelId, input, o) =>
+      pick(modelId).generate(input, {
+        signal: o.signal,
+        onEvent: o.onEvent,
+        previewEvery: options.previewEvery,
+      }),
+    describe: (modelId, image, input, o) =>
+      pick(modelId).describe(image, input, { signal: o.signal, onEvent: o.onEvent }),
     close: async () => {
       await Promise.all(engines.map((x) => x.close()));
     },

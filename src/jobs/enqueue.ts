@@ -44,13 +44,21 @@ export function canonicalJson(value: unknown): string {
 
 /** What "the same request" means for idempotency: kind, model, input and webhook. */
 export function inputHash(req: Pick<EnqueueRequest, 'kind' | 'modelId' | 'input' | 'webhookUrl'>): string {
-  const canonical = canonicalJson({ kind: req.kind, modelId: req.modelId, input: req.input, webhookUrl: req.webhookUrl ?? null });
+  const canonical = canonicalJson({
+    kind: req.kind,
+    modelId: req.modelId,
+    input: req.input,
+    webhookUrl: req.webhookUrl ?? null,
+  });
   return createHash('sha256').update(canonical).digest('hex');
 }
 
 export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promise<Job> {
   const { prisma, queue } = deps;
-  if (req.idempotencyKey !== undefined && (req.idempotencyKey.length === 0 || req.idempotencyKey.length > MAX_KEY_LENGTH)) {
+  if (
+    req.idempotencyKey !== undefined &&
+    (req.idempotencyKey.length === 0 || req.idempotencyKey.length > MAX_KEY_LENGTH)
+  ) {
     throw new AppError('BAD_USER_INPUT', `idempotencyKey must be 1..${MAX_KEY_LENGTH} characters`, {
       details: { fields: { idempotencyKey: 'length' } },
     });

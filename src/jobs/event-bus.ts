@@ -13,10 +13,10 @@
  */
 import pg from 'pg';
 import { AppError } from '../shared/errors.ts';
-import { logger as rootLogger, type Logger } from '../shared/logger.ts';
+import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
 import { readEvents } from './event-log.ts';
-import { JOB_EVENTS_CHANNEL, type JobEventNotice, type JobEventRecord, isTerminalEvent } from './events.ts';
+import { isTerminalEvent, JOB_EVENTS_CHANNEL, type JobEventNotice, type JobEventRecord } from './events.ts';
 import { Feed } from './feed.ts';
 
 export interface EventBusOptions {
@@ -76,7 +76,10 @@ class JobHub {
           this.#dispatch();
         } while (this.#again && !this.finished && this.subs.size > 0);
       } catch (e) {
-        this.log.warn({ err: e, jobId: this.jobId }, 'event log read failed; the next notification or poll retries');
+        this.log.warn(
+          { err: e, jobId: this.jobId },
+          'event log read failed; the next notification or poll retries',
+        );
       } finally {
         this.#reading = undefined;
       }
@@ -87,7 +90,8 @@ class JobHub {
   #dispatch(): void {
     if (this.events.length === 0) {
       // Every job has seq 1 from the transaction that created it: no rows = not this tenant's job.
-      for (const sub of this.subs) sub.feed.fail(new AppError('NOT_FOUND', `job ${this.jobId} was not found`));
+      for (const sub of this.subs)
+        sub.feed.fail(new AppError('NOT_FOUND', `job ${this.jobId} was not found`));
       return;
     }
     for (const sub of this.subs) this.deliver(sub);
@@ -282,7 +286,11 @@ export class EventBus {
     if (open.length === 0 || this.#closed) return;
     try {
       const ids = open.map((h) => h.jobId);
-      const rows = await this.#prisma.jobEvent.groupBy({ by: ['jobId'], where: { jobId: { in: ids } }, _max: { seq: true } });
+      const rows = await this.#prisma.jobEvent.groupBy({
+        by: ['jobId'],
+        where: { jobId: { in: ids } },
+        _max: { seq: true },
+      });
       const max = new Map(rows.map((r) => [r.jobId, r._max.seq ?? 0]));
       for (const hub of open) if ((max.get(hub.jobId) ?? 0) > hub.events.length) void hub.refresh();
     } catch (e) {

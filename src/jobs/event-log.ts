@@ -75,7 +75,11 @@ export async function readEvents(
 }
 
 /** Events of any of the tenant's jobs created at or after `since`, for the tenant-wide stream. */
-export async function readTenantEventsSince(prisma: Prisma, tenantId: string, since: Date): Promise<JobEventRecord[]> {
+export async function readTenantEventsSince(
+  prisma: Prisma,
+  tenantId: string,
+  since: Date,
+): Promise<JobEventRecord[]> {
   const rows = await prisma.jobEvent.findMany({
     where: { tenantId, createdAt: { gte: since } },
     orderBy: [{ createdAt: 'asc' }, { seq: 'asc' }],

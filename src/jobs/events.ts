@@ -35,7 +35,10 @@ export interface JobEventPayload {
 }
 
 /** What readers get: the stored row with its payload typed. */
-export type JobEventRecord = Omit<JobEvent, 'payload' | 'type'> & { type: JobEventType; payload: JobEventPayload };
+export type JobEventRecord = Omit<JobEvent, 'payload' | 'type'> & {
+  type: JobEventType;
+  payload: JobEventPayload;
+};
 
 export function toEventRecord(row: JobEvent): JobEventRecord {
   return row as unknown as JobEventRecord;

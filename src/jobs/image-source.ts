@@ -24,7 +24,11 @@ export interface ImageSourceDeps {
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-export async function loadImage(deps: ImageSourceDeps, tenantId: string, source: ImageSource | undefined): Promise<Uint8Array> {
+export async function loadImage(
+  deps: ImageSourceDeps,
+  tenantId: string,
+  source: ImageSource | undefined,
+): Promise<Uint8Array> {
   if (!source || typeof source !== 'object') {
     throw new AppError('BAD_USER_INPUT', 'describe needs an image: uploadId, url or base64.');
   }
@@ -38,7 +42,10 @@ export async function loadImage(deps: ImageSourceDeps, tenantId: string, source:
       maxRedirects: 3,
     });
     if (res.status < 200 || res.status >= 300) {
-      throw new AppError('BAD_USER_INPUT', `Fetching the image URL returned HTTP ${res.status}; give a URL that serves the image.`);
+      throw new AppError(
+        'BAD_USER_INPUT',
+        `Fetching the image URL returned HTTP ${res.status}; give a URL that serves the image.`,
+      );
     }
     return res.body;
   }
@@ -47,14 +54,24 @@ export async function loadImage(deps: ImageSourceDeps, tenantId: string, source:
 }
 
 async function fromUpload(deps: ImageSourceDeps, tenantId: string, uploadId: string): Promise<Uint8Array> {
-  const upload = /^[0-9a-f-]{36}$/i.test(uploadId) ? await forTenant(deps.prisma, tenantId).uploads.findById(uploadId) : null;
+  const upload = /^[0-9a-f-]{36}$/i.test(uploadId)
+    ? await forTenant(deps.prisma, tenantId).uploads.findById(uploadId)
+    : null;
   // Another tenant's upload reads exactly like a missing one.
-  if (!upload || !isTenantKey(tenantId, upload.key)) throw new AppError('NOT_FOUND', `upload ${uploadId} was not found`);
+  if (!upload || !isTenantKey(tenantId, upload.key))
+    throw new AppError('NOT_FOUND', `upload ${uploadId} was not found`);
   const head = await deps.blobStore.head(upload.key);
-  if (!head) throw new AppError('BAD_USER_INPUT', `upload ${uploadId} has no data yet; PUT the image to its URL first.`);
+  if (!head)
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `upload ${uploadId} has no data yet; PUT the image to its URL first.`,
+    );
   const limit = Math.min(deps.maxBytes, upload.bytes);
   if (head.bytes > limit) {
-    throw new AppError('BAD_USER_INPUT', `upload ${uploadId} is ${head.bytes} bytes, more than the limit of ${limit}.`);
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `upload ${uploadId} is ${head.bytes} bytes, more than the limit of ${limit}.`,
+    );
   }
   const bytes = await deps.blobStore.get(upload.key);
   await forTenant(deps.prisma, tenantId).uploads.update(uploadId, { consumedAt: new Date() });
@@ -64,10 +81,16 @@ async function fromUpload(deps: ImageSourceDeps, tenantId: string, uploadId: str
 function fromBase64(text: string, maxBytes: number): Uint8Array {
   const clean = text.replace(/^data:[^;,]+;base64,/, '').replace(/\s+/g, '');
   if (clean.length === 0 || clean.length % 4 !== 0 || !BASE64.test(clean)) {
-    throw new AppError('BAD_USER_INPUT', 'image base64 is malformed; send standard base64 (A-Z a-z 0-9 + / with = padding).');
+    throw new AppError(
+      'BAD_USER_INPUT',
+      'image base64 is malformed; send standard base64 (A-Z a-z 0-9 + / with = padding).',
+    );
   }
   if ((clean.length / 4) * 3 > maxBytes + 2) {
-    throw new AppError('BAD_USER_INPUT', `the base64 image is larger than the limit of ${maxBytes} bytes; use createUpload instead.`);
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `the base64 image is larger than the limit of ${maxBytes} bytes; use createUpload instead.`,
+    );
   }
   return Buffer.from(clean, 'base64');
 }

@@ -6,7 +6,7 @@
  * instead of running the same job twice in parallel.
  */
 import pg from 'pg';
-import { logger as rootLogger, type Logger } from '../shared/logger.ts';
+import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 
 export class JobLocks {
   readonly #url: string;
@@ -39,7 +39,9 @@ export class JobLocks {
   /** True when this process now holds the job's lock. */
   async tryLock(jobId: string): Promise<boolean> {
     const c = await this.#connection();
-    const r = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 7)) AS ok', [`harmon-job:${jobId}`]);
+    const r = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 7)) AS ok', [
+      `harmon-job:${jobId}`,
+    ]);
     return r.rows[0]?.ok === true;
   }
 

@@ -33,7 +33,10 @@ export async function lockJob(tx: Tx, tenantId: string, jobId: string): Promise<
  * Ends the job unless it already ended (returns null then, so a re-delivered job can never get a
  * second result). Must run inside the caller's transaction.
  */
-export async function terminateJob(tx: Tx, input: TerminateInput): Promise<{ job: Job; events: JobEventRecord[] } | null> {
+export async function terminateJob(
+  tx: Tx,
+  input: TerminateInput,
+): Promise<{ job: Job; events: JobEventRecord[] } | null> {
   const current = await lockJob(tx, input.tenantId, input.jobId);
   if (isTerminalStatus(current.status)) return null;
   const job = await tx.job.update({
@@ -52,7 +55,11 @@ export async function terminateJob(tx: Tx, input: TerminateInput): Promise<{ job
   if (input.error && input.status === 'FAILED') {
     events.push(await appendEvent(tx, { ...base, type: 'ERROR', payload: { error: input.error } }));
   }
-  const final = await appendEvent(tx, { ...base, type: 'STATUS', payload: input.error ? { error: input.error } : {} });
+  const final = await appendEvent(tx, {
+    ...base,
+    type: 'STATUS',
+    payload: input.error ? { error: input.error } : {},
+  });
   events.push(final);
   if (job.webhookUrl) {
     // Delivered later from the log by webhooks.ts; the unique (jobId, seq, url) makes this idempotent.

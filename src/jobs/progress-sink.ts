@@ -49,8 +49,16 @@ export function createProgressSink(opts: {
         case 'step':
           write(async () => {
             const row = await prisma.$transaction(async (tx) => {
-              await appendEvent(tx, { ...base, type: 'PROGRESS', payload: { step: event.step, totalSteps: event.totalSteps, stage: 'mar' } });
-              return tx.job.update({ where: { id: job.id }, data: { progress: event.step / event.totalSteps }, select: { cancelRequested: true } });
+              await appendEvent(tx, {
+                ...base,
+                type: 'PROGRESS',
+                payload: { step: event.step, totalSteps: event.totalSteps, stage: 'mar' },
+              });
+              return tx.job.update({
+                where: { id: job.id },
+                data: { progress: event.step / event.totalSteps },
+                select: { cancelRequested: true },
+              });
             });
             if (row.cancelRequested) opts.onCancelRequested();
           });
@@ -59,7 +67,14 @@ export function createProgressSink(opts: {
           write(async () => {
             const image = event.images[0];
             if (!image) return;
-            const draft = await uploadPng(blobStore, job.tenantId, 'previews', `${job.id}-step-${event.step}.png`, image, 'PREVIEW');
+            const draft = await uploadPng(
+              blobStore,
+              job.tenantId,
+              'previews',
+              `${job.id}-step-${event.step}.png`,
+              image,
+              'PREVIEW',
+            );
             await prisma.$transaction(async (tx) => {
               await tx.asset.create({ data: { ...draft, tenantId: job.tenantId, jobId: job.id } });
               await appendEvent(tx, {
@@ -71,7 +86,13 @@ export function createProgressSink(opts: {
           });
           break;
         case 'token':
-          if (event.text.length > 0) write(async () => void (await prisma.$transaction((tx) => appendEvent(tx, { ...base, type: 'TEXT_DELTA', payload: { textDelta: event.text } }))));
+          if (event.text.length > 0)
+            write(
+              async () =>
+                void (await prisma.$transaction((tx) =>
+                  appendEvent(tx, { ...base, type: 'TEXT_DELTA', payload: { textDelta: event.text } }),
+                )),
+            );
           break;
         default:
           break;

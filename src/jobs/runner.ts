@@ -16,7 +16,12 @@ export interface JobRunner {
   /** Model ids this runner serves; the first is the default. */
   models(): string[];
   generate(modelId: string, input: GenerateInput, options: RunOptions): Promise<GenerateResult>;
-  describe(modelId: string, image: Uint8Array, input: DescribeInput, options: RunOptions): Promise<DescribeResult>;
+  describe(
+    modelId: string,
+    image: Uint8Array,
+    input: DescribeInput,
+    options: RunOptions,
+  ): Promise<DescribeResult>;
 }
 
 /**

@@ -50,10 +50,14 @@ export async function checkUrl(
   options: FetchPolicy & Pick<SafeFetchOptions, 'resolve' | 'what'> = {},
 ): Promise<{ url: URL; address: string; family: 4 | 6 }> {
   const what = options.what ?? 'URL';
-  const refuse = (why: string) => new AppError('BAD_USER_INPUT', `The ${what} was refused: ${why}.`, { details: { url: raw.slice(0, 200) } });
+  const refuse = (why: string) =>
+    new AppError('BAD_USER_INPUT', `The ${what} was refused: ${why}.`, {
+      details: { url: raw.slice(0, 200) },
+    });
   if (!URL.canParse(raw)) throw refuse('it is not a valid URL');
   const url = new URL(raw);
-  if (url.protocol !== 'https:' && !(options.allowHttp && url.protocol === 'http:')) throw refuse('only https URLs are accepted');
+  if (url.protocol !== 'https:' && !(options.allowHttp && url.protocol === 'http:'))
+    throw refuse('only https URLs are accepted');
   if (url.username || url.password) throw refuse('credentials in URLs are not accepted');
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (!isIP(host) && isForbiddenHostname(host) && !(options.allowLoopback && /^localhost\.?$/i.test(host))) {
@@ -61,9 +65,15 @@ export async function checkUrl(
   }
   const addresses = isIP(host)
     ? [{ address: host, family: isIP(host) }]
-    : await (options.resolve ?? ((h) => dnsLookup(h, { all: true, verbatim: true })))(host).catch((cause: unknown) => {
-        throw new AppError('BAD_USER_INPUT', `The ${what} was refused: host "${host}" could not be resolved.`, { cause });
-      });
+    : await (options.resolve ?? ((h) => dnsLookup(h, { all: true, verbatim: true })))(host).catch(
+        (cause: unknown) => {
+          throw new AppError(
+            'BAD_USER_INPUT',
+            `The ${what} was refused: host "${host}" could not be resolved.`,
+            { cause },
+          );
+        },
+      );
   if (addresses.length === 0) throw refuse(`host "${host}" has no addresses`);
   for (const a of addresses) {
     const v = classifyAddress(a.address, { allowLoopback: options.allowLoopback });
@@ -97,7 +107,10 @@ function requestPinned(
 ): Promise<SafeResponse> {
   // Every lookup the socket makes answers with the address we checked.
   const lookup: LookupFunction = (_host, opts, cb) => {
-    if ((opts as { all?: boolean }).all) (cb as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: target.address, family: target.family }]);
+    if ((opts as { all?: boolean }).all)
+      (cb as (e: null, a: { address: string; family: number }[]) => void)(null, [
+        { address: target.address, family: target.family },
+      ]);
     else cb(null, target.address, target.family);
   };
   const mod = target.url.protocol === 'https:' ? https : http;
@@ -122,7 +135,9 @@ function requestPinned(
             fail(`the response is larger than the limit of ${options.maxBytes} bytes`);
           } else chunks.push(c);
         });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+        );
         res.on('error', (e) => fail(signal.aborted ? 'it took too long' : e.message, e));
       },
     );

@@ -61,8 +61,11 @@ export async function startWorkerService(o: WorkerServiceOptions): Promise<Worke
     { concurrency: o.concurrency ?? 1 },
   );
   const hooks =
-    o.webhooks === false ? undefined : startWebhookDispatcher(o.prisma, { fetchPolicy: o.fetchPolicy, log, ...o.webhooks });
-  const sweeper = o.sweeper === false ? undefined : startSweeper({ prisma: o.prisma, queue, log }, { ...o.sweeper });
+    o.webhooks === false
+      ? undefined
+      : startWebhookDispatcher(o.prisma, { fetchPolicy: o.fetchPolicy, log, ...o.webhooks });
+  const sweeper =
+    o.sweeper === false ? undefined : startSweeper({ prisma: o.prisma, queue, log }, { ...o.sweeper });
   return {
     queue,
     worker,

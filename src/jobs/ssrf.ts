@@ -7,9 +7,7 @@
  */
 import { isIP } from 'node:net';
 
-export type AddressVerdict =
-  | { allowed: true }
-  | { allowed: false; reason: string };
+export type AddressVerdict = { allowed: true } | { allowed: false; reason: string };
 
 type Range = { bytes: number[]; prefix: number; reason: string };
 
@@ -88,11 +86,19 @@ function embeddedV4(b: number[]): { v4: number[]; form: string } | undefined {
   // ::ffff:a.b.c.d (IPv4-mapped)
   if (zeros(0, 10) && b[10] === 0xff && b[11] === 0xff) return { v4: b.slice(12), form: 'IPv4-mapped IPv6' };
   // ::ffff:0:a.b.c.d (IPv4-translated, RFC 2765)
-  if (zeros(0, 8) && b[8] === 0xff && b[9] === 0xff && zeros(10, 12)) return { v4: b.slice(12), form: 'IPv4-translated IPv6' };
+  if (zeros(0, 8) && b[8] === 0xff && b[9] === 0xff && zeros(10, 12))
+    return { v4: b.slice(12), form: 'IPv4-translated IPv6' };
   // ::a.b.c.d (deprecated IPv4-compatible; :: and ::1 are handled as v6 specials)
-  if (zeros(0, 12) && !(zeros(12, 15) && b[15] <= 1)) return { v4: b.slice(12), form: 'IPv4-compatible IPv6' };
+  if (zeros(0, 12) && !(zeros(12, 15) && b[15] <= 1))
+    return { v4: b.slice(12), form: 'IPv4-compatible IPv6' };
   // 64:ff9b::a.b.c.d and 64:ff9b:1::/48 (NAT64)
-  if (b[0] === 0x00 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b && (zeros(4, 12) || (b[4] === 0 && b[5] === 1))) {
+  if (
+    b[0] === 0x00 &&
+    b[1] === 0x64 &&
+    b[2] === 0xff &&
+    b[3] === 0x9b &&
+    (zeros(4, 12) || (b[4] === 0 && b[5] === 1))
+  ) {
     return { v4: b.slice(12), form: 'NAT64 IPv6' };
   }
   // 2002:AABB:CCDD::/48 (6to4)
@@ -143,5 +149,11 @@ function v6(addr: string, prefix: number, reason: string): Range {
 /** Host names that must never be resolved at all (they name this machine or its network). */
 export function isForbiddenHostname(hostname: string): boolean {
   const h = hostname.toLowerCase().replace(/\.$/, '');
-  return h === 'localhost' || h.endsWith('.localhost') || h.endsWith('.local') || h.endsWith('.internal') || h === '';
+  return (
+    h === 'localhost' ||
+    h.endsWith('.localhost') ||
+    h.endsWith('.local') ||
+    h.endsWith('.internal') ||
+    h === ''
+  );
 }

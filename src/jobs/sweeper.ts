@@ -6,7 +6,7 @@
  * original message gets a duplicate; that is harmless — the worker claims a job once (status +
  * advisory lock) and acks messages of finished jobs.
  */
-import { logger as rootLogger, type Logger } from '../shared/logger.ts';
+import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
 import type { HarmonJobPayload, JobQueue } from './queue/port.ts';
 
@@ -56,7 +56,9 @@ export function startSweeper(
   options: SweepOptions & { intervalMs?: number } = {},
 ): { stop(): void } {
   const timer = setInterval(() => {
-    sweepQueuedJobs(deps, options).catch((e: unknown) => (deps.log ?? rootLogger).warn({ err: e }, 'sweep failed'));
+    sweepQueuedJobs(deps, options).catch((e: unknown) =>
+      (deps.log ?? rootLogger).warn({ err: e }, 'sweep failed'),
+    );
   }, options.intervalMs ?? 60_000);
   timer.unref();
   return { stop: () => clearInterval(timer) };

@@ -10,7 +10,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../shared/errors.ts';
-import { logger as rootLogger, type Logger } from '../shared/logger.ts';
+import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
 import { toEventRecord } from './events.ts';
 import { type FetchPolicy, safeFetch } from './safe-fetch.ts';
@@ -29,7 +29,9 @@ export function verifyWebhookSignature(
   body: string,
   options: { toleranceSeconds?: number; now?: number } = {},
 ): boolean {
-  const parts = Object.fromEntries(header.split(',').map((kv) => kv.trim().split('=', 2) as [string, string]));
+  const parts = Object.fromEntries(
+    header.split(',').map((kv) => kv.trim().split('=', 2) as [string, string]),
+  );
   const t = Number(parts.t);
   if (!Number.isInteger(t) || !parts.v1) return false;
   const now = options.now ?? Math.floor(Date.now() / 1000);
@@ -76,7 +78,10 @@ export async function deliverDueWebhooks(prisma: Prisma, options: WebhookOptions
   for (const d of claimed) {
     try {
       await send(prisma, d, options, timeoutMs);
-      await prisma.webhookDelivery.update({ where: { id: d.id }, data: { deliveredAt: new Date(), attempts: d.attempts + 1, lastError: null } });
+      await prisma.webhookDelivery.update({
+        where: { id: d.id },
+        data: { deliveredAt: new Date(), attempts: d.attempts + 1, lastError: null },
+      });
       delivered++;
     } catch (e) {
       const attempts = d.attempts + 1;
@@ -84,7 +89,11 @@ export async function deliverDueWebhooks(prisma: Prisma, options: WebhookOptions
       const lastError = (e instanceof Error ? e.message : String(e)).slice(0, 500);
       await prisma.webhookDelivery.update({
         where: { id: d.id },
-        data: { attempts: e instanceof AppError && e.details?.final ? maxAttempts : attempts, nextAttemptAt: new Date(Date.now() + delay), lastError },
+        data: {
+          attempts: e instanceof AppError && e.details?.final ? maxAttempts : attempts,
+          nextAttemptAt: new Date(Date.now() + delay),
+          lastError,
+        },
       });
       log.warn({ jobId: d.jobId, attempts, err: lastError }, 'webhook delivery failed');
     }
@@ -98,15 +107,26 @@ async function send(prisma: Prisma, d: Claimed, options: WebhookOptions, timeout
     prisma.jobEvent.findFirst({ where: { jobId: d.jobId, tenantId: d.tenantId, seq: d.eventSeq } }),
     prisma.job.findFirst({ where: { id: d.jobId, tenantId: d.tenantId } }),
   ]);
-  if (!event || !job) throw new AppError('NOT_FOUND', 'the job or event no longer exists', { details: { final: true } });
+  if (!event || !job)
+    throw new AppError('NOT_FOUND', 'the job or event no longer exists', { details: { final: true } });
   if (!tenant?.webhookSecret) {
-    throw new AppError('BAD_CONFIG', 'the tenant has no webhookSecret; deliveries cannot be signed', { details: { final: true } });
+    throw new AppError('BAD_CONFIG', 'the tenant has no webhookSecret; deliveries cannot be signed', {
+      details: { final: true },
+    });
   }
   const e = toEventRecord(event);
   const body = JSON.stringify({
     deliveryId: d.id,
     type: `job.${e.payload.status.toLowerCase()}`,
-    job: { id: job.id, kind: job.kind, status: job.status, errorCode: job.errorCode, errorMessage: job.errorMessage, text: job.text, finishedAt: job.finishedAt },
+    job: {
+      id: job.id,
+      kind: job.kind,
+      status: job.status,
+      errorCode: job.errorCode,
+      errorMessage: job.errorMessage,
+      text: job.text,
+      finishedAt: job.finishedAt,
+    },
     event: { seq: e.seq, type: e.type, status: e.payload.status, at: e.createdAt, payload: e.payload },
   });
   const timestamp = Math.floor(Date.now() / 1000);
@@ -128,11 +148,20 @@ async function send(prisma: Prisma, d: Claimed, options: WebhookOptions, timeout
 }
 
 /** Polls for due deliveries every `intervalMs` until stopped. */
-export function startWebhookDispatcher(prisma: Prisma, options: WebhookOptions & { intervalMs?: number } = {}): { stop(): Promise<void> } {
+export function startWebhookDispatcher(
+  prisma: Prisma,
+  options: WebhookOptions & { intervalMs?: number } = {},
+): { stop(): Promise<void> } {
   let running: Promise<unknown> = Promise.resolve();
   let stopped = false;
   const timer = setInterval(() => {
-    running = running.then(() => (stopped ? 0 : deliverDueWebhooks(prisma, options).catch((e: unknown) => (options.log ?? rootLogger).warn({ err: e }, 'webhook dispatch failed'))));
+    running = running.then(() =>
+      stopped
+        ? 0
+        : deliverDueWebhooks(prisma, options).catch((e: unknown) =>
+            (options.log ?? rootLogger).warn({ err: e }, 'webhook dispatch failed'),
+          ),
+    );
   }, options.intervalMs ?? 2000);
   timer.unref();
   return {

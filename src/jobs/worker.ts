@@ -16,7 +16,7 @@
  */
 import type { Job } from '../generated/prisma/client.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
-import { logger as rootLogger, type Logger } from '../shared/logger.ts';
+import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Prisma } from '../storage/db.ts';
 import { appendEvent, type Tx } from './event-log.ts';
@@ -28,7 +28,14 @@ import type { ImageSourceDeps } from './image-source.ts';
 import { JobLocks } from './job-locks.ts';
 import { lockJob, terminateJob } from './job-state.ts';
 import { createProgressSink } from './progress-sink.ts';
-import { DEFAULT_QUEUE_POLICY, type Consumer, type Delivery, type HandlerContext, type HarmonJobPayload, type JobQueue } from './queue/port.ts';
+import {
+  type Consumer,
+  DEFAULT_QUEUE_POLICY,
+  type Delivery,
+  type HandlerContext,
+  type HarmonJobPayload,
+  type JobQueue,
+} from './queue/port.ts';
 import type { JobRunner } from './runner.ts';
 
 export interface WorkerDeps {
@@ -51,7 +58,16 @@ export interface WorkerDeps {
 }
 
 /** Client-input errors: retrying cannot help, so the job fails at once. */
-const PERMANENT = new Set(['BAD_USER_INPUT', 'IMAGE_INVALID', 'NOT_FOUND', 'FORBIDDEN', 'CONFLICT', 'MODEL_INVALID', 'WEIGHTS_INVALID', 'QUOTA_EXCEEDED']);
+const PERMANENT = new Set([
+  'BAD_USER_INPUT',
+  'IMAGE_INVALID',
+  'NOT_FOUND',
+  'FORBIDDEN',
+  'CONFLICT',
+  'MODEL_INVALID',
+  'WEIGHTS_INVALID',
+  'QUOTA_EXCEEDED',
+]);
 
 type AbortWhy = { kind: 'cancel' } | { kind: 'shutdown' } | { kind: 'write-failed'; error: unknown };
 
@@ -74,7 +90,10 @@ export function startWorker(deps: WorkerDeps, options: { concurrency?: number } 
   const consumer = deps.queue.consume((delivery, ctx) => processDelivery(deps, locks, delivery, ctx), {
     concurrency: options.concurrency ?? 1,
     isAlreadyDone: async (d) => {
-      const job = await deps.prisma.job.findFirst({ where: { id: d.payload.jobId, tenantId: d.payload.tenantId }, select: { status: true } });
+      const job = await deps.prisma.job.findFirst({
+        where: { id: d.payload.jobId, tenantId: d.payload.tenantId },
+        select: { status: true },
+      });
       return !job || isTerminalStatus(job.status);
     },
     onError: (e, d) => {
@@ -112,12 +131,21 @@ export async function processDelivery(
   }
 }
 
-async function claim(deps: WorkerDeps, seen: Job, delivery: Delivery<HarmonJobPayload>): Promise<Job | 'requeued' | null> {
+async function claim(
+  deps: WorkerDeps,
+  seen: Job,
+  delivery: Delivery<HarmonJobPayload>,
+): Promise<Job | 'requeued' | null> {
   const outcome = await deps.prisma.$transaction(async (tx) => {
     const job = await lockJob(tx, seen.tenantId, seen.id);
     if (isTerminalStatus(job.status)) return null;
     if (job.cancelRequested) {
-      await terminateJob(tx, { jobId: job.id, tenantId: job.tenantId, status: 'CANCELED', error: { code: 'CANCELED', message: 'The job was canceled.' } });
+      await terminateJob(tx, {
+        jobId: job.id,
+        tenantId: job.tenantId,
+        status: 'CANCELED',
+        error: { code: 'CANCELED', message: 'The job was canceled.' },
+      });
       return null;
     }
     // A RUNNING job here is a re-delivery after its worker died: it already holds a slot.
@@ -127,14 +155,28 @@ async function claim(deps: WorkerDeps, seen: Job, delivery: Delivery<HarmonJobPa
     }
     const running = await tx.job.update({
       where: { id: job.id },
-      data: { status: 'RUNNING', attempts: { increment: 1 }, startedAt: job.startedAt ?? new Date(), progress: 0 },
+      data: {
+        status: 'RUNNING',
+        attempts: { increment: 1 },
+        startedAt: job.startedAt ?? new Date(),
+        progress: 0,
+      },
     });
-    await appendEvent(tx, { jobId: job.id, tenantId: job.tenantId, type: 'STATUS', status: 'RUNNING', payload: { stage: `attempt ${delivery.attempt}` } });
+    await appendEvent(tx, {
+      jobId: job.id,
+      tenantId: job.tenantId,
+      type: 'STATUS',
+      status: 'RUNNING',
+      payload: { stage: `attempt ${delivery.attempt}` },
+    });
     return running;
   });
   if (outcome === 'requeued') {
     // Jobs over the tenant's concurrency limit wait in QUEUED: offer the job again a bit later.
-    await deps.queue.send({ jobId: seen.id, tenantId: seen.tenantId }, { key: seen.id, delaySeconds: deps.slotRetrySeconds ?? 3 });
+    await deps.queue.send(
+      { jobId: seen.id, tenantId: seen.tenantId },
+      { key: seen.id, delaySeconds: deps.slotRetrySeconds ?? 3 },
+    );
   }
   return outcome;
 }
@@ -209,7 +251,10 @@ async function runClaimed(
   if (PERMANENT.has(code) || delivery.attempt >= maxAttempts) {
     // Unexpected errors are masked for the client; the log keeps the detail.
     log.warn({ err: error }, 'job failed');
-    await end(deps, job, 'FAILED', { code: PERMANENT.has(code) ? code : 'INTERNAL', message: PERMANENT.has(code) ? message : 'The job failed after retries.' });
+    await end(deps, job, 'FAILED', {
+      code: PERMANENT.has(code) ? code : 'INTERNAL',
+      message: PERMANENT.has(code) ? message : 'The job failed after retries.',
+    });
     return;
   }
   await requeue(deps, job, `retrying after ${code}`);
@@ -221,7 +266,9 @@ async function succeed(deps: WorkerDeps, job: Job, outcome: JobOutcome, log: Log
     const current = await lockJob(tx, job.tenantId, job.id);
     if (isTerminalStatus(current.status)) return false;
     if (outcome.assets.length > 0) {
-      await tx.asset.createMany({ data: outcome.assets.map((a) => ({ ...a, tenantId: job.tenantId, jobId: job.id })) });
+      await tx.asset.createMany({
+        data: outcome.assets.map((a) => ({ ...a, tenantId: job.tenantId, jobId: job.id })),
+      });
     }
     await tx.usageRecord.create({ data: { tenantId: job.tenantId, jobId: job.id, ...outcome.usage } });
     await terminateJob(tx, {
@@ -229,7 +276,10 @@ async function succeed(deps: WorkerDeps, job: Job, outcome: JobOutcome, log: Log
       tenantId: job.tenantId,
       status: 'SUCCEEDED',
       data: { text: outcome.text ?? null, gpuMs: outcome.usage.gpuMs },
-      result: { assetIds: outcome.assets.map((a) => a.id), ...(outcome.text !== undefined ? { text: outcome.text } : {}) },
+      result: {
+        assetIds: outcome.assets.map((a) => a.id),
+        ...(outcome.text !== undefined ? { text: outcome.text } : {}),
+      },
     });
     return true;
   });
@@ -240,8 +290,15 @@ async function succeed(deps: WorkerDeps, job: Job, outcome: JobOutcome, log: Log
   }
 }
 
-async function end(deps: WorkerDeps, job: Job, status: 'FAILED' | 'CANCELED', error: { code: string; message: string }): Promise<void> {
-  await deps.prisma.$transaction((tx) => terminateJob(tx, { jobId: job.id, tenantId: job.tenantId, status, error }));
+async function end(
+  deps: WorkerDeps,
+  job: Job,
+  status: 'FAILED' | 'CANCELED',
+  error: { code: string; message: string },
+): Promise<void> {
+  await deps.prisma.$transaction((tx) =>
+    terminateJob(tx, { jobId: job.id, tenantId: job.tenantId, status, error }),
+  );
 }
 
 /** RUNNING -> QUEUED (with a STATUS event) so the next delivery starts it cleanly. */
@@ -250,6 +307,12 @@ async function requeue(deps: WorkerDeps, job: Job, why: string): Promise<void> {
     const current = await lockJob(tx, job.tenantId, job.id);
     if (current.status !== 'RUNNING') return;
     await tx.job.update({ where: { id: job.id }, data: { status: 'QUEUED', progress: 0 } });
-    await appendEvent(tx, { jobId: job.id, tenantId: job.tenantId, type: 'STATUS', status: 'QUEUED', payload: { stage: why } });
+    await appendEvent(tx, {
+      jobId: job.id,
+      tenantId: job.tenantId,
+      type: 'STATUS',
+      status: 'QUEUED',
+      payload: { stage: why },
+    });
   });
 }

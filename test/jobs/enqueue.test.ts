@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { appendEventNow, readEvents } from '../../src/jobs/event-log.ts';
 import { enqueueJob, inputHash, requestCancel } from '../../src/jobs/enqueue.ts';
+import { appendEventNow, readEvents } from '../../src/jobs/event-log.ts';
 import type { HarmonJobPayload } from '../../src/jobs/queue/port.ts';
 import { sweepQueuedJobs } from '../../src/jobs/sweeper.ts';
 import { AppError } from '../../src/shared/errors.ts';
@@ -56,7 +56,10 @@ test('idempotency: same key + same input -> same job, one message; different inp
   const before = sent.length;
   const first = await enqueueJob({ prisma: db.prisma, queue }, { ...gen(), idempotencyKey: 'k1' });
   // Key order in the input must not matter.
-  const again = await enqueueJob({ prisma: db.prisma, queue }, { ...gen(), input: { steps: 4, prompt: 'a red fox' }, idempotencyKey: 'k1' });
+  const again = await enqueueJob(
+    { prisma: db.prisma, queue },
+    { ...gen(), input: { steps: 4, prompt: 'a red fox' }, idempotencyKey: 'k1' },
+  );
   assert.equal(again.id, first.id);
   assert.equal(sent.length, before + 1);
   await assert.rejects(
@@ -64,14 +67,19 @@ test('idempotency: same key + same input -> same job, one message; different inp
     (e: unknown) => e instanceof AppError && e.code === 'CONFLICT',
   );
   // The same key in another tenant is a different job.
-  const other = await enqueueJob({ prisma: db.prisma, queue }, { ...gen(), tenantId: tenantB, idempotencyKey: 'k1' });
+  const other = await enqueueJob(
+    { prisma: db.prisma, queue },
+    { ...gen(), tenantId: tenantB, idempotencyKey: 'k1' },
+  );
   assert.notEqual(other.id, first.id);
   assert.equal(await db.prisma.job.count({ where: { idempotencyKey: 'k1' } }), 2);
 });
 
 test('idempotency holds under a race: 8 concurrent requests with one key make one job', async () => {
   const jobs = await Promise.all(
-    Array.from({ length: 8 }, () => enqueueJob({ prisma: db.prisma, queue }, { ...gen({ prompt: 'race' }), idempotencyKey: 'race' })),
+    Array.from({ length: 8 }, () =>
+      enqueueJob({ prisma: db.prisma, queue }, { ...gen({ prompt: 'race' }), idempotencyKey: 'race' }),
+    ),
   );
   assert.equal(new Set(jobs.map((j) => j.id)).size, 1);
   assert.equal(await db.prisma.job.count({ where: { tenantId: tenantA, idempotencyKey: 'race' } }), 1);
@@ -92,7 +100,13 @@ test('event seq stays 1..n without gaps or duplicates under concurrent appends f
   try {
     await Promise.all(
       Array.from({ length: 60 }, (_, i) =>
-        appendEventNow(clients[i % 3], { jobId: job.id, tenantId: tenantA, type: 'PROGRESS', status: 'RUNNING', payload: { step: i } }),
+        appendEventNow(clients[i % 3], {
+          jobId: job.id,
+          tenantId: tenantA,
+          type: 'PROGRESS',
+          status: 'RUNNING',
+          payload: { step: i },
+        }),
       ),
     );
   } finally {
@@ -103,10 +117,13 @@ test('event seq stays 1..n without gaps or duplicates under concurrent appends f
     events.map((e) => e.seq),
     Array.from({ length: 61 }, (_, i) => i + 1),
   );
-  assert.deepEqual(await readEvents(db.prisma, tenantA, job.id, 59).then((r) => r.map((e) => e.seq)), [60, 61]);
+  assert.deepEqual(
+    await readEvents(db.prisma, tenantA, job.id, 59).then((r) => r.map((e) => e.seq)),
+    [60, 61],
+  );
 });
 
-test('appending to another tenant\'s job is NOT_FOUND', async () => {
+test("appending to another tenant's job is NOT_FOUND", async () => {
   const job = await enqueueJob({ prisma: db.prisma, queue }, gen({ prompt: 'iso' }));
   await assert.rejects(
     appendEventNow(db.prisma, { jobId: job.id, tenantId: tenantB, type: 'STATUS', status: 'RUNNING' }),
@@ -116,12 +133,21 @@ test('appending to another tenant\'s job is NOT_FOUND', async () => {
 
 test('cancel: QUEUED -> CANCELED with a terminal event; RUNNING -> cancelRequested; other tenant -> NOT_FOUND', async () => {
   const queued = await enqueueJob({ prisma: db.prisma, queue }, gen({ prompt: 'cancel me' }));
-  await assert.rejects(requestCancel(db.prisma, tenantB, queued.id), (e: unknown) => e instanceof AppError && e.code === 'NOT_FOUND');
+  await assert.rejects(
+    requestCancel(db.prisma, tenantB, queued.id),
+    (e: unknown) => e instanceof AppError && e.code === 'NOT_FOUND',
+  );
   const canceled = await requestCancel(db.prisma, tenantA, queued.id);
   assert.equal(canceled.status, 'CANCELED');
   assert.ok(canceled.finishedAt);
   const ev = await readEvents(db.prisma, tenantA, queued.id);
-  assert.deepEqual(ev.map((e) => [e.seq, e.type, e.payload.status]), [[1, 'STATUS', 'QUEUED'], [2, 'STATUS', 'CANCELED']]);
+  assert.deepEqual(
+    ev.map((e) => [e.seq, e.type, e.payload.status]),
+    [
+      [1, 'STATUS', 'QUEUED'],
+      [2, 'STATUS', 'CANCELED'],
+    ],
+  );
   // Cancel again: unchanged, no extra event.
   assert.equal((await requestCancel(db.prisma, tenantA, queued.id)).status, 'CANCELED');
   assert.equal((await readEvents(db.prisma, tenantA, queued.id)).length, 2);
@@ -136,13 +162,22 @@ test('cancel: QUEUED -> CANCELED with a terminal event; RUNNING -> cancelRequest
 test('a send that fails after commit keeps the job; the sweeper re-sends it once per period', async () => {
   queue.failNext = true;
   const job = await enqueueJob({ prisma: db.prisma, queue }, gen({ prompt: 'lost message' }));
-  assert.equal(sent.some((p) => p.jobId === job.id), false);
+  assert.equal(
+    sent.some((p) => p.jobId === job.id),
+    false,
+  );
   // Not stale yet: nothing re-sent.
   assert.deepEqual(await sweepQueuedJobs({ prisma: db.prisma, queue }, { staleSeconds: 60 }), []);
   const later = new Date(Date.now() + 120_000);
   const resent = await sweepQueuedJobs({ prisma: db.prisma, queue }, { staleSeconds: 60, now: later });
   assert.ok(resent.includes(job.id));
-  assert.deepEqual(sent.filter((p) => p.jobId === job.id), [{ jobId: job.id, tenantId: tenantA }]);
+  assert.deepEqual(
+    sent.filter((p) => p.jobId === job.id),
+    [{ jobId: job.id, tenantId: tenantA }],
+  );
   // Touched: the same sweep time finds it fresh again.
-  assert.equal((await sweepQueuedJobs({ prisma: db.prisma, queue }, { staleSeconds: 60, now: later })).includes(job.id), false);
+  assert.equal(
+    (await sweepQueuedJobs({ prisma: db.prisma, queue }, { staleSeconds: 60, now: later })).includes(job.id),
+    false,
+  );
 });

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
+import { enqueueJob } from '../../src/jobs/enqueue.ts';
 import { EventBus } from '../../src/jobs/event-bus.ts';
 import { appendEventNow } from '../../src/jobs/event-log.ts';
 import type { JobEventRecord } from '../../src/jobs/events.ts';
-import { enqueueJob } from '../../src/jobs/enqueue.ts';
 import { terminateJob } from '../../src/jobs/job-state.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { type FreshDatabase, freshDatabase } from '../helpers/pg.ts';
@@ -28,11 +28,25 @@ after(async () => {
   await db.drop();
 });
 
-const newJob = async () => (await enqueueJob({ prisma: db.prisma, queue }, { tenantId: tenant, kind: 'GENERATE', modelId: 't', input: { prompt: 'x' } })).id;
+const newJob = async () =>
+  (
+    await enqueueJob(
+      { prisma: db.prisma, queue },
+      { tenantId: tenant, kind: 'GENERATE', modelId: 't', input: { prompt: 'x' } },
+    )
+  ).id;
 const progress = (jobId: string, step: number) =>
-  appendEventNow(db.prisma, { jobId, tenantId: tenant, type: 'PROGRESS', status: 'RUNNING', payload: { step, totalSteps: 5 } });
+  appendEventNow(db.prisma, {
+    jobId,
+    tenantId: tenant,
+    type: 'PROGRESS',
+    status: 'RUNNING',
+    payload: { step, totalSteps: 5 },
+  });
 const finish = (jobId: string) =>
-  db.prisma.$transaction((tx) => terminateJob(tx, { jobId, tenantId: tenant, status: 'SUCCEEDED', result: { assetIds: [] } }));
+  db.prisma.$transaction((tx) =>
+    terminateJob(tx, { jobId, tenantId: tenant, status: 'SUCCEEDED', result: { assetIds: [] } }),
+  );
 
 async function take(it: AsyncIterator<JobEventRecord>, n: number): Promise<JobEventRecord[]> {
   const out: JobEventRecord[] = [];
@@ -58,8 +72,14 @@ test('replay then live, complete after the terminal event; drop after 3 and resu
   const p = take(first, 3);
   await progress(jobId, 1);
   const got = await p;
-  assert.deepEqual(got.map((e) => e.seq), [1, 2, 3]);
-  assert.deepEqual(got.map((e) => e.type), ['STATUS', 'STATUS', 'PROGRESS']);
+  assert.deepEqual(
+    got.map((e) => e.seq),
+    [1, 2, 3],
+  );
+  assert.deepEqual(
+    got.map((e) => e.type),
+    ['STATUS', 'STATUS', 'PROGRESS'],
+  );
   await first.return?.(); // the client drops
   assert.equal(bus.subscriberCount, 0);
 
@@ -80,7 +100,10 @@ test('replay then live, complete after the terminal event; drop after 3 and resu
 
 test('another tenant subscribing to the job gets NOT_FOUND and no events', async () => {
   const jobId = await newJob();
-  await assert.rejects(drain(bus.subscribeJob(other, jobId, 0)), (e: unknown) => e instanceof AppError && e.code === 'NOT_FOUND');
+  await assert.rejects(
+    drain(bus.subscribeJob(other, jobId, 0)),
+    (e: unknown) => e instanceof AppError && e.code === 'NOT_FOUND',
+  );
 });
 
 test('1,000 subscribers on one LISTEN connection all receive every event exactly once, in order', async () => {
@@ -92,43 +115,61 @@ test('1,000 subscribers on one LISTEN connection all receive every event exactly
   assert.equal(bus.subscriberCount, 1000);
   const c = new pg.Client({ connectionString: db.url });
   await c.connect();
-  const { rows } = await c.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query ILIKE 'LISTEN harmon_job_events%'`);
+  const { rows } = await c.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query ILIKE 'LISTEN harmon_job_events%'`,
+  );
   await c.end();
   assert.ok(rows[0].n >= 1 && rows[0].n < 20, `LISTEN connections: ${rows[0].n}`);
   await finish(jobId);
   const results = await Promise.all(subs);
   for (let i = 0; i < results.length; i++) {
     const start = (i % 2) + 1;
-    assert.deepEqual(results[i], Array.from({ length: 9 - start }, (_, k) => start + k), `subscriber ${i}`);
+    assert.deepEqual(
+      results[i],
+      Array.from({ length: 9 - start }, (_, k) => start + k),
+      `subscriber ${i}`,
+    );
   }
   assert.equal(bus.subscriberCount, 0);
 });
 
-test('tenant stream carries live events of all the tenant\'s jobs and none of other tenants', async () => {
+test("tenant stream carries live events of all the tenant's jobs and none of other tenants", async () => {
   const it = bus.subscribeTenant(tenant);
   await new Promise((r) => setTimeout(r, 50));
   const a = await newJob();
   const b = await newJob();
-  const foreign = (await enqueueJob({ prisma: db.prisma, queue }, { tenantId: other, kind: 'GENERATE', modelId: 't', input: { prompt: 'y' } })).id;
+  const foreign = (
+    await enqueueJob(
+      { prisma: db.prisma, queue },
+      { tenantId: other, kind: 'GENERATE', modelId: 't', input: { prompt: 'y' } },
+    )
+  ).id;
   await progress(a, 1);
   await progress(b, 1);
   const got = await take(it, 4);
   await it.return?.();
-  assert.deepEqual(
-    got.map((e) => `${e.jobId === a ? 'a' : e.jobId === b ? 'b' : 'x'}${e.seq}`).sort(),
-    ['a1', 'a2', 'b1', 'b2'],
-  );
+  assert.deepEqual(got.map((e) => `${e.jobId === a ? 'a' : e.jobId === b ? 'b' : 'x'}${e.seq}`).sort(), [
+    'a1',
+    'a2',
+    'b1',
+    'b2',
+  ]);
   assert.ok(got.every((e) => e.jobId !== foreign && e.tenantId === tenant));
 });
 
 test('a lost LISTEN connection is re-established and missed events are re-read from the log', async () => {
   const jobId = await newJob();
   const it = bus.subscribeJob(tenant, jobId, 0);
-  assert.deepEqual((await take(it, 1)).map((e) => e.seq), [1]);
+  assert.deepEqual(
+    (await take(it, 1)).map((e) => e.seq),
+    [1],
+  );
   // Kill the bus's LISTEN backend from outside.
   const c = new pg.Client({ connectionString: db.url });
   await c.connect();
-  await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query ILIKE 'LISTEN harmon_job_events%' AND pid <> pg_backend_pid()`);
+  await c.query(
+    `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query ILIKE 'LISTEN harmon_job_events%' AND pid <> pg_backend_pid()`,
+  );
   await c.end();
   await progress(jobId, 1); // committed while (maybe) nobody listens
   await progress(jobId, 2);

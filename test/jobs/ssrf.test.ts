@@ -39,7 +39,19 @@ const blocked: [string, RegExp][] = [
   ['1.2.3', /not an IP/],
 ];
 
-const allowed = ['8.8.8.8', '1.1.1.1', '172.32.0.1', '172.15.255.255', '100.63.255.255', '100.128.0.1', '192.169.0.1', '2606:4700:4700::1111', '2a00:1450:4001:82b::200e', '::ffff:8.8.8.8', '64:ff9b::808:808'];
+const allowed = [
+  '8.8.8.8',
+  '1.1.1.1',
+  '172.32.0.1',
+  '172.15.255.255',
+  '100.63.255.255',
+  '100.128.0.1',
+  '192.169.0.1',
+  '2606:4700:4700::1111',
+  '2a00:1450:4001:82b::200e',
+  '::ffff:8.8.8.8',
+  '64:ff9b::808:808',
+];
 
 test('blocked addresses are refused with the reason', () => {
   for (const [addr, reason] of blocked) {
@@ -63,6 +75,7 @@ test('allowLoopback opens loopback only, never private or link-local', () => {
 });
 
 test('local host names are forbidden before any DNS lookup', () => {
-  for (const h of ['localhost', 'LOCALHOST.', 'api.localhost', 'printer.local', 'metadata.google.internal']) assert.equal(isForbiddenHostname(h), true, h);
+  for (const h of ['localhost', 'LOCALHOST.', 'api.localhost', 'printer.local', 'metadata.google.internal'])
+    assert.equal(isForbiddenHostname(h), true, h);
   for (const h of ['example.com', 'localhost.example.com']) assert.equal(isForbiddenHostname(h), false, h);
 });

@@ -29,7 +29,9 @@ export interface WorkerFixture {
   close(): Promise<void>;
 }
 
-export async function workerFixture(policy: { visibilityTimeoutSeconds?: number; maxAttempts?: number; retryDelaySeconds?: number } = {}): Promise<WorkerFixture> {
+export async function workerFixture(
+  policy: { visibilityTimeoutSeconds?: number; maxAttempts?: number; retryDelaySeconds?: number } = {},
+): Promise<WorkerFixture> {
   const db = await freshDatabase();
   const s3 = await startS3();
   const root = await mkdtemp(join(tmpdir(), 'harmon-worker-'));
@@ -46,13 +48,21 @@ export async function workerFixture(policy: { visibilityTimeoutSeconds?: number;
     HARMON_HOME: root,
     LOG_LEVEL: 'silent',
   };
-  const base = queueOptionsFromConfig(loadConfig(env), db.url) as QueueBackendOptions & { backend: 'postgres' };
+  const base = queueOptionsFromConfig(loadConfig(env), db.url) as QueueBackendOptions & {
+    backend: 'postgres';
+  };
   const queueOptions = {
     ...base,
     pollIntervalMs: 500,
     maintenanceIntervalSeconds: 1,
     poolMax: 2,
-    policy: { visibilityTimeoutSeconds: 30, maxAttempts: 3, retryDelaySeconds: 1, retryBackoff: false, ...policy },
+    policy: {
+      visibilityTimeoutSeconds: 30,
+      maxAttempts: 3,
+      retryDelaySeconds: 1,
+      retryBackoff: false,
+      ...policy,
+    },
   };
   const queue = createJobQueue<HarmonJobPayload>(queueOptions);
   await queue.start();
@@ -81,7 +91,13 @@ export async function workerFixture(policy: { visibilityTimeoutSeconds?: number;
 }
 
 /** Collects a job's whole event stream until it completes (terminal event) or `timeoutMs`. */
-export async function collectEvents(bus: EventBus, tenantId: string, jobId: string, timeoutMs = 60_000, onEvent?: (e: JobEventRecord) => void): Promise<JobEventRecord[]> {
+export async function collectEvents(
+  bus: EventBus,
+  tenantId: string,
+  jobId: string,
+  timeoutMs = 60_000,
+  onEvent?: (e: JobEventRecord) => void,
+): Promise<JobEventRecord[]> {
   const it = bus.subscribeJob(tenantId, jobId, 0);
   const out: JobEventRecord[] = [];
   const timer = setTimeout(() => void it.return?.(), timeoutMs);

@@ -7,8 +7,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import { enqueueJob, requestCancel } from '../../src/jobs/enqueue.ts';
 import { createEngineRunner, type EngineRunner } from '../../src/jobs/engine-runner.ts';
+import { enqueueJob, requestCancel } from '../../src/jobs/enqueue.ts';
 import { startWorkerService, type WorkerService } from '../../src/jobs/service.ts';
 import { verifyWebhookSignature } from '../../src/jobs/webhooks.ts';
 import { collectEvents, summary, type WorkerFixture, workerFixture } from './worker-fixture.ts';
@@ -24,7 +24,9 @@ before(async () => {
   fx = await workerFixture();
   runner = await createEngineRunner([fx.modelDir], { previewEvery: 2 });
   modelId = runner.models()[0];
-  tenantId = (await fx.db.prisma.tenant.create({ data: { name: 'acme', webhookSecret: SECRET, maxConcurrentJobs: 4 } })).id;
+  tenantId = (
+    await fx.db.prisma.tenant.create({ data: { name: 'acme', webhookSecret: SECRET, maxConcurrentJobs: 4 } })
+  ).id;
   service = await startWorkerService({
     prisma: fx.db.prisma,
     databaseUrl: fx.db.url,
@@ -43,19 +45,33 @@ after(async () => {
   await fx?.close();
 });
 
-const enqueue = (kind: 'GENERATE' | 'DESCRIBE', input: Record<string, unknown>, extra: { webhookUrl?: string } = {}) =>
-  enqueueJob({ prisma: fx.db.prisma, queue: fx.queue }, { tenantId, kind, modelId, input, ...extra });
+const enqueue = (
+  kind: 'GENERATE' | 'DESCRIBE',
+  input: Record<string, unknown>,
+  extra: { webhookUrl?: string } = {},
+) => enqueueJob({ prisma: fx.db.prisma, queue: fx.queue }, { tenantId, kind, modelId, input, ...extra });
 
 test('generate on the tiny model: QUEUED, RUNNING, PROGRESS x steps (+previews), RESULT, SUCCEEDED; PNG in S3 decodes', async () => {
   const job = await enqueue('GENERATE', { prompt: 'a red fox', size: 64, steps: 4, seed: 7 });
   const events = await collectEvents(fx.bus, tenantId, job.id);
   const progress = events.filter((e) => e.type === 'PROGRESS');
-  assert.deepEqual(progress.map((e) => [e.payload.step, e.payload.totalSteps]), [[1, 4], [2, 4], [3, 4], [4, 4]]);
+  assert.deepEqual(
+    progress.map((e) => [e.payload.step, e.payload.totalSteps]),
+    [
+      [1, 4],
+      [2, 4],
+      [3, 4],
+      [4, 4],
+    ],
+  );
   assert.deepEqual(
     summary(events).filter((s) => !s.startsWith('PROGRESS') && !s.startsWith('PREVIEW')),
     ['STATUS:QUEUED', 'STATUS:RUNNING', 'RESULT:SUCCEEDED', 'STATUS:SUCCEEDED'],
   );
-  assert.deepEqual(events.map((e) => e.seq), events.map((_, i) => i + 1));
+  assert.deepEqual(
+    events.map((e) => e.seq),
+    events.map((_, i) => i + 1),
+  );
   const previews = events.filter((e) => e.type === 'PREVIEW');
   assert.ok(previews.length >= 1, 'a preview every 2 steps');
 
@@ -71,8 +87,13 @@ test('generate on the tiny model: QUEUED, RUNNING, PROGRESS x steps (+previews),
   assert.ok(outputs[0].key.startsWith(`tenants/${tenantId}/outputs/`));
   assert.equal(createHash('sha256').update(png).digest('hex'), outputs[0].sha256);
   const meta = await sharp(png).metadata();
-  assert.deepEqual([meta.format, meta.width, meta.height, outputs[0].width, outputs[0].height], ['png', 64, 64, 64, 64]);
-  const previewAsset = await fx.db.prisma.asset.findFirstOrThrow({ where: { id: previews[0].payload.previewAssetId } });
+  assert.deepEqual(
+    [meta.format, meta.width, meta.height, outputs[0].width, outputs[0].height],
+    ['png', 64, 64, 64, 64],
+  );
+  const previewAsset = await fx.db.prisma.asset.findFirstOrThrow({
+    where: { id: previews[0].payload.previewAssetId },
+  });
   assert.equal(previewAsset.role, 'PREVIEW');
   assert.ok(previewAsset.key.startsWith(`tenants/${tenantId}/previews/`));
   const usage = await fx.db.prisma.usageRecord.findMany({ where: { jobId: job.id } });
@@ -88,11 +109,22 @@ test('generate on the tiny model: QUEUED, RUNNING, PROGRESS x steps (+previews),
 });
 
 test('describe from inline base64: TEXT_DELTA events and the text result', async () => {
-  const image = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 30, b: 30 } } }).png().toBuffer();
-  const job = await enqueue('DESCRIBE', { maxTokens: 5, size: 64, image: { base64: image.toString('base64') } });
+  const image = await sharp({
+    create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 30, b: 30 } },
+  })
+    .png()
+    .toBuffer();
+  const job = await enqueue('DESCRIBE', {
+    maxTokens: 5,
+    size: 64,
+    image: { base64: image.toString('base64') },
+  });
   const events = await collectEvents(fx.bus, tenantId, job.id);
   assert.equal(events.at(-1)?.payload.status, 'SUCCEEDED');
-  const deltas = events.filter((e) => e.type === 'TEXT_DELTA').map((e) => e.payload.textDelta).join('');
+  const deltas = events
+    .filter((e) => e.type === 'TEXT_DELTA')
+    .map((e) => e.payload.textDelta)
+    .join('');
   const done = await fx.db.prisma.job.findUniqueOrThrow({ where: { id: job.id } });
   assert.ok(done.text && done.text.length > 0);
   assert.equal(deltas, done.text);
@@ -110,7 +142,11 @@ test('bad input fails at once without retries: malformed base64, unknown upload,
   for (const [input, code, message] of cases) {
     const job = await enqueue('DESCRIBE', { maxTokens: 2, ...input });
     const events = await collectEvents(fx.bus, tenantId, job.id);
-    assert.deepEqual(summary(events), ['STATUS:QUEUED', 'STATUS:RUNNING', 'ERROR:FAILED', 'STATUS:FAILED'], JSON.stringify(input));
+    assert.deepEqual(
+      summary(events),
+      ['STATUS:QUEUED', 'STATUS:RUNNING', 'ERROR:FAILED', 'STATUS:FAILED'],
+      JSON.stringify(input),
+    );
     const done = await fx.db.prisma.job.findUniqueOrThrow({ where: { id: job.id } });
     assert.equal(done.errorCode, code);
     assert.match(done.errorMessage ?? '', message);
@@ -153,14 +189,21 @@ test('webhook: signed HMAC over timestamp.body, retried after a 500, delivered o
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-    const job = await enqueue('GENERATE', { prompt: 'hook', size: 64, steps: 2, seed: 3 }, { webhookUrl: url });
+    const job = await enqueue(
+      'GENERATE',
+      { prompt: 'hook', size: 64, steps: 2, seed: 3 },
+      { webhookUrl: url },
+    );
     await collectEvents(fx.bus, tenantId, job.id);
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline && received.length < 2) await new Promise((r) => setTimeout(r, 100));
     assert.equal(received.length, 2, 'one failed attempt (500) and one retry');
     for (const r of received) assert.equal(verifyWebhookSignature(SECRET, r.signature, r.body), true);
     assert.equal(verifyWebhookSignature('wrong-secret', received[1].signature, received[1].body), false);
-    assert.equal(verifyWebhookSignature(SECRET, received[1].signature, received[1].body.replace('succeeded', 'failed')), false);
+    assert.equal(
+      verifyWebhookSignature(SECRET, received[1].signature, received[1].body.replace('succeeded', 'failed')),
+      false,
+    );
     const body = JSON.parse(received[1].body);
     assert.equal(body.type, 'job.succeeded');
     assert.equal(body.job.id, job.id);

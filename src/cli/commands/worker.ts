@@ -29,7 +29,8 @@ type Opts = {
 const int = (v: string | undefined, name: string): number | undefined => {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new AppError('BAD_USER_INPUT', `--${name} must be a non-negative integer`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new AppError('BAD_USER_INPUT', `--${name} must be a non-negative integer`);
   return n;
 };
 
@@ -39,18 +40,29 @@ export function register(program: Command): void {
     .description('run jobs from the queue on the model (the GPU worker process)')
     .option('--model <dirs>', 'model directory, comma-separated for several (default: HARMON_MODEL)')
     .option('--concurrency <n>', 'jobs at once (a GPU worker runs 1)', '1')
-    .option('--grace-ms <ms>', 'on SIGTERM, how long the running job may take to finish before it is released', '25000')
+    .option(
+      '--grace-ms <ms>',
+      'on SIGTERM, how long the running job may take to finish before it is released',
+      '25000',
+    )
     .option('--visibility-timeout <s>', 'queue lease in seconds (re-delivery delay after a crash)')
     .option('--max-attempts <n>', 'deliveries before a job fails / is dead-lettered')
     .option('--maintenance-interval <s>', 'pg-boss: how often expired leases are detected')
     .option('--preview-every <n>', 'upload a preview image every N steps (0: none)')
     .action(async (opts: Opts) => {
       const config = loadConfig();
-      const modelDirs = opts.model ? opts.model.split(',').map((s) => s.trim()).filter(Boolean) : config.modelDirs;
-      if (modelDirs.length === 0) throw new AppError('BAD_CONFIG', 'no model: pass --model DIR or set HARMON_MODEL');
+      const modelDirs = opts.model
+        ? opts.model
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : config.modelDirs;
+      if (modelDirs.length === 0)
+        throw new AppError('BAD_CONFIG', 'no model: pass --model DIR or set HARMON_MODEL');
       const cleanups: (() => Promise<void>)[] = [];
       const closeAll = async () => {
-        for (const fn of cleanups.splice(0).reverse()) await fn().catch((e: unknown) => logger.warn({ err: e }, 'worker cleanup failed'));
+        for (const fn of cleanups.splice(0).reverse())
+          await fn().catch((e: unknown) => logger.warn({ err: e }, 'worker cleanup failed'));
       };
       try {
         const db = await resolveDatabase(config, 'client');
@@ -62,13 +74,17 @@ export function register(program: Command): void {
         cleanups.push(s3.stop);
         const blobStore = createBlobStore(s3.s3);
         cleanups.push(async () => blobStore.close());
-        const runner = await createEngineRunner(modelDirs, { previewEvery: int(opts.previewEvery, 'preview-every') });
+        const runner = await createEngineRunner(modelDirs, {
+          previewEvery: int(opts.previewEvery, 'preview-every'),
+        });
         cleanups.push(() => runner.close());
 
         const queueOptions = queueOptionsFromConfig(config, db.url);
         const policy = {
           ...queueOptions.policy,
-          ...(opts.visibilityTimeout ? { visibilityTimeoutSeconds: int(opts.visibilityTimeout, 'visibility-timeout') } : {}),
+          ...(opts.visibilityTimeout
+            ? { visibilityTimeoutSeconds: int(opts.visibilityTimeout, 'visibility-timeout') }
+            : {}),
           ...(opts.maxAttempts ? { maxAttempts: int(opts.maxAttempts, 'max-attempts') } : {}),
         };
         const maintenance = int(opts.maintenanceInterval, 'maintenance-interval');
@@ -80,13 +96,17 @@ export function register(program: Command): void {
           queue: {
             ...queueOptions,
             policy,
-            ...(queueOptions.backend === 'postgres' ? { pollIntervalMs: 500, ...(maintenance ? { maintenanceIntervalSeconds: maintenance } : {}) } : {}),
+            ...(queueOptions.backend === 'postgres'
+              ? { pollIntervalMs: 500, ...(maintenance ? { maintenanceIntervalSeconds: maintenance } : {}) }
+              : {}),
           },
           concurrency: int(opts.concurrency, 'concurrency'),
           maxImageBytes: config.maxUploadBytes,
           fetchPolicy: fetchPolicyFromEnv(),
         });
-        process.stdout.write(`harmon worker ready (pid ${process.pid}; models ${runner.models().join(', ')})\n`);
+        process.stdout.write(
+          `harmon worker ready (pid ${process.pid}; models ${runner.models().join(', ')})\n`,
+        );
         await new Promise<void>((resolve) => {
           const stop = (signal: string) => {
             logger.info({ signal }, 'worker stopping');

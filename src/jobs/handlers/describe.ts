@@ -10,10 +10,20 @@ export async function runDescribe(ctx: HandlerContext): Promise<JobOutcome> {
   const { image: source, ...options } = (job.input ?? {}) as StoredDescribeInput;
   const parsed = describeInputSchema.safeParse(options);
   if (!parsed.success) {
-    throw new AppError('BAD_USER_INPUT', `stored describe input is invalid: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    throw new AppError(
+      'BAD_USER_INPUT',
+      `stored describe input is invalid: ${parsed.error.issues.map((i) => i.message).join('; ')}`,
+    );
   }
-  const bytes = await loadImage({ ...ctx.images, prisma: ctx.prisma, blobStore: ctx.blobStore }, job.tenantId, source);
-  const result = await ctx.runner.describe(job.modelId, bytes, parsed.data, { signal: ctx.signal, onEvent: ctx.onEvent });
+  const bytes = await loadImage(
+    { ...ctx.images, prisma: ctx.prisma, blobStore: ctx.blobStore },
+    job.tenantId,
+    source,
+  );
+  const result = await ctx.runner.describe(job.modelId, bytes, parsed.data, {
+    signal: ctx.signal,
+    onEvent: ctx.onEvent,
+  });
   return {
     assets: [],
     text: result.text,
