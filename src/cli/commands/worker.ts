@@ -7,6 +7,8 @@ import type { Command } from 'commander';
 import { queueOptionsFromConfig } from '../../api/mount.ts';
 import { loadConfig } from '../../config/config.ts';
 import { resolveDatabase, resolveS3 } from '../../embedded/resolve.ts';
+import { ensureDemoModel } from '../../harmon/demo-model.ts';
+import { DEMO_NOTICE } from '../../harmon/events.ts';
 import { createEngineRunner } from '../../jobs/engine-runner.ts';
 import { fetchPolicyFromEnv } from '../../jobs/safe-fetch.ts';
 import { startWorkerService } from '../../jobs/service.ts';
@@ -38,7 +40,10 @@ export function register(program: Command): void {
   program
     .command('worker')
     .description('run jobs from the queue on the model (the GPU worker process)')
-    .option('--model <dirs>', 'model directory, comma-separated for several (default: HARMON_MODEL)')
+    .option(
+      '--model <dirs>',
+      'model directory, comma-separated for several (default: HARMON_MODEL, else the demo model)',
+    )
     .option('--concurrency <n>', 'jobs at once (a GPU worker runs 1)', '1')
     .option(
       '--grace-ms <ms>',
@@ -51,14 +56,17 @@ export function register(program: Command): void {
     .option('--preview-every <n>', 'upload a preview image every N steps (0: none)')
     .action(async (opts: Opts) => {
       const config = loadConfig();
-      const modelDirs = opts.model
+      let modelDirs = opts.model
         ? opts.model
             .split(',')
             .map((s) => s.trim())
             .filter(Boolean)
         : config.modelDirs;
-      if (modelDirs.length === 0)
-        throw new AppError('BAD_CONFIG', 'no model: pass --model DIR or set HARMON_MODEL');
+      if (modelDirs.length === 0) {
+        // No model configured: the random-weight demo model, built on first use, said plainly.
+        process.stderr.write(`${DEMO_NOTICE}\n`);
+        modelDirs = [await ensureDemoModel()];
+      }
       const cleanups: (() => Promise<void>)[] = [];
       const closeAll = async () => {
         for (const fn of cleanups.splice(0).reverse())
