@@ -16,6 +16,8 @@ export interface StageRow {
   totalMs?: number;
 }
 
+// Twenty distinguishable colours: generate and describe together have ~13 stages, and a colour
+// that repeats within one chart would make two stages look like one.
 const PALETTE = [
   '#4e79a7',
   '#f28e2b',
@@ -26,9 +28,25 @@ const PALETTE = [
   '#b07aa1',
   '#ff9da7',
   '#9c755f',
-  '#bab0ac',
+  '#79706e',
+  '#a0cbe8',
+  '#ffbe7d',
+  '#8cd17d',
+  '#b6992d',
+  '#499894',
+  '#86bcb6',
+  '#d37295',
+  '#fabfd2',
+  '#d4a6c8',
+  '#f1ce63',
 ];
 const OTHER = 'other';
+
+/** Dark text on light segments, white on dark ones (relative luminance of an #rrggbb colour). */
+function labelColor(hex: string): string {
+  const [r, g, b] = [1, 3, 5].map((i) => Number.parseInt(hex.slice(i, i + 2), 16) / 255);
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.6 ? '#222222' : '#ffffff';
+}
 
 export function escapeXml(s: string): string {
   return s
@@ -63,8 +81,9 @@ export function renderStageChart(
 ): string {
   const stages = stageOrder(rows);
   const color = (s: string) => (s === OTHER ? '#cccccc' : PALETTE[stages.indexOf(s) % PALETTE.length]);
-  const width = 760;
-  const left = 170;
+  const width = 820;
+  // ~7 px per character of 12 px sans-serif, so the longest label fits left of the bars.
+  const left = Math.max(120, 16 + 7 * Math.max(0, ...rows.map((r) => r.label.length)));
   const barW = width - left - 20;
   const barH = 26;
   const gap = 18;
@@ -95,7 +114,7 @@ export function renderStageChart(
       );
       if (w > 34)
         out.push(
-          `<text x="${(x + w / 2).toFixed(2)}" y="${y + barH / 2 + 4}" text-anchor="middle" fill="#ffffff">${share.toFixed(0)}%</text>`,
+          `<text x="${(x + w / 2).toFixed(2)}" y="${y + barH / 2 + 4}" text-anchor="middle" fill="${labelColor(color(s))}">${share.toFixed(0)}%</text>`,
         );
       x += w;
     }
