@@ -20,6 +20,10 @@ export async function createApollo(schema: GraphQLSchema, deps: ApiDeps): Promis
     schema,
     validationRules: [limitsRule()],
     csrfPrevention: true,
+    // `harmon serve` owns shutdown (drain the worker, close the database, then exit 0); Apollo's
+    // own SIGTERM handler would stop only itself and re-raise the signal, killing the process
+    // mid-drain with exit code 130.
+    stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     // Introspection helps client codegen; it is cheap and covered by the same auth.
     introspection: true,

@@ -29,17 +29,21 @@ export function register(program: Command): void {
       const server = await startServer(config, { setup });
       process.stdout.write(`harmon listening on ${server.url}\n`);
       await new Promise<void>((resolve) => {
+        // Listeners stay registered for the whole shutdown: libraries built on signal-exit re-raise
+        // the signal when they see no other listener left, which a `once` handler would cause.
+        let stopping = false;
         const stop = (signal: string) => {
-          logger.info({ signal }, 'shutting down');
           // A second signal while closing forces the exit.
-          process.once(signal, () => process.exit(130));
+          if (stopping) process.exit(130);
+          stopping = true;
+          logger.info({ signal }, 'shutting down');
           server.close().then(resolve, (e: unknown) => {
             logger.error({ err: e }, 'shutdown failed');
             resolve();
           });
         };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
       });
     });
 }
