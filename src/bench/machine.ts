@@ -2,6 +2,7 @@
  * The machine a bench ran on, recorded with every result: figures from a 2-core shared VM and a
  * GPU box are not comparable, and a report that omits which is which misleads.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -19,6 +20,20 @@ export interface MachineInfo {
   onnxruntimeVersion: string;
   executionProvider: string;
   date: string;
+  /** Git commit of the code measured, with "+dirty" for uncommitted changes; null outside a checkout. */
+  revision: string | null;
+}
+
+/** The checkout's HEAD (and whether the tree has local changes), so a figure names its code. */
+export function sourceRevision(cwd = process.cwd()): string | null {
+  try {
+    const git = (...args: string[]) =>
+      execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const head = git('rev-parse', '--short=12', 'HEAD');
+    return git('status', '--porcelain', '--untracked-files=no') ? `${head}+dirty` : head;
+  } catch {
+    return null; // not a git checkout (e.g. an installed package): the date still dates the figures
+  }
 }
 
 /** Version of a dependency from its own package.json (found by walking up from its entry). */
@@ -57,5 +72,6 @@ export function machineInfo(executionProvider = 'cpu', now = new Date()): Machin
     onnxruntimeVersion: packageVersion('onnxruntime-node'),
     executionProvider,
     date: now.toISOString(),
+    revision: sourceRevision(),
   };
 }

@@ -139,7 +139,7 @@ export function formatSummary(r: BenchReport): string {
   const lines: string[] = [];
   const nm = (k: string, v: string) => (r.notMeasured[k] ? `not measured: ${r.notMeasured[k]}` : v);
   lines.push(
-    `machine: ${r.machine.cpus}× ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB, node ${r.machine.nodeVersion}, onnxruntime-node ${r.machine.onnxruntimeVersion} (${r.machine.executionProvider}), load ${r.machine.loadAverage.map((v) => v.toFixed(1)).join('/')}`,
+    `machine: ${r.machine.cpus}× ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB, node ${r.machine.nodeVersion}, onnxruntime-node ${r.machine.onnxruntimeVersion} (${r.machine.executionProvider}), code ${r.machine.revision ?? 'unknown'}, load ${r.machine.loadAverage.map((v) => v.toFixed(1)).join('/')}`,
   );
   lines.push(
     `pipeline (${r.pipeline.headlineVariant ?? '—'}): JS share ${nm('pipeline.jsOverheadShare', show(r.pipeline.jsOverheadShare, 3))}, session runs/image ${nm('pipeline.sessionRunsPerImage', show(r.pipeline.sessionRunsPerImage, 0))}`,

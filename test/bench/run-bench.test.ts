@@ -70,6 +70,7 @@ test('own benchmarks only: every required key present, absent ones null with a r
 
   assert.ok(json.machine.cpus >= 1 && json.machine.nodeVersion.startsWith('v'));
   assert.match(json.machine.onnxruntimeVersion, /^\d+\.\d+\.\d+/);
+  assert.match(json.machine.revision, /^[0-9a-f]{12}(\+dirty)?$/, 'the code measured is named');
   assert.ok(json.memory.peakRssMb > 50);
   assert.ok(json.measurements.length >= 5);
 });
