@@ -14,6 +14,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { HARMON_TINY, type HarmonConfig } from '../onnx/config.ts';
 import { buildTinyModel } from '../onnx/tiny.ts';
+import { OPTIONAL_GRAPHS } from '../runtime/manifest.ts';
 import { readManifest, verifyModelDir } from '../runtime/model-dir.ts';
 
 export const DEMO_MODEL_NAME = 'tiny-demo';
@@ -26,8 +27,10 @@ export function demoModelDir(name = DEMO_MODEL_NAME, env: NodeJS.ProcessEnv = pr
 
 async function usable(dir: string): Promise<boolean> {
   try {
-    await verifyModelDir(dir, await readManifest(dir), { hashes: false }); // the runtime hashes at load
-    return true;
+    const manifest = await readManifest(dir);
+    await verifyModelDir(dir, manifest, { hashes: false }); // the runtime hashes at load
+    // A demo cached by an older version lacks graphs added since (e.g. mar_step): rebuild it, it is cheap.
+    return OPTIONAL_GRAPHS.every((g) => manifest.graphs[g]);
   } catch {
     return false;
   }

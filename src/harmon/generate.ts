@@ -2,7 +2,7 @@
  * Text → image (spec §2, §3.8, §6.11, Appendix A), batched for G = count images:
  *
  *   prompts ─tokenize─► ids [B,L] ─embed_tokens─► [B,L,H] ─llm prefill─► text KV cache (kept, never grown)
- *   for k = 0..T−1:
+ *   for k = 0..T−1:   (mar_step.onnx runs the next three as one graph when present, §6.10)
  *     tokens[:, visible] ─mar_encoder─► x_enc [B,64+V,D], llm_in [B,V+64,H]
  *     llm_in ─llm_image_step (mask [tm ‖ 1], positions len_b + 0..S−1, past = text cache)─► h [B,S,H]
  *     x_enc, h ─mar_decoder─► z [B,K,D]   (rows: conditional first, indices ascending per row)
@@ -21,6 +21,7 @@ import type { CancelSignal, EncodedImage, EventSink, GenerateResult, StepDebugIn
 import { type HarmonModel, outF32, RequestTimer, throwIfCanceled } from './harmon-model.ts';
 import { encodeImage } from './image-io.ts';
 import { gatherVisible, imagePassFeeds, rowIndices, stepIndices, writeBack } from './mar-batch.ts';
+import { type MarStepMode, marConditions, useFusedStep } from './mar-condition.ts';
 import { cfgScales, maskSchedule } from './mask-schedule.ts';
 import { Rng } from './prng.ts';
 import { buildGeneratePrompt } from './prompts.ts';
@@ -36,6 +37,8 @@ export interface GenerateRunOptions {
   onStepDebug?: (info: StepDebugInfo) => void;
   /** Return the final latents per image (reference tests). */
   returnLatents?: boolean;
+  /** Condition network per step: fused mar_step when the model has it ('auto'), or forced. */
+  marStep?: MarStepMode;
 }
 
 /** x_T [n,16] and ξ [S,n,16] for one step; image g's rows come from its own forks. */
@@ -130,6 +133,7 @@ export async function generate(
   const posGrid = (data: Float32Array): HostTensor => ({ dtype: 'float32', dims: [N, mar.width], data });
   const temperature: HostTensor = { dtype: 'float32', dims: [1], data: Float32Array.of(o.temperature) };
   const sampler = withCfg ? 'diffusion_sampler' : 'diffusion_sampler_nocfg';
+  const fused = useFusedStep(model, run.marStep);
 
   emit({ type: 'stage', stage: 'mar' });
   for (let k = 0; k < o.steps; k++) {
@@ -141,44 +145,18 @@ export async function generate(
     const K = idx.predicted[0].length;
     const visibleIdx = int64([B, V], rowIndices(idx.visible, B));
 
-    const enc = await timer.time('mar_encoder', () =>
-      model.runtime.run('mar_encoder', {
-        tokens: { dtype: 'float32', dims: [B, V, C], data: gatherVisible(tokens, N, C, idx.visible, B) },
-        visible_idx: visibleIdx,
-        enc_pos_grid: posGrid(grids.enc),
-      }),
-    );
     const pass = imagePassFeeds(batch.textMask, batch.lengths, L, S);
-    const hidden = await timer.time('llm_image_step', async () =>
-      outF32(
-        await model.runtime.run(
-          'llm_image_step',
-          {
-            inputs_embeds: outF32(enc, 'llm_in', 'mar_encoder'),
-            attention_mask: { dtype: 'int64', dims: [B, L + S], data: pass.mask },
-            position_ids: { dtype: 'int64', dims: [B, S], data: pass.positions },
-            ...textCache,
-          },
-          ['last_hidden_state'],
-        ),
-        'last_hidden_state',
-        'llm_image_step',
-      ),
-    );
-    const z = await timer.time('mar_decoder', async () =>
-      outF32(
-        await model.runtime.run('mar_decoder', {
-          x_enc: outF32(enc, 'x_enc', 'mar_encoder'),
-          llm_out: hidden,
-          visible_idx: visibleIdx,
-          pred_idx: int64([B, K], rowIndices(idx.predicted, B)),
-          dec_pos_grid: posGrid(grids.dec),
-          diff_pos_grid: posGrid(grids.diff),
-        }),
-        'z',
-        'mar_decoder',
-      ),
-    );
+    const z = await marConditions(model, timer, fused, {
+      tokens: { dtype: 'float32', dims: [B, V, C], data: gatherVisible(tokens, N, C, idx.visible, B) },
+      visibleIdx,
+      predIdx: int64([B, K], rowIndices(idx.predicted, B)),
+      encPosGrid: posGrid(grids.enc),
+      decPosGrid: posGrid(grids.dec),
+      diffPosGrid: posGrid(grids.diff),
+      attentionMask: { dtype: 'int64', dims: [B, L + S], data: pass.mask },
+      positionIds: { dtype: 'int64', dims: [B, S], data: pass.positions },
+      textCache,
+    });
     // z is [B,K,D] row-major: flattened it is already [conditional block ‖ unconditional block],
     // each block image-major with ascending token index, so row r pairs with row r + n (§2.6 j).
     const { n, xT, noise } = samplerNoise(rng, k, idx.predicted, S_DIFF);

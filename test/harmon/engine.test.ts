@@ -37,7 +37,7 @@ test('engine reports the model and produces the same PNG bytes as the in-process
   } finally {
     await model.close();
   }
-  assert.equal(viaWorker.meta.sessions.runs, 35);
+  assert.equal(viaWorker.meta.sessions.runs, 19); // 8 steps × (mar_step + sampler) + embed + prefill + VAE
   assert.ok(viaWorker.meta.sessionMs > 0 && viaWorker.meta.sessionMs <= viaWorker.meta.totalMs);
 });
 

@@ -72,8 +72,8 @@ test('count 2 gives two different images in one batch; image 1 of the batch equa
   // Rows are independent in every graph and the PRNG forks per image, so batching changes nothing.
   const d = two.latents![0].reduce((m, v, i) => Math.max(m, Math.abs(v - one.latents![0][i])), 0);
   assert.ok(d < 1e-4, `batched vs single latents differ by ${d}`);
-  // One batch: 8 MAR steps × 4 graphs + embed + prefill + VAE, not twice that.
-  assert.equal(two.meta.sessions.runs, 35);
+  // One batch: 8 MAR steps × (mar_step + sampler) + embed + prefill + VAE, not twice that.
+  assert.equal(two.meta.sessions.runs, 19);
 });
 
 for (const [size, steps] of [
