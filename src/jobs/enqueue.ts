@@ -9,6 +9,7 @@ import type { Job, JobKind, Prisma as P } from '../generated/prisma/client.ts';
 import { AppError } from '../shared/errors.ts';
 import { logger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
+import { assertQuota, lockTenantQuota } from '../tenancy/quota.ts';
 import { appendEvent } from './event-log.ts';
 import { lockJob, terminateJob } from './job-state.ts';
 import type { HarmonJobPayload, JobQueue } from './queue/port.ts';
@@ -26,6 +27,11 @@ export interface EnqueueRequest {
   idempotencyKey?: string;
   webhookUrl?: string;
   modelId: string;
+  /**
+   * Images this job reserves against the tenant's monthly quota (0/undefined: no check). Checked
+   * inside the insert transaction under a per-tenant lock, so concurrent requests cannot all pass.
+   */
+  quotaImages?: number;
 }
 
 const MAX_KEY_LENGTH = 200;
@@ -71,7 +77,22 @@ export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promis
 
   let job: Job;
   try {
-    job = await prisma.$transaction(async (tx) => {
+    const out = await prisma.$transaction(async (tx): Promise<{ replay: Job } | { created: Job }> => {
+      if (req.quotaImages && req.quotaImages > 0) {
+        // Held until commit: the next request of this tenant counts this job as in flight.
+        await lockTenantQuota(tx, req.tenantId);
+        // A same-key request that committed while we waited for the lock is a replay, not a
+        // second reservation (its own quota check already counted it).
+        if (req.idempotencyKey) {
+          const replay = await tx.job.findUnique({
+            where: {
+              tenantId_idempotencyKey: { tenantId: req.tenantId, idempotencyKey: req.idempotencyKey },
+            },
+          });
+          if (replay) return { replay };
+        }
+        await assertQuota(tx, req.tenantId, req.quotaImages);
+      }
       const created = await tx.job.create({
         data: {
           tenantId: req.tenantId,
@@ -84,8 +105,10 @@ export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promis
         },
       });
       await appendEvent(tx, { jobId: created.id, tenantId: req.tenantId, type: 'STATUS', status: 'QUEUED' });
-      return created;
+      return { created };
     });
+    if ('replay' in out) return sameOrConflict(out.replay, hash);
+    job = out.created;
   } catch (e) {
     // Two requests with the same key raced past the lookup: the loser reads the winner's job.
     if (req.idempotencyKey && isUniqueViolation(e)) {

@@ -1,13 +1,13 @@
 /**
- * Mutation resolvers. Order matters: validate everything (input, model, image source, quota)
- * first, so a bad request writes nothing; only then create rows (enqueueJob: Job + first event in
- * one transaction, then the queue message).
+ * Mutation resolvers. Order matters: validate everything (input, model, image source) first, so a
+ * bad request writes nothing; only then create rows (enqueueJob: quota check + Job + first event
+ * in one transaction under a per-tenant lock, then the queue message).
  */
 import type { Job } from '../../generated/prisma/client.ts';
 import { enqueueJob, requestCancel } from '../../jobs/enqueue.ts';
 import { AppError } from '../../shared/errors.ts';
 import { tenantKey } from '../../storage/blob-store.ts';
-import { assertQuota, imagesOf } from '../../tenancy/quota.ts';
+import { imagesOf } from '../../tenancy/quota.ts';
 import { checkImageSource, IMAGE_CONTENT_TYPES, isUuid } from '../image-source.ts';
 import { checkWebhookUrl, toDescribeOptions, toGenerateInput } from '../inputs.ts';
 import { pickModel } from '../models.ts';
@@ -27,11 +27,6 @@ function checkIdempotencyKey(key: string | null | undefined): string | undefined
   return key;
 }
 
-/** A replay of a known idempotency key skips the quota: it returns the existing job (or CONFLICT). */
-async function isReplay(ctx: ApiContext, key: string | undefined): Promise<boolean> {
-  return key !== undefined && (await ctx.db.jobs.findByIdempotencyKey(key)) !== null;
-}
-
 export const mutationResolvers = {
   async generate(_: unknown, { input }: { input: GenerateInputGql }, ctx: ApiContext): Promise<Job> {
     requireScope(ctx, 'jobs:write');
@@ -39,8 +34,8 @@ export const mutationResolvers = {
     const jobInput = toGenerateInput(input, model);
     const webhookUrl = checkWebhookUrl(input.webhookUrl);
     const idempotencyKey = checkIdempotencyKey(input.idempotencyKey);
-    if (!(await isReplay(ctx, idempotencyKey)))
-      await assertQuota(ctx.deps.prisma, ctx.tenantId, imagesOf('GENERATE', jobInput));
+    // The quota is checked by enqueueJob in the insert transaction (a replay of a known key skips
+    // it and returns the existing job or CONFLICT).
     const job = await enqueueJob(
       { prisma: ctx.deps.prisma, queue: ctx.deps.queue },
       {
@@ -50,6 +45,7 @@ export const mutationResolvers = {
         idempotencyKey,
         webhookUrl,
         modelId: model.id,
+        quotaImages: imagesOf('GENERATE', jobInput),
       },
     );
     ctx.log.info({ jobId: job.id, kind: 'GENERATE' }, 'job enqueued');
