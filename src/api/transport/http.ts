@@ -16,7 +16,17 @@ import { limitsRule } from '../use-limits.ts';
 import { readBody, requestScope, sendErrors } from './request-scope.ts';
 
 export async function createApollo(schema: GraphQLSchema, deps: ApiDeps): Promise<ApolloServer<ApiContext>> {
-  const apollo = new ApolloServer<ApiContext>({
+  const apollo = newApollo(schema, deps);
+  await apollo.start();
+  return apollo;
+}
+
+/**
+ * The API's Apollo Server, not yet started: the Lambda integration starts it itself
+ * (`startServerAndCreateLambdaHandler`), so it shares these rules without a second start.
+ */
+export function newApollo(schema: GraphQLSchema, deps: ApiDeps): ApolloServer<ApiContext> {
+  return new ApolloServer<ApiContext>({
     schema,
     validationRules: [limitsRule()],
     csrfPrevention: true,
@@ -34,8 +44,6 @@ export async function createApollo(schema: GraphQLSchema, deps: ApiDeps): Promis
         formatted.extensions?.code,
       ),
   });
-  await apollo.start();
-  return apollo;
 }
 
 export function graphqlHttpHandler(apollo: ApolloServer<ApiContext>, deps: ApiDeps) {
