@@ -84,7 +84,7 @@ describe('GraphQL Lambda (ALB events)', () => {
         ),
       );
       assert.equal(result.statusCode, 200, JSON.stringify(body));
-      assert.deepEqual((body.data?.viewer as { tenant: unknown }).tenant, {
+      assert.deepEqual((body.data?.viewer as { tenant: unknown } | undefined)?.tenant, {
         id: tenantId,
         name: 'lambda-tenant',
       });
@@ -93,7 +93,10 @@ describe('GraphQL Lambda (ALB events)', () => {
   });
 
   test('missing or unknown key -> 401 UNAUTHENTICATED, no data', async () => {
-    for (const headers of [{}, { Authorization: 'Bearer hmn_000000000000_nope' }]) {
+    for (const headers of [{}, { Authorization: 'Bearer hmn_000000000000_nope' }] as Record<
+      string,
+      string
+    >[]) {
       const { result, body } = await invoke(albEvent({ query: '{ viewer { tenant { id } } }' }, headers));
       assert.equal(result.statusCode, 401);
       assert.equal(body.errors?.[0]?.extensions?.code, 'UNAUTHENTICATED');
