@@ -12,7 +12,11 @@ export interface StageRow {
   label: string;
   /** Milliseconds per stage (median request). */
   stageMs: Record<string, number>;
-  /** Whole request; the part not covered by stages is drawn as "other". */
+  /**
+   * Whole request; the part not covered by stages is drawn as "outside stages": host work between
+   * timed stages (e.g. drawing sampler noise, logits post-processing), plus the slack of taking
+   * the total's and each stage's median separately.
+   */
   totalMs?: number;
 }
 
@@ -40,7 +44,7 @@ const PALETTE = [
   '#d4a6c8',
   '#f1ce63',
 ];
-const OTHER = 'other';
+const OTHER = 'outside stages';
 
 /** Dark text on light segments, white on dark ones (relative luminance of an #rrggbb colour). */
 function labelColor(hex: string): string {
@@ -57,7 +61,7 @@ export function escapeXml(s: string): string {
     .replace(/'/g, '&apos;');
 }
 
-/** Stage list in first-seen order across rows, "other" last; non-positive times dropped. */
+/** Stage list in first-seen order across rows, "outside stages" last; non-positive times dropped. */
 export function stageOrder(rows: readonly StageRow[]): string[] {
   const seen: string[] = [];
   for (const r of rows) {

@@ -27,7 +27,7 @@ test('the stage chart is well-formed SVG with one bar segment per stage and row'
   assert.equal(els[0].name, 'svg');
   assert.equal(els[0].attrs.xmlns, 'http://www.w3.org/2000/svg');
   const segs = els.filter((e) => e.name === 'rect' && e.attrs['data-stage']);
-  // row 1: five stages + "other" (4 ms unaccounted); row 2: three stages, nothing left over
+  // row 1: five stages + "outside stages" (4 ms unaccounted); row 2: three stages, nothing left over
   assert.deepEqual(
     segs.map((e) => e.attrs['data-stage']),
     [
@@ -36,7 +36,7 @@ test('the stage chart is well-formed SVG with one bar segment per stage and row'
       'diffusion_sampler',
       'vae_decode',
       'encode',
-      'other',
+      'outside stages',
       'prefill',
       'vae_encode',
       'decode',
@@ -54,13 +54,13 @@ test('the stage chart is well-formed SVG with one bar segment per stage and row'
     );
 });
 
-test('stage order is first-seen, "other" last, empty stages dropped', () => {
+test('stage order is first-seen, "outside stages" last, empty stages dropped', () => {
   assert.deepEqual(
     stageOrder([
       { label: 'a', stageMs: { x: 1, y: 0 }, totalMs: 10 },
       { label: 'b', stageMs: { z: 2 } },
     ]),
-    ['x', 'z', 'other'],
+    ['x', 'z', 'outside stages'],
   );
   assert.equal(escapeXml(`<&>"'`), '&lt;&amp;&gt;&quot;&apos;');
 });
