@@ -23,6 +23,16 @@ export interface ApiServiceProps {
  * long-lived HTTP connections, so the ALB idle timeout is an hour instead of 60 s; events fan
  * out across tasks through Postgres, so no sticky sessions are needed.
  */
+/**
+ * HARMON_MODEL for the API and the Lambda, which hold no weights: with no manifest there,
+ * src/api/models.ts takes the directory name as the model id, which is the exported model's id
+ * (`harmon-<variant>`, as the workers load it). Without it the API would offer only the demo
+ * model's id, which no GPU worker serves.
+ */
+function apiModelDir(config: InfraConfig): string {
+  return `/models/${config.modelVariant}`;
+}
+
 export class ApiService extends Construct {
   readonly alb: elbv2.ApplicationLoadBalancer;
   readonly service: ecs.FargateService;
@@ -65,7 +75,7 @@ export class ApiService extends Construct {
     });
     task.addContainer('api', {
       image: containerImage('api', config.apiImage),
-      environment: sharedEnvironment(stateful),
+      environment: { ...sharedEnvironment(stateful), HARMON_MODEL: apiModelDir(config) },
       secrets: sharedSecrets(stateful),
       portMappings: [{ containerPort: APP_PORT }],
       healthCheck: containerHealthCheck(60),
@@ -132,6 +142,7 @@ export class ApiService extends Construct {
         DATABASE_SECRET_ARN: stateful.databaseSecret.secretArn,
         APP_SECRET_ARN: stateful.appSecret.secretArn,
         MODEL_VARIANT: config.modelVariant,
+        HARMON_MODEL: apiModelDir(config),
       },
     });
     stateful.databaseSecret.grantRead(fn);
