@@ -36,10 +36,12 @@ function sharedSignal(sab: SharedArrayBuffer): CancelSignal {
 
 let model: HarmonModel;
 try {
-  model = await HarmonModel.open(init.modelDir, init.runtime);
+  model = await HarmonModel.open(init.modelDir, { lean: true, ...init.runtime });
 } catch (e) {
   post({ kind: 'load-error', error: toWire(e) });
-  throw new AppError('MODEL_LOAD_FAILED', 'model load failed'); // ends the worker
+  // Exit instead of throwing: a thrown error reaches the parent as an 'error' event that can
+  // overtake the message above and replace its precise code (MODEL_INVALID) with a generic one.
+  process.exit(1);
 }
 const m = model.manifest;
 post({

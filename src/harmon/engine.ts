@@ -96,12 +96,20 @@ export class HarmonEngine {
           }),
         );
       };
+      // The worker exits after posting 'load-error'; messages are delivered before 'exit', so an
+      // exit seen here means it died without saying why.
+      const onExit = (code: number) => {
+        cleanup();
+        reject(new AppError('MODEL_LOAD_FAILED', `The inference worker exited during model load (code ${code}).`));
+      };
       const cleanup = () => {
         worker.off('message', onMessage);
         worker.off('error', onError);
+        worker.off('exit', onExit);
       };
       worker.on('message', onMessage);
       worker.on('error', onError);
+      worker.on('exit', onExit);
     });
   }
 

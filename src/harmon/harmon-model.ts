@@ -5,7 +5,8 @@
  * generate.ts and describe.ts take one of these; nothing here knows about threads.
  */
 import type { HarmonConfig } from '../onnx/config.ts';
-import type { Manifest } from '../runtime/manifest.ts';
+import type { GraphName, Manifest } from '../runtime/manifest.ts';
+import { readManifest } from '../runtime/model-dir.ts';
 import { ModelRuntime, type RuntimeOptions } from '../runtime/sessions.ts';
 import type { HostTensor } from '../runtime/tensors.ts';
 import { AppError } from '../shared/errors.ts';
@@ -29,8 +30,22 @@ export class HarmonModel {
     private readonly native: GridTables,
   ) {}
 
-  static async open(dir: string, opts: RuntimeOptions = {}): Promise<HarmonModel> {
-    const runtime = await ModelRuntime.open(dir, opts);
+  /**
+   * `lean` (used by the serving engine): when the model has the fused mar_step graph, do not load
+   * the graphs only the unfused path and benchmarks use (llm_image_step, mar_decoder,
+   * diffusion_mlp). Each ONNX session holds its own copy of its weights, so loading them all
+   * would keep the LLM weights three times in memory on a real checkpoint.
+   */
+  static async open(dir: string, opts: RuntimeOptions & { lean?: boolean } = {}): Promise<HarmonModel> {
+    const { lean, ...runtimeOpts } = opts;
+    if (lean && !runtimeOpts.graphs) {
+      const listed = Object.keys((await readManifest(dir)).graphs) as GraphName[];
+      if (listed.includes('mar_step')) {
+        const unused = new Set<GraphName>(['llm_image_step', 'mar_decoder', 'diffusion_mlp']);
+        runtimeOpts.graphs = listed.filter((g) => !unused.has(g));
+      }
+    }
+    const runtime = await ModelRuntime.open(dir, runtimeOpts);
     try {
       const out = await runtime.run('pos_tables', {});
       const f32 = (name: string) => {
