@@ -218,6 +218,39 @@ export class LeaseConsumer<P, L extends Lease<P>> implements Consumer {
   }
 }
 
+/**
+ * The consumers one queue has started. Both backends hand out consumers the same way and on
+ * close() release whatever those still hold, so the bookkeeping lives here once.
+ */
+export class ConsumerSet {
+  readonly #consumers = new Set<Consumer>();
+
+  start<P, L extends Lease<P>>(
+    driver: LeaseDriver<P, L>,
+    handler: Handler<P>,
+    options: ConsumeOptions<P>,
+    visibilityTimeoutSeconds: number,
+  ): Consumer {
+    const consumer = new LeaseConsumer(driver, handler, options, visibilityTimeoutSeconds);
+    this.#consumers.add(consumer);
+    return {
+      get inFlight() {
+        return consumer.inFlight;
+      },
+      stop: async (stopOptions) => {
+        await consumer.stop(stopOptions);
+        this.#consumers.delete(consumer);
+      },
+    };
+  }
+
+  /** On close: running jobs go back to the queue at once rather than after the lease runs out. */
+  async releaseAll(): Promise<void> {
+    await Promise.all([...this.#consumers].map((c) => c.stop({ mode: 'release', timeoutMs: 5000 })));
+    this.#consumers.clear();
+  }
+}
+
 /** Resolves after `ms`, or early when `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -2,7 +2,7 @@ import PgBoss from 'pg-boss';
 import { AppError } from '../../shared/errors.ts';
 import { logger } from '../../shared/logger.ts';
 import { decodeEnvelope, type Envelope, encodeEnvelope, errorMessage } from './envelope.ts';
-import { type Lease, LeaseConsumer, type LeaseDriver, sleep } from './lease-consumer.ts';
+import { ConsumerSet, type Lease, type LeaseDriver, sleep } from './lease-consumer.ts';
 import { validatePolicy } from './policy.ts';
 import {
   type ConsumeOptions,
@@ -65,7 +65,7 @@ export class PgBossQueue<P> implements JobQueue<P> {
   readonly #dlq: string;
   readonly #policy: QueuePolicy;
   readonly #pollIntervalMs: number;
-  readonly #consumers = new Set<Consumer>();
+  readonly #consumers = new ConsumerSet();
   #started: Promise<void> | undefined;
 
   constructor(options: PgBossQueueOptions) {
@@ -124,22 +124,7 @@ export class PgBossQueue<P> implements JobQueue<P> {
   }
 
   consume(handler: Handler<P>, options: ConsumeOptions<P> = {}): Consumer {
-    const consumer = new LeaseConsumer(
-      this.#driver(),
-      handler,
-      options,
-      this.#policy.visibilityTimeoutSeconds,
-    );
-    this.#consumers.add(consumer);
-    return {
-      get inFlight() {
-        return consumer.inFlight;
-      },
-      stop: async (stopOptions) => {
-        await consumer.stop(stopOptions);
-        this.#consumers.delete(consumer);
-      },
-    };
+    return this.#consumers.start(this.#driver(), handler, options, this.#policy.visibilityTimeoutSeconds);
   }
 
   async stats(): Promise<QueueStats> {
@@ -172,8 +157,7 @@ export class PgBossQueue<P> implements JobQueue<P> {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#consumers].map((c) => c.stop({ mode: 'release', timeoutMs: 5000 })));
-    this.#consumers.clear();
+    await this.#consumers.releaseAll();
     if (this.#started) await this.#started.catch(() => undefined);
     await this.#boss.stop({ graceful: false, wait: true });
   }

@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { AppError } from '../../shared/errors.ts';
 import { decodeEnvelope, type Envelope, encodeEnvelope, errorMessage } from './envelope.ts';
-import { type Lease, LeaseConsumer, type LeaseDriver } from './lease-consumer.ts';
+import { ConsumerSet, type Lease, type LeaseDriver } from './lease-consumer.ts';
 import { retryDelaySeconds, validatePolicy } from './policy.ts';
 import {
   type ConsumeOptions,
@@ -61,7 +61,7 @@ export class SqsQueue<P> implements JobQueue<P> {
   readonly #dlqUrl: string;
   readonly #policy: QueuePolicy;
   readonly #waitTimeSeconds: number;
-  readonly #consumers = new Set<Consumer>();
+  readonly #consumers = new ConsumerSet();
 
   constructor(options: SqsQueueOptions) {
     this.#queueUrl = options.queueUrl;
@@ -104,22 +104,7 @@ export class SqsQueue<P> implements JobQueue<P> {
   }
 
   consume(handler: Handler<P>, options: ConsumeOptions<P> = {}): Consumer {
-    const consumer = new LeaseConsumer(
-      this.#driver(),
-      handler,
-      options,
-      this.#policy.visibilityTimeoutSeconds,
-    );
-    this.#consumers.add(consumer);
-    return {
-      get inFlight() {
-        return consumer.inFlight;
-      },
-      stop: async (stopOptions) => {
-        await consumer.stop(stopOptions);
-        this.#consumers.delete(consumer);
-      },
-    };
+    return this.#consumers.start(this.#driver(), handler, options, this.#policy.visibilityTimeoutSeconds);
   }
 
   async stats(): Promise<QueueStats> {
@@ -163,8 +148,7 @@ export class SqsQueue<P> implements JobQueue<P> {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#consumers].map((c) => c.stop({ mode: 'release', timeoutMs: 5000 })));
-    this.#consumers.clear();
+    await this.#consumers.releaseAll();
     this.#client.destroy();
   }
 
