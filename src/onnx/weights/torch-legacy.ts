@@ -8,9 +8,8 @@
 import { AppError } from '../../shared/errors.ts';
 import { DTYPE_BYTES } from './dtype.ts';
 import { RandomAccessFile } from './file-io.ts';
-import { collectTensors, type StorageRef, tensorEntry, torchHooks } from './torch-pickle.ts';
-import { TorchCheckpoint, type TorchOpenOptions } from './torch-zip.ts';
-import type { WeightEntry } from './types.ts';
+import { type StorageRef, torchHooks } from './torch-pickle.ts';
+import { checkpointFromPickle, type TorchCheckpoint, type TorchOpenOptions } from './torch-zip.ts';
 import { type PyValue, unpickle } from './unpickle.ts';
 
 /** PROTO 2, LONG1 of 10 bytes: torch's legacy magic number 0x1950a86a20f9469cfc6c. */
@@ -67,20 +66,16 @@ export function openTorchLegacy(path: string, options: TorchOpenOptions = {}): T
       located.set(key, { offset: p + 8, bytes });
       p += 8 + bytes;
     }
-    const entries = new Map<string, WeightEntry>();
-    const skipped: string[] = [];
-    for (const [name, t] of collectTensors(obj, path, options.subKey)) {
-      const e = tensorEntry(
-        name,
-        t,
-        path,
-        (key, start, len) => file.read((located.get(key)?.offset ?? 0) + start, len),
-        (key) => located.get(key)?.bytes,
-      );
-      if (e) entries.set(name, e);
-      else skipped.push(name);
-    }
-    return new TorchCheckpoint(entries, skipped, () => file.close());
+    return checkpointFromPickle(
+      obj,
+      path,
+      options,
+      {
+        read: (key, start, len) => file.read((located.get(key)?.offset ?? 0) + start, len),
+        bytes: (key) => located.get(key)?.bytes,
+      },
+      () => file.close(),
+    );
   } catch (e) {
     file.close();
     throw e;

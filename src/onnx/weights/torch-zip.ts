@@ -8,7 +8,7 @@ import { AppError } from '../../shared/errors.ts';
 import { RandomAccessFile } from './file-io.ts';
 import { collectTensors, tensorEntry, torchHooks } from './torch-pickle.ts';
 import type { WeightEntry, WeightSource } from './types.ts';
-import { unpickle } from './unpickle.ts';
+import { type PyValue, unpickle } from './unpickle.ts';
 import { type ZipEntry, ZipReader } from './zip.ts';
 
 export interface TorchOpenOptions {
@@ -42,6 +42,33 @@ export class TorchCheckpoint implements WeightSource {
   }
 }
 
+/** How one checkpoint format reaches the raw bytes of a storage named by its key. */
+export interface StorageAccess {
+  read(key: string, byteStart: number, byteLength: number): Uint8Array;
+  bytes(key: string): number | undefined;
+}
+
+/**
+ * Wraps every tensor of an unpickled torch object graph; zip and legacy files differ only in
+ * where storages live. Tensors of a storage type we cannot convert are listed as skipped.
+ */
+export function checkpointFromPickle(
+  root: PyValue,
+  path: string,
+  options: TorchOpenOptions,
+  storage: StorageAccess,
+  onClose: () => void,
+): TorchCheckpoint {
+  const entries = new Map<string, WeightEntry>();
+  const skipped: string[] = [];
+  for (const [name, t] of collectTensors(root, path, options.subKey)) {
+    const e = tensorEntry(name, t, path, storage.read, storage.bytes);
+    if (e) entries.set(name, e);
+    else skipped.push(name);
+  }
+  return new TorchCheckpoint(entries, skipped, onClose);
+}
+
 export function openTorchZip(path: string, options: TorchOpenOptions = {}): TorchCheckpoint {
   const file = new RandomAccessFile(path);
   try {
@@ -62,20 +89,16 @@ export function openTorchZip(path: string, options: TorchOpenOptions = {}): Torc
     }
     const { value } = unpickle(zip.readAll(pkl), torchHooks());
     const storage = (key: string): ZipEntry | undefined => zip.entries.get(`${root}data/${key}`);
-    const entries = new Map<string, WeightEntry>();
-    const skipped: string[] = [];
-    for (const [name, t] of collectTensors(value, path, options.subKey)) {
-      const e = tensorEntry(
-        name,
-        t,
-        path,
-        (key, start, len) => zip.readRange(storage(key) as ZipEntry, start, len),
-        (key) => storage(key)?.size,
-      );
-      if (e) entries.set(name, e);
-      else skipped.push(name);
-    }
-    return new TorchCheckpoint(entries, skipped, () => file.close());
+    return checkpointFromPickle(
+      value,
+      path,
+      options,
+      {
+        read: (key, start, len) => zip.readRange(storage(key) as ZipEntry, start, len),
+        bytes: (key) => storage(key)?.size,
+      },
+      () => file.close(),
+    );
   } catch (e) {
     file.close();
     throw e;
