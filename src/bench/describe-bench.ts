@@ -17,6 +17,7 @@ import { Rng } from '../harmon/prng.ts';
 import { buildDescribePrompt } from '../harmon/prompts.ts';
 import { resolveDescribeOptions } from '../shared/job-inputs.ts';
 import { type Measurement, type MeasureOptions, measurementOf, summarize } from './harness.ts';
+import type { DescribeFigures } from './report.ts';
 
 export interface DescribeBenchOptions {
   modelDir: string;
@@ -29,21 +30,8 @@ export interface DescribeBenchOptions {
   label?: string;
 }
 
-export interface DescribeBenchResult {
-  variant: string;
-  imageSize: number;
-  promptTokens: number;
-  tokensGenerated: number;
-  timeToFirstTokenMs: number;
-  prefillMs: number;
-  /** Prompt tokens per second of the prefill run. */
-  prefillTokensPerSecond: number;
-  decodeMsPerToken: number;
-  tokensPerSecond: number;
-  totalMs: number;
-  sessionRunsPerRequest: number;
-  /** Median milliseconds per describe stage (RequestTimer's stages), for the breakdown chart. */
-  stageMs: Record<string, number>;
+/** The report's describe figures plus the raw measurements behind them. */
+export interface DescribeBenchResult extends DescribeFigures {
   measurements: Measurement[];
 }
 

@@ -12,6 +12,7 @@ import type { RunMetadata } from '../harmon/events.ts';
 import { generate } from '../harmon/generate.ts';
 import { HarmonModel } from '../harmon/harmon-model.ts';
 import { HARMON_SMALL, HARMON_TINY, type HarmonConfig } from '../onnx/config.ts';
+import type { PipelineConfigFigures } from './report.ts';
 
 export interface PipelineBenchCase {
   name: 'tiny' | 'small';
@@ -161,18 +162,6 @@ export function formatPipelineTable(r: PipelineBenchResult): string {
     .join('\n');
 }
 
-/** Per-config figures in the shape the benchmark suite's report consumes (src/bench/report.ts). */
-export interface PipelineConfigFiguresLike {
-  variant: string;
-  size: number | null;
-  steps: number | null;
-  stageMs: Record<string, number>;
-  totalMs: number | null;
-  jsOverheadShare: number | null;
-  sessionRunsPerImage: number | null;
-  details?: Record<string, unknown>;
-}
-
 /**
  * Provider for `harmon bench` (src/bench/run-bench.ts `PipelineBenchFn`): benchmarks every
  * variant it is given a model directory for, with the default case settings of that variant.
@@ -181,7 +170,7 @@ export async function pipelineBenchProvider(ctx: {
   modelDirs: Record<string, string>;
   quick: boolean;
   log: (line: string) => void;
-}): Promise<{ configs: PipelineConfigFiguresLike[] }> {
+}): Promise<{ configs: PipelineConfigFigures[] }> {
   const cases = defaultCases(false).filter((c) => c.name in ctx.modelDirs);
   const r = await runPipelineBench(cases, { modelDirs: ctx.modelDirs, log: ctx.log });
   return {

@@ -50,11 +50,13 @@ export interface DescribeFigures {
   tokensGenerated: number;
   timeToFirstTokenMs: number;
   prefillMs: number;
+  /** Prompt tokens per second of the prefill run. */
   prefillTokensPerSecond: number;
   decodeMsPerToken: number;
   tokensPerSecond: number;
   totalMs: number;
   sessionRunsPerRequest: number;
+  /** Median milliseconds per describe stage (RequestTimer's stages), for the breakdown chart. */
   stageMs: Record<string, number>;
 }
 
