@@ -3,7 +3,7 @@
  * the repetition penalty and sampler helpers, and coded errors for hostile image bytes.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import {
@@ -14,18 +14,14 @@ import {
   sampleToken,
 } from '../../src/harmon/describe.ts';
 import type { PipelineEvent } from '../../src/harmon/events.ts';
-import { HarmonModel } from '../../src/harmon/harmon-model.ts';
 import { Rng } from '../../src/harmon/prng.ts';
 import { ENDOFTEXT, IM_END } from '../../src/harmon/tokenizer.ts';
-import { buildTinyFixture, type TinyFixture } from './tiny-model-fixture.ts';
+import { useTinyModel } from './tiny-model-fixture.ts';
 
-let fx: TinyFixture;
-let model: HarmonModel;
+const tiny = useTinyModel();
 let png: Uint8Array;
 
 before(async () => {
-  fx = await buildTinyFixture();
-  model = await HarmonModel.open(fx.dir);
   // A 96×64 gradient: non-square, so expand-to-square padding is exercised.
   const raw = Buffer.alloc(96 * 64 * 3);
   for (let i = 0; i < 96 * 64; i++) raw.set([i % 256, (i * 7) % 256, (i * 13) % 256], i * 3);
@@ -35,14 +31,10 @@ before(async () => {
       .toBuffer(),
   );
 });
-after(async () => {
-  await model?.close();
-  await fx?.cleanup();
-});
 
 test('describe returns text, streams token deltas that add up to it, and stops at maxTokens', async () => {
   const events: PipelineEvent[] = [];
-  const r = await describe(model, png, { maxTokens: 16, size: 64 }, { onEvent: (e) => events.push(e) });
+  const r = await describe(tiny.model, png, { maxTokens: 16, size: 64 }, { onEvent: (e) => events.push(e) });
   const tokens = events.filter((e) => e.type === 'token');
   assert.ok(r.tokenCount >= 1 && r.tokenCount <= 16);
   assert.equal(r.tokenIds.length, r.tokenCount);
@@ -55,7 +47,7 @@ test('describe returns text, streams token deltas that add up to it, and stops a
     ['decode_image', 'vae_encode', 'mar_encode', 'prefill', 'decode'],
   );
   // Greedy decoding is deterministic.
-  const again = await describe(model, png, { maxTokens: 16, size: 64 });
+  const again = await describe(tiny.model, png, { maxTokens: 16, size: 64 });
   assert.deepEqual(again.tokenIds, r.tokenIds);
   assert.equal(r.meta.demo, true);
   // 1 embed + prefill + (tokens − 1) × (embed + decode) session runs after the image encoders.
@@ -63,11 +55,11 @@ test('describe returns text, streams token deltas that add up to it, and stops a
 });
 
 test('a stop token ends the run and is not part of the text', async () => {
-  const first = await describe(model, png, { maxTokens: 1, size: 64 });
+  const first = await describe(tiny.model, png, { maxTokens: 1, size: 64 });
   assert.equal(first.tokenCount, 1);
   assert.equal(first.stopReason, 'max_tokens');
   const stopped = await describe(
-    model,
+    tiny.model,
     png,
     { maxTokens: 16, size: 64 },
     { stopTokens: new Set([first.tokenIds[0]]) },
@@ -80,9 +72,9 @@ test('a stop token ends the run and is not part of the text', async () => {
 
 test('sampling with a seed is reproducible and differs from greedy', async () => {
   const opts = { maxTokens: 8, size: 64, temperature: 1.5, topP: 0.95, seed: 4 };
-  const a = await describe(model, png, opts);
-  const b = await describe(model, png, opts);
-  const greedy = await describe(model, png, { maxTokens: 8, size: 64 });
+  const a = await describe(tiny.model, png, opts);
+  const b = await describe(tiny.model, png, opts);
+  const greedy = await describe(tiny.model, png, { maxTokens: 8, size: 64 });
   assert.deepEqual(a.tokenIds, b.tokenIds);
   assert.notDeepEqual(a.tokenIds, greedy.tokenIds);
 });
@@ -140,7 +132,7 @@ test('hostile or broken images give IMAGE_INVALID; bad options BAD_USER_INPUT', 
   ];
   for (const [what, bytes, msg] of cases) {
     await assert.rejects(
-      describe(model, bytes, { maxTokens: 4, size: 64 }),
+      describe(tiny.model, bytes, { maxTokens: 4, size: 64 }),
       (e: Error & { code?: string }) => {
         assert.equal(e.code, 'IMAGE_INVALID', `${what}: ${e.message}`);
         assert.match(e.message, msg, what);
@@ -149,7 +141,7 @@ test('hostile or broken images give IMAGE_INVALID; bad options BAD_USER_INPUT', 
     );
   }
   for (const input of [{ size: 17 }, { size: 512 }, { maxTokens: 0 }, { prompt: ' ' }, { topP: 0 }]) {
-    await assert.rejects(describe(model, png, input), { code: 'BAD_USER_INPUT' }, JSON.stringify(input));
+    await assert.rejects(describe(tiny.model, png, input), { code: 'BAD_USER_INPUT' }, JSON.stringify(input));
   }
 });
 
@@ -157,7 +149,7 @@ test('cancel before decoding stops with CANCELED', async () => {
   const ac = new AbortController();
   await assert.rejects(
     describe(
-      model,
+      tiny.model,
       png,
       { maxTokens: 64, size: 64 },
       {

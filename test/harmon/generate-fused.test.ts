@@ -6,25 +6,15 @@
 import assert from 'node:assert/strict';
 import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import type { StepDebugInfo } from '../../src/harmon/events.ts';
 import { generate } from '../../src/harmon/generate.ts';
 import { HarmonModel } from '../../src/harmon/harmon-model.ts';
 import type { MarStepMode } from '../../src/harmon/mar-condition.ts';
 import type { GenerateInput } from '../../src/shared/job-inputs.ts';
-import { buildTinyFixture, type TinyFixture } from './tiny-model-fixture.ts';
+import { useTinyModel } from './tiny-model-fixture.ts';
 
-let fx: TinyFixture;
-let model: HarmonModel;
-
-before(async () => {
-  fx = await buildTinyFixture();
-  model = await HarmonModel.open(fx.dir);
-});
-after(async () => {
-  await model?.close();
-  await fx?.cleanup();
-});
+const tiny = useTinyModel();
 
 const base: GenerateInput = { prompt: 'a lighthouse on a cliff at dusk', seed: 11, steps: 8, size: 64 };
 
@@ -53,9 +43,9 @@ for (const [label, input] of [
   ['cfg = 1', { ...base, cfg: 1 }],
 ] as const) {
   test(`fused and unfused give the same PNG bytes, latents and step data (${label})`, async () => {
-    assert.ok(model.runtime.has('mar_step'), 'harmon tiny exports mar_step');
-    const fused = await run(model, input);
-    const unfused = await run(model, input, 'unfused');
+    assert.ok(tiny.model.runtime.has('mar_step'), 'harmon tiny exports mar_step');
+    const fused = await run(tiny.model, input);
+    const unfused = await run(tiny.model, input, 'unfused');
     assert.equal(fused.result.images.length, unfused.result.images.length);
     for (const [i, img] of fused.result.images.entries())
       assert.deepEqual(Buffer.from(img.data), Buffer.from(unfused.result.images[i].data), `image ${i}`);
@@ -71,7 +61,7 @@ for (const [label, input] of [
 
 test('session runs per batch: 2·T + 3 fused, 4·T + 3 unfused', async () => {
   for (const steps of [4, 8]) {
-    const fused = (await generate(model, { ...base, steps })).meta.sessions;
+    const fused = (await generate(tiny.model, { ...base, steps })).meta.sessions;
     assert.equal(fused.runs, 2 * steps + 3, `fused, T = ${steps}`);
     assert.deepEqual(fused.runsByGraph, {
       embed_tokens: 1,
@@ -80,16 +70,16 @@ test('session runs per batch: 2·T + 3 fused, 4·T + 3 unfused', async () => {
       diffusion_sampler: steps,
       vae_decoder: 1,
     });
-    const unfused = (await generate(model, { ...base, steps }, { marStep: 'unfused' })).meta.sessions;
+    const unfused = (await generate(tiny.model, { ...base, steps }, { marStep: 'unfused' })).meta.sessions;
     assert.equal(unfused.runs, 4 * steps + 3, `unfused, T = ${steps}`);
   }
   // count 2 shares the batch: still 2·T + 3 runs, i.e. T + 1.5 per image.
-  assert.equal((await generate(model, { ...base, count: 2 })).meta.sessions.runs, 2 * 8 + 3);
+  assert.equal((await generate(tiny.model, { ...base, count: 2 })).meta.sessions.runs, 2 * 8 + 3);
 });
 
 test('a model directory without mar_step (exported before it existed) loads and runs unfused', async () => {
-  const old = join(fx.root, 'old');
-  await cp(fx.dir, old, { recursive: true });
+  const old = join(tiny.fx.root, 'old');
+  await cp(tiny.fx.dir, old, { recursive: true });
   const manifestPath = join(old, 'manifest.json');
   const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
   const file = manifest.graphs.mar_step.file;
@@ -102,7 +92,7 @@ test('a model directory without mar_step (exported before it existed) loads and 
     assert.equal(m.runtime.has('mar_step'), false);
     const legacy = await run(m, base);
     assert.equal(legacy.result.meta.sessions.runs, 4 * base.steps! + 3);
-    const current = await run(model, base);
+    const current = await run(tiny.model, base);
     assert.deepEqual(Buffer.from(legacy.result.images[0].data), Buffer.from(current.result.images[0].data));
     await assert.rejects(generate(m, base, { marStep: 'fused' }), { code: 'MODEL_INVALID' });
   } finally {

@@ -3,33 +3,22 @@
  * facts of spec §2.4–§2.8 observed through the onStepDebug hook (issue #4 acceptance).
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import sharp from 'sharp';
 import type { PipelineEvent, StepDebugInfo } from '../../src/harmon/events.ts';
 import { generate } from '../../src/harmon/generate.ts';
-import { HarmonModel } from '../../src/harmon/harmon-model.ts';
 import { buildGeneratePrompt } from '../../src/harmon/prompts.ts';
 import type { GenerateInput } from '../../src/shared/job-inputs.ts';
-import { buildTinyFixture, type TinyFixture } from './tiny-model-fixture.ts';
+import { useTinyModel } from './tiny-model-fixture.ts';
 
-let fx: TinyFixture;
-let model: HarmonModel;
-
-before(async () => {
-  fx = await buildTinyFixture();
-  model = await HarmonModel.open(fx.dir);
-});
-after(async () => {
-  await model?.close();
-  await fx?.cleanup();
-});
+const tiny = useTinyModel();
 
 const base: GenerateInput = { prompt: 'a red fox in the snow', seed: 7, steps: 8, size: 64 };
 
 async function traced(input: GenerateInput) {
   const steps: StepDebugInfo[] = [];
   const events: PipelineEvent[] = [];
-  const result = await generate(model, input, {
+  const result = await generate(tiny.model, input, {
     onStepDebug: (s) => steps.push(s),
     onEvent: (e) => events.push(e),
   });
@@ -49,9 +38,9 @@ function expectedPredicted(n: number, t: number): number[] {
 }
 
 test('same seed twice gives identical PNG bytes; seed 8 differs; 64×64 RGB', async () => {
-  const a = await generate(model, base);
-  const b = await generate(model, base);
-  const c = await generate(model, { ...base, seed: 8 });
+  const a = await generate(tiny.model, base);
+  const b = await generate(tiny.model, base);
+  const c = await generate(tiny.model, { ...base, seed: 8 });
   assert.equal(a.images.length, 1);
   assert.deepEqual(Buffer.from(a.images[0].data), Buffer.from(b.images[0].data));
   assert.notDeepEqual(Buffer.from(a.images[0].data), Buffer.from(c.images[0].data));
@@ -65,8 +54,8 @@ test('same seed twice gives identical PNG bytes; seed 8 differs; 64×64 RGB', as
 });
 
 test('count 2 gives two different images in one batch; image 1 of the batch equals a single run', async () => {
-  const two = await generate(model, { ...base, count: 2 }, { returnLatents: true });
-  const one = await generate(model, base, { returnLatents: true });
+  const two = await generate(tiny.model, { ...base, count: 2 }, { returnLatents: true });
+  const one = await generate(tiny.model, base, { returnLatents: true });
   assert.equal(two.images.length, 2);
   assert.notDeepEqual(Buffer.from(two.images[0].data), Buffer.from(two.images[1].data));
   // Rows are independent in every graph and the PRNG forks per image, so batching changes nothing.
@@ -109,7 +98,7 @@ test('CFG: twins share predicted indices (ascending), positions start at each ro
     cfgPrompt: 'a blurry, ugly, low quality picture with many words',
   };
   const { steps } = await traced(input);
-  const batch = buildGeneratePrompt(model.tokenizer, {
+  const batch = buildGeneratePrompt(tiny.model.tokenizer, {
     prompt: input.prompt,
     cfgPrompt: input.cfgPrompt,
     cfg: 4,
@@ -164,8 +153,8 @@ test('cfg = 1 runs without the unconditional half', async () => {
 
 test('previews every 2 steps do not change the final image', async () => {
   const events: PipelineEvent[] = [];
-  const withPreview = await generate(model, base, { previewEvery: 2, onEvent: (e) => events.push(e) });
-  const plain = await generate(model, base);
+  const withPreview = await generate(tiny.model, base, { previewEvery: 2, onEvent: (e) => events.push(e) });
+  const plain = await generate(tiny.model, base);
   const previews = events.filter((e) => e.type === 'preview');
   assert.deepEqual(
     previews.map((p) => p.step),
@@ -183,7 +172,7 @@ test('cancel mid-run stops within one MAR step with CANCELED', async () => {
   const seen: number[] = [];
   await assert.rejects(
     generate(
-      model,
+      tiny.model,
       { ...base, steps: 16 },
       {
         signal: ac.signal,
@@ -212,7 +201,7 @@ test('bad input gives coded errors', async () => {
     [{ ...base, seed: -1 }, /seed/],
   ];
   for (const [input, msg] of cases) {
-    await assert.rejects(generate(model, input), (e: Error & { code?: string }) => {
+    await assert.rejects(generate(tiny.model, input), (e: Error & { code?: string }) => {
       assert.equal(e.code, 'BAD_USER_INPUT', `${JSON.stringify(input)}: ${e.message}`);
       assert.match(e.message, msg);
       return true;

@@ -7,9 +7,8 @@
  * resampler, all tested on their own; everything else is re-derived here.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { generate, generationOrders, samplerNoise } from '../../src/harmon/generate.ts';
-import { HarmonModel } from '../../src/harmon/harmon-model.ts';
 import { resizeGrid } from '../../src/harmon/pos-embed.ts';
 import { Rng } from '../../src/harmon/prng.ts';
 import { buildGeneratePrompt } from '../../src/harmon/prompts.ts';
@@ -19,20 +18,10 @@ import type { WeightSource } from '../../src/onnx/weights/types.ts';
 import { diffusionSampleReference } from '../reference/diffusion.ts';
 import { marDecode, marEncode } from '../reference/mar.ts';
 import { qwen2Forward } from '../reference/qwen2.ts';
-import { buildTinyFixture, TINY_SEED, type TinyFixture } from './tiny-model-fixture.ts';
+import { TINY_SEED, useTinyModel } from './tiny-model-fixture.ts';
 
 const cfg = HARMON_TINY;
-let fx: TinyFixture;
-let model: HarmonModel;
-
-before(async () => {
-  fx = await buildTinyFixture();
-  model = await HarmonModel.open(fx.dir);
-});
-after(async () => {
-  await model?.close();
-  await fx?.cleanup();
-});
+const tiny = useTinyModel();
 
 interface RefRun {
   prompt: string;
@@ -55,7 +44,7 @@ function referenceGenerate(w: WeightSource, r: RefRun, positionsFromL = false): 
   const G = r.count;
   const S = cfg.diffusion.samplingSteps;
   const withCfg = r.cfg !== 1;
-  const batch = buildGeneratePrompt(model.tokenizer, { prompt: r.prompt, cfg: r.cfg, count: G });
+  const batch = buildGeneratePrompt(tiny.model.tokenizer, { prompt: r.prompt, cfg: r.cfg, count: G });
   const B = batch.batch;
   const L = batch.maxLength;
   // 1–2: embed + prefill (all-ones mask, positions 0..L−1).
@@ -221,7 +210,7 @@ const runs = [
 for (const run of runs) {
   test(`ONNX pipeline latents match the float64 reference loop (cfg ${run.cfg}, ${run.cfgSchedule}, count ${run.count})`, async () => {
     const weights = randomHarmonWeights(cfg, TINY_SEED, { includeVae: true, vaePrefix: 'vae.' });
-    const ours = await generate(model, run, { returnLatents: true });
+    const ours = await generate(tiny.model, run, { returnLatents: true });
     const { worst, mag } = compare(referenceGenerate(weights, run), ours.latents!);
     assert.ok(mag > 1, `reference latents look degenerate (max |x| = ${mag})`);
     assert.ok(worst <= REL_TOL * mag, `max |ONNX − reference| = ${worst} on max |x| = ${mag}`);
@@ -231,7 +220,7 @@ for (const run of runs) {
 test('the comparison catches pitfall §5.1-1 (unconditional image positions starting at L)', async () => {
   const run = runs[0];
   const weights = randomHarmonWeights(cfg, TINY_SEED, { includeVae: true, vaePrefix: 'vae.' });
-  const ours = await generate(model, run, { returnLatents: true });
+  const ours = await generate(tiny.model, run, { returnLatents: true });
   const { worst, mag } = compare(referenceGenerate(weights, run, true), ours.latents!);
   assert.ok(worst > 100 * REL_TOL * mag, `wrong positions differ by only ${worst} on ${mag}`);
 });
