@@ -9,12 +9,11 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { ALBEvent, ALBResult, Context } from 'aws-lambda';
-import pg from 'pg';
 import { envFromSecrets } from '../../src/config/secrets-env.ts';
 import { createGraphqlLambda, type GraphqlLambda } from '../../src/lambda.ts';
 import { isAppError } from '../../src/shared/errors.ts';
 import { createApiKey } from '../../src/tenancy/api-keys.ts';
-import { type FreshDatabase, freshDatabase, TEST_DATABASE_URL } from '../helpers/pg.ts';
+import { dropSchema, type FreshDatabase, freshDatabase } from '../helpers/pg.ts';
 import { startS3, type TestS3 } from '../helpers/s3.ts';
 
 let db: FreshDatabase;
@@ -39,10 +38,7 @@ before(async () => {
 
 after(async () => {
   await lambda?.close();
-  const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await c.connect();
-  await c.query(`DROP SCHEMA IF EXISTS "${db.schema}_boss" CASCADE`);
-  await c.end();
+  await dropSchema(`${db.schema}_boss`);
   await db?.drop();
   await s3?.stop();
 });

@@ -11,11 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createClient } from 'graphql-ws';
-import pg from 'pg';
 import WebSocket from 'ws';
 import { buildTinyModel } from '../../src/onnx/tiny.ts';
 import { createApiKey } from '../../src/tenancy/api-keys.ts';
-import { type FreshDatabase, freshDatabase, TEST_DATABASE_URL } from '../helpers/pg.ts';
+import { dropSchema, type FreshDatabase, freshDatabase } from '../helpers/pg.ts';
 import { startS3, type TestS3 } from '../helpers/s3.ts';
 import { exited, type Harmon, pidRunningJob, startHarmon } from './processes.ts';
 
@@ -80,10 +79,7 @@ after(async () => {
   for (const p of procs)
     if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
   await Promise.all(procs.map((p) => exited(p.child)));
-  const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await c.connect();
-  await c.query(`DROP SCHEMA IF EXISTS "${db.schema}_boss" CASCADE`);
-  await c.end();
+  await dropSchema(`${db.schema}_boss`);
   await db?.drop();
   await s3?.stop();
   if (root) await rm(root, { recursive: true, force: true });

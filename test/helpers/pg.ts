@@ -46,6 +46,14 @@ export async function freshDatabase(options: { migrate?: boolean } = {}): Promis
   };
 }
 
+/**
+ * Drops a schema this test created next to its fresh one (e.g. pg-boss' `<schema>_boss`), which
+ * `drop()` does not know about.
+ */
+export function dropSchema(schema: string): Promise<void> {
+  return exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+}
+
 async function exec(sql: string): Promise<void> {
   const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await c.connect();
