@@ -139,3 +139,7 @@ export async function collect<T>(
 
 export const JOB_FIELDS =
   'id kind status progress model params error { code message } text images { url width height contentType bytes }';
+
+/** A minimal generate mutation and its variables (a cheap 64 px, 2-step request by default). */
+export const GEN = 'mutation($i: GenerateInput!){ generate(input:$i) { id status } }';
+export const gen = (i: Record<string, unknown>) => ({ i: { prompt: 'p', size: 64, steps: 2, ...i } });

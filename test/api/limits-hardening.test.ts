@@ -2,16 +2,13 @@
 // not all pass the monthly quota check (check + insert are one transaction under a tenant lock).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { type ApiHarness, startApi } from './harness.ts';
+import { type ApiHarness, GEN, gen, startApi } from './harness.ts';
 
 let h: ApiHarness;
 before(async () => {
   h = await startApi();
 });
 after(() => h.close());
-
-const GEN = 'mutation($i: GenerateInput!){ generate(input:$i) { id status } }';
-const gen = (i: Record<string, unknown>) => ({ i: { prompt: 'p', size: 64, steps: 2, ...i } });
 
 test('quota race: quota 2, six concurrent 1-image requests -> exactly 2 jobs, 4 QUOTA_EXCEEDED with retryAfter', async () => {
   const t = await h.newTenant('race');

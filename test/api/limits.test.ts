@@ -5,16 +5,13 @@ import { after, before, test } from 'node:test';
 import { canStart } from '../../src/tenancy/concurrency.ts';
 import { billingPeriod } from '../../src/tenancy/quota.ts';
 import { postgresRateLimiter, retryAfterSeconds } from '../../src/tenancy/rate-limit.ts';
-import { type ApiHarness, startApi } from './harness.ts';
+import { type ApiHarness, GEN, gen, startApi } from './harness.ts';
 
 let h: ApiHarness;
 before(async () => {
   h = await startApi();
 });
 after(() => h.close());
-
-const GEN = 'mutation($i: GenerateInput!){ generate(input:$i) { id status } }';
-const gen = (i: Record<string, unknown>) => ({ i: { prompt: 'p', size: 64, steps: 2, ...i } });
 
 test('rate limit: the request after the burst is RATE_LIMITED with retryAfter (429 + Retry-After)', async () => {
   const t = await h.newTenant('rl');
