@@ -4,6 +4,8 @@
  * at scrape time, which makes them true for the whole deployment, not only for the jobs this
  * process happened to see; stage latencies are observed into histograms for jobs that finished
  * since the previous scrape (a watermark), so the histograms stay cumulative as Prometheus expects.
+ * Pipeline stage timings come from `Job.stageMs`, which the worker stores with the result: the
+ * worker may be another process (`harmon worker`, a GPU function) that this registry never sees.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -35,10 +37,17 @@ export function createMetrics(prisma: Prisma, options: { queue?: QueueStatsSourc
     buckets: STAGE_BUCKETS,
     registers: [registry],
   });
+  const pipelineSeconds = new Histogram({
+    name: 'harmon_stage_seconds',
+    help: 'Time per Harmon pipeline stage of succeeded jobs (prefill, mar_step, diffusion_sampler, vae_decode, encode_png ...)',
+    labelNames: ['stage', 'kind'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [registry],
+  });
   const gpuMsTotal = new Counter({
     name: 'harmon_job_gpu_ms_total',
-    help: 'Accelerator milliseconds of finished jobs',
-    labelNames: ['kind'] as const,
+    help: 'Accelerator milliseconds of finished jobs, per tenant id and kind',
+    labelNames: ['tenant', 'kind'] as const,
     registers: [registry],
   });
 
@@ -91,7 +100,15 @@ export function createMetrics(prisma: Prisma, options: { queue?: QueueStatsSourc
     const until = new Date();
     const jobs = await prisma.job.findMany({
       where: { finishedAt: { gt: watermark, lte: until } },
-      select: { kind: true, queuedAt: true, startedAt: true, finishedAt: true, gpuMs: true },
+      select: {
+        tenantId: true,
+        kind: true,
+        queuedAt: true,
+        startedAt: true,
+        finishedAt: true,
+        gpuMs: true,
+        stageMs: true,
+      },
     });
     watermark = until;
     for (const j of jobs) {
@@ -105,7 +122,9 @@ export function createMetrics(prisma: Prisma, options: { queue?: QueueStatsSourc
           { stage: 'run', kind: j.kind },
           (j.finishedAt.getTime() - j.startedAt.getTime()) / 1000,
         );
-      if (j.gpuMs) gpuMsTotal.inc({ kind: j.kind }, j.gpuMs);
+      if (j.gpuMs) gpuMsTotal.inc({ tenant: j.tenantId, kind: j.kind }, j.gpuMs);
+      for (const [stage, ms] of stageEntries(j.stageMs))
+        pipelineSeconds.observe({ stage, kind: j.kind }, ms / 1000);
     }
   }
 
@@ -119,9 +138,9 @@ export function createMetrics(prisma: Prisma, options: { queue?: QueueStatsSourc
     observeRequest(transport: string, status: number, seconds: number): void {
       apiLatency.observe({ transport, status: String(status) }, seconds);
     },
-    /** Pipeline stage timings reported in-process (e.g. by an embedded worker). */
+    /** Pipeline stage timings of work that stores no Job.stageMs (those are observed at scrape). */
     observeStage(stage: string, kind: string, seconds: number): void {
-      stageSeconds.observe({ stage, kind }, seconds);
+      pipelineSeconds.observe({ stage, kind }, seconds);
     },
     render,
     handler() {
@@ -136,4 +155,12 @@ export function createMetrics(prisma: Prisma, options: { queue?: QueueStatsSourc
       };
     },
   };
+}
+
+/** `Job.stageMs` is JSON written by the worker; anything but finite non-negative numbers is skipped. */
+function stageEntries(value: unknown): [string, number][] {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return [];
+  return Object.entries(value as Record<string, unknown>).filter(
+    (e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]) && e[1] >= 0,
+  );
 }

@@ -1,6 +1,6 @@
 /**
  * Turns pipeline events into durable JobEvents while a job runs: PROGRESS for every MAR step,
- * PREVIEW (PNG uploaded with role PREVIEW, Asset row, event with its id), TEXT_DELTA for each
+ * PREVIEW (PNG uploaded with role PREVIEW, Asset row that settles its pending key, event with its id), TEXT_DELTA for each
  * non-empty token delta. Writes are chained so seq order equals emission order. Each PROGRESS
  * write also returns the job row, which doubles as the cheap between-steps cancel poll.
  */
@@ -11,6 +11,7 @@ import type { BlobStore } from '../storage/blob-store.ts';
 import type { Prisma } from '../storage/db.ts';
 import { appendEvent } from './event-log.ts';
 import { uploadPng } from './handlers/context.ts';
+import { settlePending } from './pending-uploads.ts';
 
 export interface ProgressSink {
   onEvent(event: PipelineEvent): void;
@@ -68,8 +69,7 @@ export function createProgressSink(opts: {
             const image = event.images[0];
             if (!image) return;
             const draft = await uploadPng(
-              blobStore,
-              job.tenantId,
+              { prisma, blobStore, job },
               'previews',
               `${job.id}-step-${event.step}.png`,
               image,
@@ -77,6 +77,7 @@ export function createProgressSink(opts: {
             );
             await prisma.$transaction(async (tx) => {
               await tx.asset.create({ data: { ...draft, tenantId: job.tenantId, jobId: job.id } });
+              await settlePending(tx, job.id, [draft.key]);
               await appendEvent(tx, {
                 ...base,
                 type: 'PREVIEW',

@@ -7,7 +7,8 @@
  *           -> claim tx: tenant slot free? RUNNING + attempts++ + STATUS event
  *           -> handler (engine in its worker thread; events -> progress-sink; abort on cancel /
  *              SIGTERM / lost lease)
- *           -> outputs to S3 -> ONE tx: Assets + UsageRecord + final status + RESULT/STATUS events
+ *           -> outputs to S3 (keys recorded as pending first) -> ONE tx: Assets + UsageRecord +
+ *              final status + RESULT/STATUS events (job-finish.ts)
  *
  * Failures: client input (bad input, unknown upload, refused URL, undecodable image) -> FAILED at
  * once and the message is acked; anything else -> back to QUEUED and thrown, so the queue retries
@@ -25,6 +26,7 @@ import type { HandlerContext as JobHandlerContext, JobOutcome } from './handlers
 import { runDescribe } from './handlers/describe.ts';
 import { runGenerate } from './handlers/generate.ts';
 import type { ImageSourceDeps } from './image-source.ts';
+import { end, purgeQuietly, requeue, succeed } from './job-finish.ts';
 import { JobLocks } from './job-locks.ts';
 import { lockJob, terminateJob } from './job-state.ts';
 import { createProgressSink } from './progress-sink.ts';
@@ -188,6 +190,10 @@ async function runClaimed(
   qctx: HandlerContext,
   log: Logger,
 ): Promise<void> {
+  const fin = { prisma: deps.prisma, blobStore: deps.blobStore, log };
+  // Objects a dead earlier attempt uploaded but never recorded; we hold the job's lock, so no
+  // live attempt can still be writing them.
+  await purgeQuietly(fin, job.id);
   const abort = new AbortController();
   const stopRun = (why: AbortWhy) => {
     if (!abort.signal.aborted) abort.abort(why);
@@ -234,14 +240,14 @@ async function runClaimed(
     qctx.signal.removeEventListener('abort', onQueueAbort);
   }
 
-  if (outcome && failure === undefined) return void (await succeed(deps, job, outcome, log));
+  if (outcome && failure === undefined) return void (await succeed(fin, job, outcome));
   const why = abort.signal.aborted ? (abort.signal.reason as AbortWhy) : undefined;
   if (why?.kind === 'cancel') {
-    await end(deps, job, 'CANCELED', { code: 'CANCELED', message: 'The job was canceled while running.' });
+    await end(fin, job, 'CANCELED', { code: 'CANCELED', message: 'The job was canceled while running.' });
     return;
   }
   if (why?.kind === 'shutdown') {
-    await requeue(deps, job, 'worker stopping: job released');
+    await requeue(fin, job, 'worker stopping: job released');
     throw failure ?? new AppError('CANCELED', 'worker stopping');
   }
   const error = why?.kind === 'write-failed' ? why.error : failure;
@@ -251,68 +257,12 @@ async function runClaimed(
   if (PERMANENT.has(code) || delivery.attempt >= maxAttempts) {
     // Unexpected errors are masked for the client; the log keeps the detail.
     log.warn({ err: error }, 'job failed');
-    await end(deps, job, 'FAILED', {
+    await end(fin, job, 'FAILED', {
       code: PERMANENT.has(code) ? code : 'INTERNAL',
       message: PERMANENT.has(code) ? message : 'The job failed after retries.',
     });
     return;
   }
-  await requeue(deps, job, `retrying after ${code}`);
+  await requeue(fin, job, `retrying after ${code}`);
   throw error;
-}
-
-async function succeed(deps: WorkerDeps, job: Job, outcome: JobOutcome, log: Logger): Promise<void> {
-  const done = await deps.prisma.$transaction(async (tx) => {
-    const current = await lockJob(tx, job.tenantId, job.id);
-    if (isTerminalStatus(current.status)) return false;
-    if (outcome.assets.length > 0) {
-      await tx.asset.createMany({
-        data: outcome.assets.map((a) => ({ ...a, tenantId: job.tenantId, jobId: job.id })),
-      });
-    }
-    await tx.usageRecord.create({ data: { tenantId: job.tenantId, jobId: job.id, ...outcome.usage } });
-    await terminateJob(tx, {
-      jobId: job.id,
-      tenantId: job.tenantId,
-      status: 'SUCCEEDED',
-      data: { text: outcome.text ?? null, gpuMs: outcome.usage.gpuMs },
-      result: {
-        assetIds: outcome.assets.map((a) => a.id),
-        ...(outcome.text !== undefined ? { text: outcome.text } : {}),
-      },
-    });
-    return true;
-  });
-  if (!done) {
-    // Someone ended the job meanwhile: our objects are orphans, remove them.
-    for (const a of outcome.assets) await deps.blobStore.delete(a.key).catch(() => {});
-    log.info('job already finished elsewhere; result discarded');
-  }
-}
-
-async function end(
-  deps: WorkerDeps,
-  job: Job,
-  status: 'FAILED' | 'CANCELED',
-  error: { code: string; message: string },
-): Promise<void> {
-  await deps.prisma.$transaction((tx) =>
-    terminateJob(tx, { jobId: job.id, tenantId: job.tenantId, status, error }),
-  );
-}
-
-/** RUNNING -> QUEUED (with a STATUS event) so the next delivery starts it cleanly. */
-async function requeue(deps: WorkerDeps, job: Job, why: string): Promise<void> {
-  await deps.prisma.$transaction(async (tx) => {
-    const current = await lockJob(tx, job.tenantId, job.id);
-    if (current.status !== 'RUNNING') return;
-    await tx.job.update({ where: { id: job.id }, data: { status: 'QUEUED', progress: 0 } });
-    await appendEvent(tx, {
-      jobId: job.id,
-      tenantId: job.tenantId,
-      type: 'STATUS',
-      status: 'QUEUED',
-      payload: { stage: why },
-    });
-  });
 }

@@ -6,6 +6,7 @@ import type { Logger } from '../../shared/logger.ts';
 import { type BlobStore, tenantKey } from '../../storage/blob-store.ts';
 import type { Prisma } from '../../storage/db.ts';
 import type { ImageSourceDeps } from '../image-source.ts';
+import { recordPending } from '../pending-uploads.ts';
 import type { JobRunner } from '../runner.ts';
 
 export interface HandlerContext {
@@ -35,19 +36,25 @@ export interface JobOutcome {
   assets: AssetDraft[];
   text?: string;
   usage: { images: number; tokens: number; gpuMs: number };
+  /** Milliseconds per pipeline stage (engine RunMetadata.stageMs), stored for /metrics. */
+  stageMs?: Record<string, number>;
 }
 
-/** Uploads a PNG under the tenant's prefix and returns its Asset draft (id chosen here). */
+/**
+ * Uploads a PNG under the tenant's prefix and returns its Asset draft (id chosen here). The key
+ * is recorded as pending on the job first (pending-uploads.ts); whoever writes the Asset row
+ * must settle it in the same transaction.
+ */
 export async function uploadPng(
-  blobStore: BlobStore,
-  tenantId: string,
+  store: { prisma: Prisma; blobStore: BlobStore; job: Pick<Job, 'id' | 'tenantId'> },
   kind: 'outputs' | 'previews',
   name: string,
   image: { data: Uint8Array; width: number; height: number },
   role: AssetRole,
 ): Promise<AssetDraft> {
-  const key = tenantKey(tenantId, kind, name);
-  await blobStore.put(key, image.data, { contentType: 'image/png' });
+  const key = tenantKey(store.job.tenantId, kind, name);
+  await recordPending(store.prisma, store.job.id, [key]);
+  await store.blobStore.put(key, image.data, { contentType: 'image/png' });
   return {
     id: randomUUID(),
     key,

@@ -28,5 +28,6 @@ export async function runDescribe(ctx: HandlerContext): Promise<JobOutcome> {
     assets: [],
     text: result.text,
     usage: { images: 0, tokens: result.tokenCount, gpuMs: Math.round(result.meta.totalMs) },
+    stageMs: result.meta.stageMs,
   };
 }

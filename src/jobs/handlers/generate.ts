@@ -19,12 +19,11 @@ export async function runGenerate(ctx: HandlerContext): Promise<JobOutcome> {
   });
   const assets: AssetDraft[] = [];
   for (const [i, image] of result.images.entries()) {
-    assets.push(
-      await uploadPng(ctx.blobStore, job.tenantId, 'outputs', `${job.id}-${i}.png`, image, 'OUTPUT'),
-    );
+    assets.push(await uploadPng(ctx, 'outputs', `${job.id}-${i}.png`, image, 'OUTPUT'));
   }
   return {
     assets,
     usage: { images: result.images.length, tokens: 0, gpuMs: Math.round(result.meta.totalMs) },
+    stageMs: result.meta.stageMs,
   };
 }
