@@ -12,6 +12,7 @@ import type { HarmonJobPayload, JobQueue } from '../jobs/queue/port.ts';
 import type { ServerContext, SetupHook } from '../server/server.ts';
 import { AppError } from '../shared/errors.ts';
 import { schemaFromUrl } from '../storage/db.ts';
+import { batchedRateLimiter } from '../tenancy/rate-batch.ts';
 import { postgresRateLimiter } from '../tenancy/rate-limit.ts';
 import { createMetrics } from './metrics.ts';
 import { listModels } from './models.ts';
@@ -87,7 +88,8 @@ export async function mountApi(ctx: ServerContext, options: ApiOptions = {}): Pr
     blobStore,
     queue: q,
     events,
-    rateLimiter: postgresRateLimiter(prisma),
+    // Long-lived process: reserve tokens in small batches (exact for small limits, rate-batch.ts).
+    rateLimiter: batchedRateLimiter(postgresRateLimiter(prisma)),
     models: listModels(options.modelDirs ?? config.modelDirs),
     metrics,
     log: log.child({ component: 'api' }),

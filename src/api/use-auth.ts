@@ -6,12 +6,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../shared/errors.ts';
-import { forTenant } from '../storage/tenant-scope.ts';
-import { resolveApiKey } from '../tenancy/api-keys.ts';
+import type { Logger } from '../shared/logger.ts';
+import type { Prisma } from '../storage/db.ts';
+import { forTenant, type TenantScope } from '../storage/tenant-scope.ts';
+import { resolvePrincipal } from '../tenancy/api-keys.ts';
+import type { KeyPrincipal } from '../tenancy/key-cache.ts';
 import { requestBucketKey } from '../tenancy/rate-limit.ts';
 import type { ApiContext, ApiDeps } from './types.ts';
 
-export type Principal = { tenantId: string; keyId: string; scopes: string[]; ratePerMinute: number };
+export type Principal = KeyPrincipal;
 
 /** The bearer token of an Authorization header value, or undefined. */
 export function bearerToken(header: unknown): string | undefined {
@@ -20,17 +23,16 @@ export function bearerToken(header: unknown): string | undefined {
   return m?.[1];
 }
 
+/**
+ * Key -> principal. Served from the in-process key cache after the first request of a key
+ * (src/tenancy/key-cache.ts: a revoke elsewhere takes effect here within 30 s).
+ */
 export async function authenticate(deps: ApiDeps, authorization: unknown): Promise<Principal> {
   const token = bearerToken(authorization);
   if (!token) throw new AppError('UNAUTHENTICATED', 'Send an API key as "Authorization: Bearer <key>".');
-  const key = await resolveApiKey(deps.prisma, token);
-  if (!key) throw new AppError('UNAUTHENTICATED', 'The API key is unknown or revoked.');
-  const tenant = await deps.prisma.tenant.findUnique({
-    where: { id: key.tenantId },
-    select: { ratePerMinute: true },
-  });
-  if (!tenant) throw new AppError('UNAUTHENTICATED', 'The API key belongs to no tenant.');
-  return { ...key, ratePerMinute: tenant.ratePerMinute };
+  const principal = await resolvePrincipal(deps.prisma, token);
+  if (!principal) throw new AppError('UNAUTHENTICATED', 'The API key is unknown or revoked.');
+  return principal;
 }
 
 /** Takes a token from the tenant's bucket; RATE_LIMITED with retryAfter when it is empty. */
@@ -47,15 +49,45 @@ export async function admit(deps: ApiDeps, p: Principal): Promise<void> {
   }
 }
 
+/**
+ * The tenant-scoped data layer is a stateless bundle of closures over (prisma, tenantId), so one
+ * per tenant is reused instead of rebuilding it on every request. Bounded: the oldest is dropped.
+ */
+const scopes = new WeakMap<Prisma, Map<string, TenantScope>>();
+const MAX_SCOPES_PER_CLIENT = 1000;
+
+function scopeFor(prisma: Prisma, tenantId: string): TenantScope {
+  let byTenant = scopes.get(prisma);
+  if (!byTenant) {
+    byTenant = new Map();
+    scopes.set(prisma, byTenant);
+  }
+  let scope = byTenant.get(tenantId);
+  if (!scope) {
+    scope = forTenant(prisma, tenantId);
+    byTenant.set(tenantId, scope);
+    if (byTenant.size > MAX_SCOPES_PER_CLIENT) {
+      const oldest = byTenant.keys().next().value;
+      if (oldest !== undefined) byTenant.delete(oldest);
+    }
+  }
+  return scope;
+}
+
 export function contextFor(deps: ApiDeps, p: Principal, requestId: string = randomUUID()): ApiContext {
+  let log: Logger | undefined;
   return {
     deps,
     tenantId: p.tenantId,
     keyId: p.keyId,
     scopes: p.scopes,
-    db: forTenant(deps.prisma, p.tenantId),
+    db: scopeFor(deps.prisma, p.tenantId),
     requestId,
-    log: deps.log.child({ requestId, tenantId: p.tenantId }),
+    // Most operations never log; the child logger is built on first use.
+    get log(): Logger {
+      log ??= deps.log.child({ requestId, tenantId: p.tenantId });
+      return log;
+    },
   };
 }
 

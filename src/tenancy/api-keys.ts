@@ -6,6 +6,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../shared/errors.ts';
 import type { Prisma } from '../storage/db.ts';
+import { type ApiKeyCache, apiKeyCache, type KeyPrincipal } from './key-cache.ts';
 
 const KEY_PATTERN = /^hmn_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 /** Full access. Finer scopes (e.g. `jobs:read`) are checked by the API layer. */
@@ -61,19 +62,59 @@ export async function createApiKey(
 
 /** The key's tenant and scopes, or null for a malformed, unknown, wrong or revoked key. */
 export async function resolveApiKey(prisma: Prisma, rawKey: string): Promise<ResolvedApiKey | null> {
+  const p = await lookupKey(prisma, rawKey);
+  return p && { tenantId: p.tenantId, keyId: p.keyId, scopes: p.scopes };
+}
+
+/**
+ * `resolveApiKey` plus the tenant's request rate, served from the in-process cache when this
+ * exact key was verified less than KEY_CACHE_TTL_MS ago (see key-cache.ts for the revocation
+ * delay this implies for other processes). One query on a miss: key and tenant joined.
+ */
+export async function resolvePrincipal(
+  prisma: Prisma,
+  rawKey: string,
+  cache: ApiKeyCache = apiKeyCache,
+): Promise<KeyPrincipal | null> {
+  const parsed = parseKey(rawKey);
+  if (!parsed) return null;
+  const cacheKey = `${parsed.prefix}:${parsed.hash}`;
+  const hit = cache.get(cacheKey);
+  if (hit) return hit;
+  const p = await lookupKey(prisma, rawKey);
+  if (p) cache.set(cacheKey, parsed.prefix, p);
+  return p;
+}
+
+function parseKey(rawKey: string): { prefix: string; hash: string } | null {
   const m = KEY_PATTERN.exec(rawKey.trim());
   if (!m) return null;
-  const [, prefix, secret] = m;
-  const row = await prisma.apiKey.findUnique({ where: { prefix } });
-  const given = Buffer.from(hashSecret(secret), 'hex');
+  return { prefix: m[1], hash: hashSecret(m[2]) };
+}
+
+async function lookupKey(prisma: Prisma, rawKey: string): Promise<KeyPrincipal | null> {
+  const parsed = parseKey(rawKey);
+  if (!parsed) return null;
+  const row = await prisma.apiKey.findUnique({
+    where: { prefix: parsed.prefix },
+    include: { tenant: { select: { ratePerMinute: true } } },
+  });
+  const given = Buffer.from(parsed.hash, 'hex');
   // Compare even when the prefix is unknown so response time does not reveal which prefixes exist.
   const stored = Buffer.from(row?.secretHash ?? '0'.repeat(64), 'hex');
   const match = stored.length === given.length && timingSafeEqual(stored, given);
   if (!row || !match || row.revokedAt) return null;
+  // With the cache in front, a busy key comes here about once per TTL, so lastUsedAt is accurate
+  // to about TTL + LAST_USED_RESOLUTION_MS.
   if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
     await prisma.apiKey.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
   }
-  return { tenantId: row.tenantId, keyId: row.id, scopes: row.scopes };
+  return {
+    tenantId: row.tenantId,
+    keyId: row.id,
+    scopes: row.scopes,
+    ratePerMinute: row.tenant.ratePerMinute,
+  };
 }
 
 export async function revokeApiKey(prisma: Prisma, prefix: string): Promise<void> {
@@ -81,5 +122,7 @@ export async function revokeApiKey(prisma: Prisma, prefix: string): Promise<void
     where: { prefix, revokedAt: null },
     data: { revokedAt: new Date() },
   });
+  // Immediate in this process; other processes stop accepting the key within KEY_CACHE_TTL_MS.
+  apiKeyCache.invalidatePrefix(prefix);
   if (r.count === 0) throw new AppError('NOT_FOUND', `no active API key with prefix ${prefix}`);
 }

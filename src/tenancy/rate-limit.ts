@@ -22,28 +22,44 @@ export function retryAfterSeconds(available: number, perMinute: number): number 
   return Math.max(1, Math.ceil((1 - available) / perSecond));
 }
 
-export function postgresRateLimiter(prisma: Prisma): RateLimiter {
+/** Up to `want` tokens taken at once; `available` = tokens in the bucket before the take. */
+export type Reservation = { granted: number; available: number };
+
+export interface ReservingRateLimiter extends RateLimiter {
+  /** Takes min(want, whole tokens available) tokens from `key`'s bucket in one statement. */
+  reserve(key: string, perMinute: number, want: number): Promise<Reservation>;
+}
+
+export function postgresRateLimiter(prisma: Prisma): ReservingRateLimiter {
+  async function reserve(key: string, perMinute: number, want: number): Promise<Reservation> {
+    const capacity = perMinute;
+    const perSecond = perMinute / 60;
+    const n = Math.max(1, Math.floor(want));
+    // `avail` = stored tokens plus the refill since the last update, capped at the capacity
+    // (a new bucket starts full). The row is locked by FOR UPDATE inside the CTE, so a
+    // concurrent taker re-reads the updated row after this statement commits. `granted` is the
+    // whole tokens taken: up to `n`, none when less than one is available.
+    const rows = await prisma.$queryRaw<{ avail: number; granted: number }[]>`
+      WITH cur AS (
+        SELECT LEAST(${capacity}::float8, COALESCE((
+          SELECT tokens + EXTRACT(EPOCH FROM (clock_timestamp() - "updatedAt"))::float8 * ${perSecond}::float8
+          FROM "RateLimitBucket" WHERE key = ${key} FOR UPDATE), ${capacity}::float8)) AS avail
+      ), g AS (
+        SELECT avail, GREATEST(0, LEAST(${n}::float8, FLOOR(avail)))::float8 AS granted FROM cur
+      )
+      INSERT INTO "RateLimitBucket" (key, tokens, "updatedAt")
+      SELECT ${key}, avail - granted, clock_timestamp() FROM g
+      ON CONFLICT (key) DO UPDATE SET tokens = EXCLUDED.tokens, "updatedAt" = EXCLUDED."updatedAt"
+      RETURNING (SELECT avail FROM g) AS avail, (SELECT granted FROM g) AS granted`;
+    return { available: Number(rows[0]?.avail ?? 0), granted: Number(rows[0]?.granted ?? 0) };
+  }
   return {
+    reserve,
     async take(key, perMinute) {
       if (perMinute <= 0) return { allowed: false, retryAfterSeconds: 60 };
-      const capacity = perMinute;
-      const perSecond = perMinute / 60;
-      // `avail` = stored tokens plus the refill since the last update, capped at the capacity
-      // (a new bucket starts full). The row is locked by FOR UPDATE inside the CTE, so a
-      // concurrent taker re-reads the updated row after this statement commits.
-      const rows = await prisma.$queryRaw<{ tokens: number; avail: number }[]>`
-        WITH cur AS (
-          SELECT LEAST(${capacity}::float8, COALESCE((
-            SELECT tokens + EXTRACT(EPOCH FROM (clock_timestamp() - "updatedAt"))::float8 * ${perSecond}::float8
-            FROM "RateLimitBucket" WHERE key = ${key} FOR UPDATE), ${capacity}::float8)) AS avail
-        )
-        INSERT INTO "RateLimitBucket" (key, tokens, "updatedAt")
-        SELECT ${key}, CASE WHEN avail >= 1 THEN avail - 1 ELSE avail END, clock_timestamp() FROM cur
-        ON CONFLICT (key) DO UPDATE SET tokens = EXCLUDED.tokens, "updatedAt" = EXCLUDED."updatedAt"
-        RETURNING tokens, (SELECT avail FROM cur) AS avail`;
-      const avail = Number(rows[0]?.avail ?? 0);
-      if (avail >= 1) return { allowed: true, remaining: Math.floor(avail - 1) };
-      return { allowed: false, retryAfterSeconds: retryAfterSeconds(avail, perMinute) };
+      const r = await reserve(key, perMinute, 1);
+      if (r.granted >= 1) return { allowed: true, remaining: Math.floor(r.available - 1) };
+      return { allowed: false, retryAfterSeconds: retryAfterSeconds(r.available, perMinute) };
     },
   };
 }

@@ -7,13 +7,14 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApolloServer, HeaderMap } from '@apollo/server';
+import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import type { GraphQLSchema } from 'graphql';
 import { AppError } from '../../shared/errors.ts';
 import { formatApiError } from '../errors.ts';
 import type { ApiContext, ApiDeps } from '../types.ts';
 import { admit, authenticate, contextFor } from '../use-auth.ts';
 import { limitsRule } from '../use-limits.ts';
-import { readBody, requestScope, sendErrors } from './request-scope.ts';
+import { type RequestScope, readBody, requestScope, sendErrors } from './request-scope.ts';
 
 export async function createApollo(schema: GraphQLSchema, deps: ApiDeps): Promise<ApolloServer<ApiContext>> {
   const apollo = newApollo(schema, deps);
@@ -30,6 +31,9 @@ export function newApollo(schema: GraphQLSchema, deps: ApiDeps): ApolloServer<Ap
     schema,
     validationRules: [limitsRule()],
     csrfPrevention: true,
+    // The schema sets no cache hints and responses are per tenant; the default cache-control
+    // plugin would still wrap every field resolver (willResolveField) on every request.
+    plugins: [ApolloServerPluginCacheControlDisabled()],
     // `harmon serve` owns shutdown (drain the worker, close the database, then exit 0); Apollo's
     // own SIGTERM handler would stop only itself and re-raise the signal, killing the process
     // mid-drain with exit code 130.
@@ -54,7 +58,15 @@ export function graphqlHttpHandler(apollo: ApolloServer<ApiContext>, deps: ApiDe
         /^[\w.-]{1,64}$/.test(req.headers['x-request-id']) &&
         req.headers['x-request-id']) ||
       randomUUID();
-    const scope = { requestId, log: deps.log.child({ requestId }) };
+    let log: RequestScope['log'] | undefined;
+    // Only error paths log; the child logger is built on first use.
+    const scope: RequestScope = {
+      requestId,
+      get log() {
+        log ??= deps.log.child({ requestId });
+        return log;
+      },
+    };
     let status = 500;
     res.setHeader('x-request-id', requestId);
     try {
@@ -89,6 +101,8 @@ export function graphqlHttpHandler(apollo: ApolloServer<ApiContext>, deps: ApiDe
                 'The request body is larger than 2 MiB; upload big images with createUpload.',
               ),
               scope,
+              // The rest of the body is left unread, so this connection cannot carry another request.
+              { connection: 'close' },
             );
           const type = String(req.headers['content-type'] ?? '');
           if (/^application\/(graphql-response\+)?json/i.test(type) && raw.length > 0) {
