@@ -25,15 +25,40 @@ import {
   type DiffusionBuildOptions,
   diffusionMlpParams,
   diffusionMlpTrunk,
-  OUT_CHANNELS,
   TOKEN_CHANNELS,
   timestepEmbedding,
 } from './diffusion-mlp.ts';
+import { emitScanSampler } from './diffusion-sampler-scan.ts';
+import { emitSamplerStep } from './diffusion-sampler-step.ts';
 import { diffusionSchedule } from './diffusion-schedule.ts';
+
+/**
+ * How the S steps are laid out in the one graph (all three are one session run per MAR step):
+ * 'loop': an ONNX Loop whose body holds the whole network step;
+ * 'scan': adaLN modulations of all steps computed before an ONNX Scan (diffusion-sampler-scan.ts);
+ * 'unrolled': S copies of the step in one flat graph sharing the weight initializers.
+ */
+export type SamplerStructure = 'loop' | 'scan' | 'unrolled';
+
+/**
+ * Hoisted modulation tables hold S·(3·depth+2)·W floats per CFG row. Measured on the CPU
+ * provider (docs/performance.md): 'scan' beats 'loop' by ~12 % on tiny (51,200 floats per row,
+ * 6.5 MB for 32 rows: cache-resident) and loses by ~10 % on small (281,600 per row, 36 MB),
+ * where writing and re-reading the tables costs more than the batched GEMM saves. Real widths
+ * would need gigabytes, so they keep the Loop. 'unrolled' never won (and takes ~5 s to load).
+ */
+const SCAN_MAX_FLOATS_PER_ROW = 65_536;
+
+export function samplerStructureFor(config: HarmonConfig): SamplerStructure {
+  const d = config.diffusion;
+  return d.samplingSteps * (3 * d.depth + 2) * d.width <= SCAN_MAX_FLOATS_PER_ROW ? 'scan' : 'loop';
+}
 
 export interface DiffusionSamplerOptions extends DiffusionBuildOptions {
   /** true: c is [2n,D] (conditional rows first) and ε is guided; false: plain n-row sampler. */
   cfg: boolean;
+  /** Default 'loop'. */
+  structure?: SamplerStructure;
 }
 
 export function buildDiffusionSampler(
@@ -43,6 +68,7 @@ export function buildDiffusionSampler(
 ): GraphBuilder {
   const S = config.diffusion.samplingSteps;
   const C = TOKEN_CHANNELS;
+  const structure = opts.structure ?? 'loop';
   const g = new GraphBuilder('diffusion_sampler');
   const ctx: BuildContext = {
     g,
@@ -59,10 +85,68 @@ export function buildDiffusionSampler(
 
   const p = diffusionMlpParams(ctx, config);
   const sched = diffusionSchedule(config.diffusion);
-  // float64 tables, cast to float32 once here (§3.3).
+  // τ stays a float32 initializer: the timestep embedding of all S steps folds at load.
+  const tau = g.initializer(
+    'diffusion_sampler.timesteps',
+    'float32',
+    [S],
+    Float32Array.from(sched.timesteps),
+  );
+  const { cond, tembTable } = g.scope('diffusion', () => ({
+    cond: condEmbedding(g, p, c), // [rows, W], hoisted out of the loop
+    tembTable: timestepEmbedding(g, p, tau), // [S, W]
+  }));
+
+  if (structure === 'scan') {
+    const x0 = emitScanSampler(g, config, p, sched, {
+      cond,
+      tembTable,
+      xT,
+      noise,
+      cfgScale,
+      temperature,
+      cfg: opts.cfg,
+    });
+    g.output(x0, 'x_0', 'float32', ['n', C]);
+    return g;
+  }
+  if (structure === 'unrolled') {
+    // Steps i = S−1 … 0 as S copies of the step in the root graph; every copy reads the same
+    // weight initializers. Coefficients are scalar constants and temb[i] / ξ[i] Gathers with a
+    // constant index (the temb ones fold at load), so nothing per-iteration is left to run.
+    let x = xT;
+    for (let i = S - 1; i >= 0; i--) {
+      const k = (arr: number[]) => g.scalar(Math.fround(arr[i]));
+      x = g.scope(`diffusion/step.${i}`, () => {
+        const idx = g.constant('int64', [], [i]);
+        const y = g.op1('Add', [cond, g.op1('Gather', [tembTable, idx], { attrs: { axis: 0 } })]); // [rows,W] + [W]
+        return emitSamplerStep(g, {
+          x,
+          trunk: (xx) => diffusionMlpTrunk(g, p, xx, y),
+          cfg: opts.cfg,
+          cfgScale,
+          coef: {
+            sra: k(sched.sra),
+            srm1: k(sched.srm1),
+            c1: k(sched.c1),
+            c2: k(sched.c2),
+            minLog: k(sched.minLog),
+            maxLog: k(sched.maxLog),
+          },
+          // nz[i]·temperature = temperature exactly for i > 0; i = 0 adds no noise (§3.6).
+          noise:
+            i > 0
+              ? { xi: g.op1('Gather', [noise, idx], { attrs: { axis: 0 } }), gate: temperature } // [S,n,16] -> [n,16]
+              : undefined,
+        });
+      });
+    }
+    g.output(x, 'x_0', 'float32', ['n', C]);
+    return g;
+  }
+
   const table = (name: string, values: number[]) =>
     g.initializer(`diffusion_sampler.${name}`, 'float32', [S], Float32Array.from(values));
-  const tau = table('timesteps', sched.timesteps);
   const sra = table('sra', sched.sra);
   const srm1 = table('srm1', sched.srm1);
   const c1 = table('c1', sched.c1);
@@ -73,12 +157,6 @@ export function buildDiffusionSampler(
     'nonzero',
     sched.timesteps.map((_, i) => (i > 0 ? 1 : 0)),
   );
-
-  const { cond, tembTable } = g.scope('diffusion', () => ({
-    cond: condEmbedding(g, p, c), // [rows, W], hoisted out of the loop
-    tembTable: timestepEmbedding(g, p, tau), // [S, W]
-  }));
-
   const body = g.subgraph('diffusion_sampler_step');
   const iter = body.input('step_j', 'int64', []);
   const condIn = body.input('step_cond_in', 'bool', []);
@@ -88,36 +166,17 @@ export function buildDiffusionSampler(
     const i = b.op1('Sub', [b.constant('int64', [], [S - 1]), iter]); // spaced index, S−1 … 0
     const at = (t: string) => b.op1('Gather', [t, i], { attrs: { axis: 0 } }); // [S] -> scalar
     const y = b.op1('Add', [cond, b.op1('Gather', [tembTable, i], { attrs: { axis: 0 } })]); // [rows,W] + [W]
-    let eps: string;
-    let v: string;
-    if (opts.cfg) {
-      const xx = b.op1('Concat', [x, x], { attrs: { axis: 0 } }); // [n,16] -> [2n,16]
-      const out = diffusionMlpTrunk(b, p, xx, y); // [2n,32]
-      // Explicit sizes [n, n]: Split's num_outputs rejects a zero-length axis, and n = 0 must run.
-      const nRows = b.op1('Shape', [x], { attrs: { start: 0, end: 1 } }); // [1] = n
-      const halves = b.op1('Concat', [nRows, nRows], { attrs: { axis: 0 } });
-      const [outC, outU] = b.op('Split', [out, halves], { outputs: 2, attrs: { axis: 0 } }); // [2n,32] -> [n,32] ×2
-      const [epsC, vC] = b.op('Split', [outC, b.ints([C, OUT_CHANNELS - C])], {
-        outputs: 2,
-        attrs: { axis: 1 },
-      });
-      const [epsU] = b.op('Split', [outU, b.ints([C, OUT_CHANNELS - C])], { outputs: 2, attrs: { axis: 1 } });
-      eps = b.op1('Add', [epsU, b.op1('Mul', [cfgScale, b.op1('Sub', [epsC, epsU])])]);
-      v = vC;
-    } else {
-      const out = diffusionMlpTrunk(b, p, x, y); // [n,32]
-      [eps, v] = b.op('Split', [out, b.ints([C, OUT_CHANNELS - C])], { outputs: 2, attrs: { axis: 1 } });
-    }
-    return b.scope('update', () => {
-      const x0 = b.op1('Sub', [b.op1('Mul', [at(sra), x]), b.op1('Mul', [at(srm1), eps])]);
-      const mean = b.op1('Add', [b.op1('Mul', [at(c1), x0]), b.op1('Mul', [at(c2), x])]);
-      const frac = b.op1('Mul', [b.op1('Add', [v, b.scalar(1)]), b.scalar(0.5)]);
-      const oneMinus = b.op1('Sub', [b.scalar(1), frac]);
-      const logVar = b.op1('Add', [b.op1('Mul', [frac, at(maxLog)]), b.op1('Mul', [oneMinus, at(minLog)])]);
-      const std = b.op1('Exp', [b.op1('Mul', [logVar, b.scalar(0.5)])]);
-      const xi = b.op1('Gather', [noise, i], { attrs: { axis: 0 } }); // [S,n,16] -> [n,16]
-      const gate = b.op1('Mul', [at(nz), temperature]); // [1]: temperature scales the std only
-      return b.op1('Add', [mean, b.op1('Mul', [b.op1('Mul', [std, xi]), gate])]);
+    return emitSamplerStep(b, {
+      x,
+      trunk: (xx) => diffusionMlpTrunk(b, p, xx, y),
+      cfg: opts.cfg,
+      cfgScale,
+      coef: { sra: at(sra), srm1: at(srm1), c1: at(c1), c2: at(c2), minLog: at(minLog), maxLog: at(maxLog) },
+      // The Loop body is one graph for every i: nz[0] = 0 switches the noise off at i = 0.
+      noise: {
+        xi: b.op1('Gather', [noise, i], { attrs: { axis: 0 } }), // [S,n,16] -> [n,16]
+        gate: b.op1('Mul', [at(nz), temperature]), // [1]: temperature scales the std only
+      },
     });
   });
   body.output(condIn, 'step_cond_out', 'bool', []);
