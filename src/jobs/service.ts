@@ -1,6 +1,6 @@
 /**
  * Everything a worker process runs, in one start/stop pair: the queue consumer (worker.ts), the
- * webhook dispatcher and the lost-message sweeper. Used by `harmon worker` and by the in-process
+ * webhook dispatcher, the lost-message sweeper and the retention sweep (retention.ts). Used by `harmon worker` and by the in-process
  * worker of `harmon serve`; the caller owns the database, blob store and runner it passes in.
  */
 import type { Logger } from '../shared/logger.ts';
@@ -10,6 +10,7 @@ import type { Prisma } from '../storage/db.ts';
 import { canStart } from '../tenancy/concurrency.ts';
 import { createJobQueue, type QueueBackendOptions } from './queue/create-queue.ts';
 import { DEFAULT_QUEUE_POLICY, type HarmonJobPayload, type JobQueue } from './queue/port.ts';
+import { startRetentionSweeper } from './retention.ts';
 import type { JobRunner } from './runner.ts';
 import type { FetchPolicy } from './safe-fetch.ts';
 import { startSweeper } from './sweeper.ts';
@@ -29,6 +30,8 @@ export interface WorkerServiceOptions {
   fetchPolicy?: FetchPolicy;
   webhooks?: false | (WebhookOptions & { intervalMs?: number });
   sweeper?: false | { intervalMs?: number; staleSeconds?: number };
+  /** Tenant retention enforcement (default: every 10 minutes, 200 rows per kind per sweep). */
+  retention?: false | { intervalMs?: number; firstRunMs?: number; batch?: number };
   worker?: Partial<Pick<WorkerDeps, 'cancelPollMs' | 'slotRetrySeconds' | 'canStart'>>;
 }
 
@@ -66,11 +69,16 @@ export async function startWorkerService(o: WorkerServiceOptions): Promise<Worke
       : startWebhookDispatcher(o.prisma, { fetchPolicy: o.fetchPolicy, log, ...o.webhooks });
   const sweeper =
     o.sweeper === false ? undefined : startSweeper({ prisma: o.prisma, queue, log }, { ...o.sweeper });
+  const retention =
+    o.retention === false
+      ? undefined
+      : startRetentionSweeper({ prisma: o.prisma, blobStore: o.blobStore, log }, { ...o.retention });
   return {
     queue,
     worker,
     async stop(options = {}) {
       sweeper?.stop();
+      retention?.stop();
       await worker.stop(options);
       await hooks?.stop();
       if (ownsQueue) await queue.close();
