@@ -1,5 +1,6 @@
 /**
- * Fused whole-sampler graph (diffusion_sampler.onnx: one session run holding the 100-step Loop)
+ * Fused whole-sampler graph (diffusion_sampler.onnx: one session run over all 100 steps, as a Loop
+ * or a Scan — see samplerStructureFor)
  * against the per-step driver (100 diffusion_mlp runs + host update) on identical inputs: the
  * speed ratio of the two, and whether their outputs agree.
  *
@@ -29,6 +30,11 @@ export interface SamplerBenchOptions {
   measure?: MeasureOptions;
   /** Label prefix of the measurements (e.g. the model variant). */
   label?: string;
+  /**
+   * ORT intra-op threads for BOTH sessions (default: the runtime's, as production runs). On a
+   * loaded 2-core machine 1 thread cuts the spread several-fold; the ratio is fair either way.
+   */
+  intraOpNumThreads?: number;
 }
 
 export interface SamplerBenchResult {
@@ -85,6 +91,7 @@ export async function runSamplerBench(opts: SamplerBenchOptions): Promise<Sample
   const runtime = await ModelRuntime.open(opts.modelDir, {
     graphs: ['diffusion_mlp', 'diffusion_sampler'],
     verifyHashes: false,
+    intraOpNumThreads: opts.intraOpNumThreads,
   });
   try {
     const config = runtime.manifest.config;
