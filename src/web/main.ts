@@ -20,7 +20,19 @@ const following = createJobFollowing(client, session);
 const generate = createGenerateView(client, following);
 const describe = createDescribeView(client, following);
 const historyView = createHistoryView(client);
-const keyPanel = createKeyPanel(client, session, (m) => generate.setModel(m));
+// A new key is another tenant: its jobs are not the ones on screen, so stop following them and
+// reload the view for the new tenant.
+const keyPanel = createKeyPanel(
+  client,
+  session,
+  (m) => generate.setModel(m),
+  () => {
+    session.saveJob('generate', undefined);
+    session.saveJob('describe', undefined);
+    history.replaceState(null, '', hashFor(parseHash(location.hash).tab));
+    route();
+  },
+);
 
 const views: Record<Tab, HTMLElement> = {
   generate: generate.element,
@@ -32,7 +44,7 @@ const links = (Object.keys(views) as Tab[]).map((tab) =>
   h('a', { href: hashFor(tab), 'data-tab': tab }, labels[tab]),
 );
 
-const route = () => {
+function route(): void {
   const parsed = parseHash(location.hash);
   const { tab } = parsed;
   // A view opened without a job id shows the job it last followed, so switching views keeps it.
@@ -46,7 +58,7 @@ const route = () => {
   if (tab === 'generate') generate.follow(jobId);
   if (tab === 'describe') describe.follow(jobId);
   if (tab === 'history') historyView.refresh();
-};
+}
 
 document
   .getElementById('app')

@@ -1,10 +1,14 @@
 /**
  * The error area of a form: a role=alert box with what to do, the server's sentence, field
  * messages next to their fields, and for RATE_LIMITED / QUOTA_EXCEEDED a countdown that keeps
- * the submit button disabled until `retryAfter` has passed (so users do not hammer the limit).
+ * the submit button disabled until `retryAfter` has passed (so users do not hammer the limit);
+ * waits longer than two minutes (a monthly quota) are shown as the time they end.
  */
 import { type ApiError, describeError } from '../lib/api-error.ts';
 import { clearFieldErrors, fill, h, setFieldError } from './dom.ts';
+
+/** Longer waits are shown as a time, with the button left enabled. */
+const MAX_COUNTDOWN_S = 120;
 
 export type ErrorBox = { element: HTMLElement; show(e: ApiError): void; clear(): void };
 
@@ -37,7 +41,11 @@ export function createErrorBox(form: HTMLFormElement, submit: HTMLButtonElement)
       );
       element.dataset.code = e.code;
       element.hidden = false;
-      if (view.retryAfter !== undefined) {
+      if (view.retryAfter !== undefined && view.retryAfter > MAX_COUNTDOWN_S) {
+        // A quota resets at the start of next month: name the time instead of counting to it.
+        const at = new Date(Date.now() + view.retryAfter * 1000);
+        countdown.textContent = `You can try again after ${at.toLocaleString()}.`;
+      } else if (view.retryAfter !== undefined) {
         let left = Math.max(1, Math.ceil(view.retryAfter));
         const tick = () => {
           if (left <= 0) {

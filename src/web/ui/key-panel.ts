@@ -15,6 +15,7 @@ export function createKeyPanel(
   client: GraphQLClient,
   session: Session,
   onModels: (m: Model | undefined) => void,
+  onKeyChange: () => void = () => {},
 ): KeyPanel {
   const input = h('input', {
     name: 'apiKey',
@@ -34,6 +35,7 @@ export function createKeyPanel(
         input.value = '';
         session.setApiKey('');
         client.reset();
+        onKeyChange();
         void check();
       },
     },
@@ -50,6 +52,7 @@ export function createKeyPanel(
     e.preventDefault();
     session.setApiKey(input.value.trim());
     client.reset();
+    onKeyChange();
     void check();
   });
 
