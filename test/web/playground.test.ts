@@ -166,7 +166,12 @@ describe('web playground in Chromium', { timeout: 600_000 }, () => {
       `(() => { const p = document.querySelector('#gen-progress'); return p && p.value > 0 && p.value < 0.4; })()`,
       JOB_TIMEOUT,
     );
-    await page.waitForSelector('img.preview:not([hidden])', { timeout: JOB_TIMEOUT });
+    await waitFor(
+      page,
+      `(() => { const i = document.querySelector('img.preview'); return i && !i.hidden && i.complete && i.naturalWidth > 0; })()`,
+      JOB_TIMEOUT,
+      'a loaded preview',
+    );
     await shot(page, '2-in-progress');
     const jobUrl = page.url();
     assert.match(jobUrl, /#\/generate\/[\w-]+$/);
