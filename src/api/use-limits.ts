@@ -8,13 +8,17 @@
  */
 import {
   type ASTVisitor,
+  type DocumentNode,
   type FragmentDefinitionNode,
   GraphQLError,
+  type GraphQLSchema,
   Kind,
+  parse,
   type SelectionSetNode,
   specifiedRules,
   type ValidationContext,
   type ValidationRule,
+  validate,
 } from 'graphql';
 
 /**
@@ -99,3 +103,28 @@ export function limitsRule(maxDepth = DEFAULT_MAX_DEPTH, maxCost = DEFAULT_MAX_C
 
 /** graphql's standard rules plus ours, for transports that take a full rule list. */
 export const validationRules = (): readonly ValidationRule[] => [...specifiedRules, limitsRule()];
+
+/**
+ * Parse + validate with a cache of documents that passed, keyed by the query text: many clients
+ * subscribe with the same operation (1,000 subscribers of one job), and the rules depend only on
+ * the schema and the text, not on variables. Failing documents are not cached (their errors are
+ * recomputed). Bounded: the oldest entry is dropped. Throws graphql's syntax error from `parse`.
+ */
+export function documentCache(schema: GraphQLSchema, max = 500) {
+  const rules = validationRules();
+  const valid = new Map<string, DocumentNode>();
+  return (query: string): { document: DocumentNode; errors: readonly GraphQLError[] } => {
+    const hit = valid.get(query);
+    if (hit) return { document: hit, errors: [] };
+    const document = parse(query);
+    const errors = validate(schema, document, rules);
+    if (errors.length === 0) {
+      valid.set(query, document);
+      if (valid.size > max) {
+        const oldest = valid.keys().next().value;
+        if (oldest !== undefined) valid.delete(oldest);
+      }
+    }
+    return { document, errors };
+  };
+}

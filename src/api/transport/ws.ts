@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import { GraphQLError, type GraphQLSchema, parse, validate } from 'graphql';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { Context } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -15,7 +15,7 @@ import { isAppError } from '../../shared/errors.ts';
 import { formatApiError } from '../errors.ts';
 import type { ApiContext, ApiDeps } from '../types.ts';
 import { admit, authenticate, contextFor, type Principal } from '../use-auth.ts';
-import { validationRules } from '../use-limits.ts';
+import { documentCache } from '../use-limits.ts';
 
 export const WS_UNAUTHENTICATED = 4401;
 
@@ -25,7 +25,8 @@ export function attachGraphqlWs(httpServer: Server, schema: GraphQLSchema, deps:
   const wss = new WebSocketServer({ server: httpServer, path });
   const principals = new WeakMap<object, Principal>();
   const contexts = new Map<string, ApiContext>();
-  const rules = validationRules();
+  // Parsed and validated once per distinct query text, not once per subscriber.
+  const checkDocument = documentCache(schema);
   const toGraphQLError = (e: unknown) =>
     e instanceof GraphQLError
       ? e
@@ -74,14 +75,14 @@ export function attachGraphqlWs(httpServer: Server, schema: GraphQLSchema, deps:
         } catch (e) {
           return [toGraphQLError(e)];
         }
-        let document: ReturnType<typeof parse>;
+        let checked: ReturnType<typeof checkDocument>;
         try {
-          document = parse(payload.query);
+          checked = checkDocument(payload.query);
         } catch (e) {
           return [toGraphQLError(e)];
         }
-        const errors = validate(schema, document, rules);
-        if (errors.length > 0) return errors;
+        const { document, errors } = checked;
+        if (errors.length > 0) return [...errors];
         return {
           schema,
           document,
