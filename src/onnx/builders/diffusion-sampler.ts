@@ -43,7 +43,7 @@ export type SamplerStructure = 'loop' | 'scan' | 'unrolled';
 /**
  * Hoisted modulation tables hold S·(3·depth+2)·W floats per CFG row. Measured on the CPU
  * provider (docs/performance.md): 'scan' beats 'loop' by ~12 % on tiny (51,200 floats per row,
- * 6.5 MB for 32 rows: cache-resident) and loses by ~10 % on small (281,600 per row, 36 MB),
+ * 6.5 MB for 32 rows: cache-resident) and loses by ~12 % on small (281,600 per row, 36 MB),
  * where writing and re-reading the tables costs more than the batched GEMM saves. Real widths
  * would need gigabytes, so they keep the Loop. 'unrolled' never won (and takes ~5 s to load).
  */
