@@ -3,6 +3,10 @@
  * and seeded random weights, in the same model-directory format as converted checkpoints, so
  * every later component runs unchanged on it. Outputs are noise: the manifest says `demo: true`.
  */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { IMAGE_TOKEN_ID } from '../harmon/tokenizer.ts';
 import type { Manifest } from '../runtime/manifest.ts';
 import { HARMON_TINY, type HarmonConfig } from './config.ts';
@@ -10,6 +14,24 @@ import { TOKENIZER_SOURCE } from './convert.ts';
 import { exportHarmon } from './export-model.ts';
 import type { WeightDType } from './graph/context.ts';
 import { randomHarmonWeights } from './weights/random.ts';
+
+/**
+ * sha256 over the graph-building sources (src/onnx/**), so a cached demo model built by an
+ * older version of the builders (e.g. before a faster sampler layout) is detected and rebuilt.
+ */
+export function builderFingerprint(): string {
+  const root = fileURLToPath(new URL('.', import.meta.url));
+  const hash = createHash('sha256');
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (name.endsWith('.ts')) hash.update(name).update(readFileSync(path));
+    }
+  };
+  walk(root);
+  return hash.digest('hex').slice(0, 16);
+}
 
 export interface TinyOptions {
   outDir: string;
@@ -31,7 +53,7 @@ export async function buildTinyModel(opts: TinyOptions): Promise<Manifest> {
     vaePrefix: 'vae.',
     imageTokenId: IMAGE_TOKEN_ID,
     tokenizerSource: TOKENIZER_SOURCE,
-    source: { random: true, seed },
+    source: { random: true, seed, builder: builderFingerprint() },
     onProgress: opts.onProgress,
   });
 }
