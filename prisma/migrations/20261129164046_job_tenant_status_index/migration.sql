@@ -1,0 +1,3 @@
+-- CreateIndex
+CREATE INDEX "Job_tenantId_status_idx" ON "Job"("tenantId", "status");
+
