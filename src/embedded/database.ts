@@ -1,18 +1,19 @@
 /**
  * Embedded Postgres: PGlite with its data directory on disk, served over the Postgres wire
- * protocol by pglite-socket on loopback, so Prisma, pg and pg-boss connect exactly as they would
- * to a real server.
+ * protocol on loopback by PgliteWireServer (pglite-server.ts), so Prisma, pg and pg-boss connect
+ * exactly as they would to a real server. (pglite-socket interleaved the extended-protocol
+ * messages of concurrent connections; see pglite-server.ts.)
  */
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { AppError } from '../shared/errors.ts';
+import { PgliteWireServer } from './pglite-server.ts';
 
 export type EmbeddedDatabase = { url: string; port: number; stop(): Promise<void> };
 
 /**
- * The socket server's default of 1 connection makes parallel pool clients fail with
- * "Connection terminated unexpectedly"; 10 leaves room for Prisma, the migrator and a queue.
+ * Room for Prisma's pool, the migrator, pg-boss and the event bus's LISTEN connection; more
+ * would only queue longer, since PGlite runs one batch at a time.
  */
 export const EMBEDDED_MAX_CONNECTIONS = 10;
 
@@ -31,19 +32,19 @@ export async function startEmbeddedDatabase(
       { cause },
     );
   }
-  const server = new PGLiteSocketServer({
+  const server = new PgliteWireServer({
     db,
     host: '127.0.0.1',
     port: options.port ?? 0,
     maxConnections: EMBEDDED_MAX_CONNECTIONS,
   });
+  let port: number;
   try {
-    await server.start();
+    port = await server.start();
   } catch (cause) {
     await db.close();
     throw new AppError('DATABASE_ERROR', `cannot serve the embedded database: ${String(cause)}`, { cause });
   }
-  const port = Number(server.getServerConn().split(':').at(-1));
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
