@@ -2,7 +2,7 @@
  * diffusion_sampler.onnx against the float64 reference loop with WELL-CONDITIONED weights
  * (test/reference/diffusion-conditioned.ts): ε̂ ≈ g(t)·x with g(999) = 1, so the top step no
  * longer multiplies x by ~2·10⁴ and the state stays O(1–10). Here the acceptance bound of issue #3
- * holds as written: max-abs ≤ 1e-4 on x_0 in fp32 (measured ≈ 6e-6 with CFG, ≈ 3e-6 without).
+ * holds as written: max-abs ≤ 1e-4 on x_0 in fp32 (measured ≈ 1.2e-5 with CFG, ≈ 3e-6 without).
  * The random-weight tests in diffusion-sampler.test.ts keep covering the ill-conditioned regime.
  */
 import assert from 'node:assert/strict';
@@ -113,7 +113,7 @@ test('conditioned weights: same keys and shapes as the real network, and ε̂ �
   let dev = 0;
   for (let r = 0; r < n; r++)
     for (let k = 0; k < 16; k++) dev = Math.max(dev, Math.abs(out[r * 32 + k] - cfgIn.xT[r * 16 + k]));
-  // Random weights miss by O(1); these by a few 1e-2, so c1·srm1 = 316 keeps μ_99 O(1–10).
+  // Random weights miss by O(1); these by ~1e-2, so c1·srm1 = 316 keeps μ_99 O(1–10).
   assert.ok(dev < 0.05, `|ε̂ − x| at t = 999 is ${dev}`);
 });
 
@@ -140,20 +140,20 @@ test('the perturbations matter: another c or another CFG scale moves x_0 far bey
   const base = await runSampler(true, structure, cfgIn);
   const otherC = { ...cfgIn, c: randomArray(cfgIn.rows * D, 77, 1) };
   const dc = maxAbsDiff(base, await runSampler(true, structure, otherC));
-  assert.ok(dc > 50 * ABS_TOL, `changing c moves x_0 by only ${dc}`);
+  assert.ok(dc > 100 * ABS_TOL, `changing c moves x_0 by only ${dc}`);
   // Only the unconditional rows of c change: guidance must see them.
   const otherU = { ...cfgIn, c: cfgIn.c.slice() };
   otherU.c.set(randomArray(n * D, 78, 1), n * D);
   const du = maxAbsDiff(base, await runSampler(true, structure, otherU));
-  assert.ok(du > 50 * ABS_TOL, `changing c_uncond moves x_0 by only ${du}`);
+  assert.ok(du > 100 * ABS_TOL, `changing c_uncond moves x_0 by only ${du}`);
   const ds = maxAbsDiff(base, await runSampler(true, structure, cfgIn, 2));
-  assert.ok(ds > 50 * ABS_TOL, `changing the CFG scale moves x_0 by only ${ds}`);
+  assert.ok(ds > 100 * ABS_TOL, `changing the CFG scale moves x_0 by only ${ds}`);
   const plain = await runSampler(false, structure, plainIn);
   const dp = maxAbsDiff(
     plain,
     await runSampler(false, structure, { ...plainIn, c: randomArray(n * D, 79, 1) }),
   );
-  assert.ok(dp > 10 * ABS_TOL, `without CFG, changing c moves x_0 by only ${dp}`);
+  assert.ok(dp > 100 * ABS_TOL, `without CFG, changing c moves x_0 by only ${dp}`);
 });
 
 test('the timestep matters: a reference with the sin/cos halves swapped misses by ≫ 1e-4', async () => {
