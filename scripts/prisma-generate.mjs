@@ -20,5 +20,8 @@ const env = {
   PRISMA_HIDE_UPDATE_MESSAGE: '1',
   CHECKPOINT_DISABLE: '1',
 };
-const r = spawnSync(process.execPath, ['node_modules/prisma/build/index.js', 'generate'], { stdio: 'inherit', env });
+const r = spawnSync(process.execPath, ['node_modules/prisma/build/index.js', 'generate'], {
+  stdio: 'inherit',
+  env,
+});
 process.exit(r.status ?? 1);

@@ -13,7 +13,7 @@ import { rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { HARMON_TINY, type HarmonConfig } from '../onnx/config.ts';
-import { buildTinyModel, builderFingerprint } from '../onnx/tiny.ts';
+import { builderFingerprint, buildTinyModel } from '../onnx/tiny.ts';
 import { OPTIONAL_GRAPHS } from '../runtime/manifest.ts';
 import { readManifest, verifyModelDir } from '../runtime/model-dir.ts';
 
@@ -31,7 +31,9 @@ async function usable(dir: string): Promise<boolean> {
     await verifyModelDir(dir, manifest, { hashes: false }); // the runtime hashes at load
     // A demo cached by an older version of the builders (missing graphs such as mar_step, or an
     // older sampler layout) is rebuilt: it is cheap, and stale graphs would hide improvements.
-    return OPTIONAL_GRAPHS.every((g) => manifest.graphs[g]) && manifest.source?.builder === builderFingerprint();
+    return (
+      OPTIONAL_GRAPHS.every((g) => manifest.graphs[g]) && manifest.source?.builder === builderFingerprint()
+    );
   } catch {
     return false;
   }

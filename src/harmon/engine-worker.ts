@@ -5,7 +5,7 @@
  * coded errors back.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { AppError, isAppError } from '../shared/errors.ts';
+import { isAppError } from '../shared/errors.ts';
 import { describe } from './describe.ts';
 import type { FromWorker, ToWorker, WireError, WorkerInit } from './engine-protocol.ts';
 import type { CancelSignal, PipelineEvent } from './events.ts';

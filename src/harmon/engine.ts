@@ -100,7 +100,9 @@ export class HarmonEngine {
       // exit seen here means it died without saying why.
       const onExit = (code: number) => {
         cleanup();
-        reject(new AppError('MODEL_LOAD_FAILED', `The inference worker exited during model load (code ${code}).`));
+        reject(
+          new AppError('MODEL_LOAD_FAILED', `The inference worker exited during model load (code ${code}).`),
+        );
       };
       const cleanup = () => {
         worker.off('message', onMessage);

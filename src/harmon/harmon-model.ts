@@ -50,7 +50,7 @@ export class HarmonModel {
       const out = await runtime.run('pos_tables', {});
       const f32 = (name: string) => {
         const t = out[name];
-        if (!t || t.dtype !== 'float32')
+        if (t?.dtype !== 'float32')
           throw new AppError('MODEL_INVALID', `pos_tables.onnx has no float32 output ${name}`);
         return t.data as Float32Array;
       };

@@ -116,5 +116,10 @@ export const HARMON_SMALL: HarmonConfig = {
   maxImageSize: 512,
 };
 
-export const VARIANTS = { '0.5b': HARMON_0_5B, '1.5b': HARMON_1_5B, tiny: HARMON_TINY, small: HARMON_SMALL } as const;
+export const VARIANTS = {
+  '0.5b': HARMON_0_5B,
+  '1.5b': HARMON_1_5B,
+  tiny: HARMON_TINY,
+  small: HARMON_SMALL,
+} as const;
 export type VariantName = keyof typeof VARIANTS;

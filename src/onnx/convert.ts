@@ -8,9 +8,10 @@
  * The .pth files carry no VAE (the training wrapper drops it), so either `--vae kl16.ckpt` is
  * given or the checkpoint must be an HF-format export that holds `vae.*` itself.
  */
-import { AppError } from '../shared/errors.ts';
+
 import { IMAGE_TOKEN_ID } from '../harmon/tokenizer.ts';
 import type { Manifest } from '../runtime/manifest.ts';
+import { AppError } from '../shared/errors.ts';
 import { VARIANTS, type VariantName } from './config.ts';
 import { exportHarmon } from './export-model.ts';
 import type { WeightDType } from './graph/context.ts';
@@ -41,7 +42,8 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<Manifest>
   const parts: WeightPart[] = [{ source: main }];
   const mainHasVae = main.names().some((n) => n.startsWith('vae.'));
   if (opts.vae) {
-    if (mainHasVae) throw new AppError('BAD_USER_INPUT', `${opts.checkpoint} already contains vae.* tensors; drop --vae`);
+    if (mainHasVae)
+      throw new AppError('BAD_USER_INPUT', `${opts.checkpoint} already contains vae.* tensors; drop --vae`);
     parts.push({ source: openCheckpoint(opts.vae), prefix: 'vae.' });
   } else if (!mainHasVae) {
     main.close();

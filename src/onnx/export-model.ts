@@ -39,7 +39,11 @@ export interface ExportOptions {
   onProgress?: (done: number, total: number, graph: GraphName) => void;
 }
 
-type Builder = (config: HarmonConfig, weights: WeightSource, opts: { weightDType: WeightDType; keyPrefix?: string }) => GraphBuilder;
+type Builder = (
+  config: HarmonConfig,
+  weights: WeightSource,
+  opts: { weightDType: WeightDType; keyPrefix?: string },
+) => GraphBuilder;
 
 /** Graph name -> builder; the VAE graphs read their keys under `vaePrefix`. */
 function builders(): Record<GraphName, { build: Builder; vae?: boolean }> {
@@ -55,7 +59,8 @@ function builders(): Record<GraphName, { build: Builder; vae?: boolean }> {
       build: (c, w, o) => buildDiffusionSampler(c, w, { ...o, cfg: true, structure: samplerStructureFor(c) }),
     },
     diffusion_sampler_nocfg: {
-      build: (c, w, o) => buildDiffusionSampler(c, w, { ...o, cfg: false, structure: samplerStructureFor(c) }),
+      build: (c, w, o) =>
+        buildDiffusionSampler(c, w, { ...o, cfg: false, structure: samplerStructureFor(c) }),
     },
     vae_encoder: { build: buildVaeEncoder, vae: true },
     vae_decoder: { build: buildVaeDecoder, vae: true },
@@ -67,14 +72,21 @@ function builders(): Record<GraphName, { build: Builder; vae?: boolean }> {
 /** Large graphs go to external data: protobuf cannot hold more than 2 GiB in one message. */
 const EXTERNAL_ABOVE_PARAMS = 200_000_000;
 
-export async function exportHarmon(config: HarmonConfig, weights: WeightSource, opts: ExportOptions): Promise<Manifest> {
+export async function exportHarmon(
+  config: HarmonConfig,
+  weights: WeightSource,
+  opts: ExportOptions,
+): Promise<Manifest> {
   await mkdir(opts.outDir, { recursive: true });
   const table = builders();
   const graphs = {} as Record<GraphName, GraphEntry>;
   let done = 0;
   for (const name of GRAPH_NAMES) {
     const { build, vae } = table[name];
-    const g = build(config, weights, { weightDType: opts.weightDType, keyPrefix: vae ? opts.vaePrefix : undefined });
+    const g = build(config, weights, {
+      weightDType: opts.weightDType,
+      keyPrefix: vae ? opts.vaePrefix : undefined,
+    });
     const params = g.initializers.reduce((n, i) => n + i.dims.reduce((a, b) => a * b, 1), 0);
     const files = await saveModel(g, join(opts.outDir, `${name}.onnx`), {
       externalData: params > EXTERNAL_ABOVE_PARAMS,

@@ -40,7 +40,11 @@ export async function sha256File(path: string): Promise<string> {
 }
 
 /** Checks presence and size of every listed file; with `hashes`, also the sha256 (slow for GB files). */
-export async function verifyModelDir(dir: string, manifest: Manifest, opts: { hashes: boolean }): Promise<void> {
+export async function verifyModelDir(
+  dir: string,
+  manifest: Manifest,
+  opts: { hashes: boolean },
+): Promise<void> {
   const problems: string[] = [];
   for (const name of GRAPH_NAMES) {
     const entry = manifest.graphs[name];

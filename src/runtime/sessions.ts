@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { AppError } from '../shared/errors.ts';
-import { type GraphName, GRAPH_NAMES, type Manifest } from './manifest.ts';
+import { GRAPH_NAMES, type GraphName, type Manifest } from './manifest.ts';
 import { readManifest, verifyModelDir } from './model-dir.ts';
 import { elementCount, type HostTensor } from './tensors.ts';
 
@@ -54,7 +54,11 @@ export class ModelRuntime {
     try {
       for (const name of wanted) {
         const entry = manifest.graphs[name];
-        if (!entry) throw new AppError('MODEL_INVALID', `model directory ${dir} has no graph ${name}; re-export it with harmon convert/tiny`);
+        if (!entry)
+          throw new AppError(
+            'MODEL_INVALID',
+            `model directory ${dir} has no graph ${name}; re-export it with harmon convert/tiny`,
+          );
         const path = join(dir, entry.file);
         try {
           sessions.set(
@@ -66,9 +70,13 @@ export class ModelRuntime {
             }),
           );
         } catch (e) {
-          throw new AppError('MODEL_LOAD_FAILED', `graph ${name} (${entry.file}) failed to load: ${(e as Error).message}`, {
-            cause: e,
-          });
+          throw new AppError(
+            'MODEL_LOAD_FAILED',
+            `graph ${name} (${entry.file}) failed to load: ${(e as Error).message}`,
+            {
+              cause: e,
+            },
+          );
         }
       }
     } catch (e) {
@@ -86,11 +94,16 @@ export class ModelRuntime {
     return this.session(graph).inputNames;
   }
 
-  async run(graph: GraphName, feeds: Record<string, HostTensor>, outputs?: string[]): Promise<Record<string, HostTensor>> {
+  async run(
+    graph: GraphName,
+    feeds: Record<string, HostTensor>,
+    outputs?: string[],
+  ): Promise<Record<string, HostTensor>> {
     const session = this.session(graph);
     validateFeeds(graph, session, feeds);
     const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.dtype, t.data, t.dims as number[]);
+    for (const [name, t] of Object.entries(feeds))
+      ortFeeds[name] = new ort.Tensor(t.dtype, t.data, t.dims as number[]);
     const t0 = performance.now();
     const result = outputs ? await session.run(ortFeeds, outputs) : await session.run(ortFeeds);
     const ms = performance.now() - t0;
@@ -118,7 +131,11 @@ export class ModelRuntime {
 }
 
 /** Checks names, dtypes, ranks and fixed dims of the feeds against the graph's input metadata. */
-function validateFeeds(graph: string, session: ort.InferenceSession, feeds: Record<string, HostTensor>): void {
+function validateFeeds(
+  graph: string,
+  session: ort.InferenceSession,
+  feeds: Record<string, HostTensor>,
+): void {
   const problems: string[] = [];
   const declared = new Set(session.inputNames);
   for (const name of session.inputNames) if (!(name in feeds)) problems.push(`missing input ${name}`);
@@ -131,12 +148,16 @@ function validateFeeds(graph: string, session: ort.InferenceSession, feeds: Reco
       problems.push(`${meta.name} must have rank ${meta.shape.length}, got [${feed.dims}]`);
     } else {
       meta.shape.forEach((d, i) => {
-        if (typeof d === 'number' && d >= 0 && d !== feed.dims[i]) problems.push(`${meta.name} dim ${i} must be ${d}, got ${feed.dims[i]}`);
+        if (typeof d === 'number' && d >= 0 && d !== feed.dims[i])
+          problems.push(`${meta.name} dim ${i} must be ${d}, got ${feed.dims[i]}`);
       });
     }
     if (elementCount(feed.dims) !== feed.data.length) {
       problems.push(`${meta.name} has ${feed.data.length} values for dims [${feed.dims}]`);
     }
   }
-  if (problems.length) throw new AppError('INTERNAL', `bad feeds for graph ${graph}: ${problems.join('; ')}`, { details: { problems } });
+  if (problems.length)
+    throw new AppError('INTERNAL', `bad feeds for graph ${graph}: ${problems.join('; ')}`, {
+      details: { problems },
+    });
 }

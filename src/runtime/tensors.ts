@@ -12,10 +12,15 @@ export interface HostTensor {
   data: TensorArray;
 }
 
-export const float32 = (dims: readonly number[], data: Float32Array): HostTensor => ({ dtype: 'float32', dims, data });
+export const float32 = (dims: readonly number[], data: Float32Array): HostTensor => ({
+  dtype: 'float32',
+  dims,
+  data,
+});
 
 export function int64(dims: readonly number[], values: ArrayLike<number> | BigInt64Array): HostTensor {
-  const data = values instanceof BigInt64Array ? values : BigInt64Array.from(Array.from(values, (v) => BigInt(v)));
+  const data =
+    values instanceof BigInt64Array ? values : BigInt64Array.from(Array.from(values, (v) => BigInt(v)));
   return { dtype: 'int64', dims, data };
 }
 

@@ -25,7 +25,11 @@ export class AppError extends Error {
   /** Extra machine-readable detail (field paths, retryAfter seconds, missing tensor names...). */
   readonly details?: Record<string, unknown>;
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = 'AppError';
     this.code = code;

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 /** Structured JSON logs; tests and CLIs stay quiet unless LOG_LEVEL says otherwise. */
 export const logger: Logger = pino({

@@ -54,7 +54,10 @@ for (const run of runs) {
   test(`ONNX pipeline latents match the float64 reference loop (cfg ${run.cfg}, ${run.cfgSchedule}, count ${run.count})`, async () => {
     const weights = randomHarmonWeights(cfg, TINY_SEED, { includeVae: true, vaePrefix: 'vae.' });
     const ours = await generate(tiny.model, run, { returnLatents: true });
-    const { worst, mag } = compareLatents(referenceGenerate(cfg, weights, getTokenizer(), run), ours.latents!);
+    const { worst, mag } = compareLatents(
+      referenceGenerate(cfg, weights, getTokenizer(), run),
+      ours.latents!,
+    );
     assert.ok(mag > 1, `reference latents look degenerate (max |x| = ${mag})`);
     assert.ok(worst <= REL_TOL * mag, `max |ONNX − reference| = ${worst} on max |x| = ${mag}`);
   });
@@ -64,6 +67,9 @@ test('the comparison catches pitfall §5.1-1 (unconditional image positions star
   const run = runs[0];
   const weights = randomHarmonWeights(cfg, TINY_SEED, { includeVae: true, vaePrefix: 'vae.' });
   const ours = await generate(tiny.model, run, { returnLatents: true });
-  const { worst, mag } = compareLatents(referenceGenerate(cfg, weights, getTokenizer(), run, true), ours.latents!);
+  const { worst, mag } = compareLatents(
+    referenceGenerate(cfg, weights, getTokenizer(), run, true),
+    ours.latents!,
+  );
   assert.ok(worst > 100 * REL_TOL * mag, `wrong positions differ by only ${worst} on ${mag}`);
 });

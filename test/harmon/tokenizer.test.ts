@@ -82,7 +82,7 @@ test('generate prompt: CFG rows, lengths, padding and mask', () => {
     IM_START,
     872,
     198,
-    ...tok.encode(GENERATE_PREFIX + 'a dog on the left and a cat on the right.'),
+    ...tok.encode(`${GENERATE_PREFIX}a dog on the left and a cat on the right.`),
     IM_END,
     198,
     IM_START,

@@ -4,18 +4,30 @@
  */
 import * as ort from 'onnxruntime-node';
 
-export type Feed = { dtype: 'float32' | 'int64' | 'int32' | 'uint8'; dims: number[]; data: Float32Array | BigInt64Array | Int32Array | Uint8Array };
+export type Feed = {
+  dtype: 'float32' | 'int64' | 'int32' | 'uint8';
+  dims: number[];
+  data: Float32Array | BigInt64Array | Int32Array | Uint8Array;
+};
 
 export async function runModel(
   model: Uint8Array | string,
   feeds: Record<string, Feed>,
-): Promise<Record<string, { dims: readonly number[]; data: Float32Array | BigInt64Array | Uint8Array | Int32Array }>> {
-  const session = await ort.InferenceSession.create(model as Uint8Array, { graphOptimizationLevel: 'all', intraOpNumThreads: 1 });
+): Promise<
+  Record<string, { dims: readonly number[]; data: Float32Array | BigInt64Array | Uint8Array | Int32Array }>
+> {
+  const session = await ort.InferenceSession.create(model as Uint8Array, {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: 1,
+  });
   try {
     const input: Record<string, ort.Tensor> = {};
     for (const [k, f] of Object.entries(feeds)) input[k] = new ort.Tensor(f.dtype, f.data, f.dims);
     const out = await session.run(input);
-    const result: Record<string, { dims: readonly number[]; data: Float32Array | BigInt64Array | Uint8Array | Int32Array }> = {};
+    const result: Record<
+      string,
+      { dims: readonly number[]; data: Float32Array | BigInt64Array | Uint8Array | Int32Array }
+    > = {};
     for (const [k, t] of Object.entries(out)) result[k] = { dims: t.dims, data: t.data as Float32Array };
     return result;
   } finally {

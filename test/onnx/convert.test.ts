@@ -69,7 +69,12 @@ test('.pth + kl16.ckpt convert to the same graphs as the tiny builder', async ()
 
 test('HF-style safetensors (with vae.*) converts to the same graphs', async () => {
   writeSafetensors(join(dir, 'model.safetensors'), all);
-  const m = await convertCheckpoint({ checkpoint: join(dir, 'model.safetensors'), variant: 'tiny', dtype: 'float32', outDir: join(dir, 'from-st') });
+  const m = await convertCheckpoint({
+    checkpoint: join(dir, 'model.safetensors'),
+    variant: 'tiny',
+    dtype: 'float32',
+    outDir: join(dir, 'from-st'),
+  });
   assertSameGraphs(m);
 });
 
@@ -80,7 +85,18 @@ test('a missing and a mis-shaped tensor fail together, by name, with exit code !
   writeSafetensors(join(dir, 'broken.safetensors'), broken);
   const r = spawnSync(
     process.execPath,
-    ['--import', 'tsx', 'src/cli/main.ts', 'convert', '--checkpoint', join(dir, 'broken.safetensors'), '--variant', 'tiny', '--out', join(dir, 'broken-out')],
+    [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'convert',
+      '--checkpoint',
+      join(dir, 'broken.safetensors'),
+      '--variant',
+      'tiny',
+      '--out',
+      join(dir, 'broken-out'),
+    ],
     { encoding: 'utf8', timeout: 60_000 },
   );
   assert.notEqual(r.status, 0);
@@ -93,11 +109,21 @@ test('a .pth without --vae and a bad variant are refused with clear messages', a
   const { main } = split();
   writeTorchZip(join(dir, 'novae.pth'), main);
   await assert.rejects(
-    convertCheckpoint({ checkpoint: join(dir, 'novae.pth'), variant: 'tiny', dtype: 'float32', outDir: join(dir, 'x') }),
+    convertCheckpoint({
+      checkpoint: join(dir, 'novae.pth'),
+      variant: 'tiny',
+      dtype: 'float32',
+      outDir: join(dir, 'x'),
+    }),
     /holds no VAE .* pass --vae/,
   );
   await assert.rejects(
-    convertCheckpoint({ checkpoint: join(dir, 'novae.pth'), variant: '7b', dtype: 'float32', outDir: join(dir, 'x') }),
+    convertCheckpoint({
+      checkpoint: join(dir, 'novae.pth'),
+      variant: '7b',
+      dtype: 'float32',
+      outDir: join(dir, 'x'),
+    }),
     /--variant must be 0.5b or 1.5b/,
   );
   assert.ok(readFileSync(join(dir, 'tiny', 'manifest.json'), 'utf8').includes('"demo": true'));
@@ -105,17 +131,25 @@ test('a .pth without --vae and a bad variant are refused with clear messages', a
 
 test('the harmon tiny CLI writes a loadable model directory and says it is a demo', async () => {
   const out = join(dir, 'cli-tiny');
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'tiny', '--out', out, '--seed', '3'], {
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'tiny', '--out', out, '--seed', '3'],
+    {
+      encoding: 'utf8',
+      timeout: 120_000,
+    },
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim().split('\n').at(-1), out);
   assert.match(r.stderr, /random-weight demo model/);
   const rt = await ModelRuntime.open(out);
   assert.equal(rt.manifest.modelId, 'harmon-tiny-demo-seed3');
   await rt.close();
-  const bad = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'tiny', '--out', out, '--seed', '-1'], { encoding: 'utf8', timeout: 60_000 });
+  const bad = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'tiny', '--out', out, '--seed', '-1'],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--seed must be an integer/);
 });

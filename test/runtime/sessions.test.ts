@@ -21,7 +21,11 @@ function writeDir(): string {
     g.output(g.op1('Add', [x, g.scalar(1)]), 'y', 'float32', ['n', 2]);
     const bytes = toModelBytes(g);
     writeFileSync(join(dir, `${name}.onnx`), bytes);
-    graphs[name] = { file: `${name}.onnx`, sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
+    graphs[name] = {
+      file: `${name}.onnx`,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+      bytes: bytes.length,
+    };
   }
   const manifest = {
     format: MANIFEST_FORMAT,
@@ -48,7 +52,10 @@ test('opens every graph, runs with validated feeds and counts runs', async () =>
     assert.equal(rt.executionProvider, 'cpu');
     await assert.rejects(rt.run('llm', {}), /missing input x/);
     await assert.rejects(rt.run('llm', { x: float32([2], Float32Array.from([1, 2])) }), /rank 2/);
-    await assert.rejects(rt.run('llm', { x: float32([1, 2], Float32Array.from([1, 2])), z: float32([1], new Float32Array(1)) }), /unexpected input z/);
+    await assert.rejects(
+      rt.run('llm', { x: float32([1, 2], Float32Array.from([1, 2])), z: float32([1], new Float32Array(1)) }),
+      /unexpected input z/,
+    );
   } finally {
     await rt.close();
   }

@@ -7,7 +7,8 @@ import { progressBar } from '../progress.ts';
 
 function parseSeed(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 2 ** 32 - 1) throw new AppError('BAD_USER_INPUT', `--seed must be an integer in [0, 2^32), got "${v}"`);
+  if (!Number.isInteger(n) || n < 0 || n > 2 ** 32 - 1)
+    throw new AppError('BAD_USER_INPUT', `--seed must be an integer in [0, 2^32), got "${v}"`);
   return n;
 }
 
@@ -27,16 +28,26 @@ export function register(program: Command): void {
     .action(async (o: { out: string; seed: string; dtype: string }) => {
       const bar = progressBar('tiny');
       const t0 = Date.now();
-      const m = await buildTinyModel({ outDir: o.out, seed: parseSeed(o.seed), dtype: parseDtype(o.dtype), onProgress: bar.update });
+      const m = await buildTinyModel({
+        outDir: o.out,
+        seed: parseSeed(o.seed),
+        dtype: parseDtype(o.dtype),
+        onProgress: bar.update,
+      });
       bar.stop();
-      process.stderr.write(`wrote ${Object.keys(m.graphs).length} graphs in ${Date.now() - t0} ms (random-weight demo model)\n`);
+      process.stderr.write(
+        `wrote ${Object.keys(m.graphs).length} graphs in ${Date.now() - t0} ms (random-weight demo model)\n`,
+      );
       process.stdout.write(`${o.out}\n`);
     });
 
   program
     .command('convert')
     .description('convert official Harmon checkpoints (.pth / HF safetensors + kl16.ckpt) to ONNX')
-    .requiredOption('--checkpoint <file>', 'harmon_0.5b.pth, harmon_1.5b.pth or an HF-format safetensors file/dir')
+    .requiredOption(
+      '--checkpoint <file>',
+      'harmon_0.5b.pth, harmon_1.5b.pth or an HF-format safetensors file/dir',
+    )
     .option('--vae <file>', 'kl16.ckpt (needed unless the checkpoint holds vae.* tensors)')
     .requiredOption('--variant <0.5b|1.5b>', 'model size')
     .option('--dtype <fp16|fp32>', 'weight storage dtype', 'fp32')

@@ -22,7 +22,8 @@ export function register(program: Command): void {
         throw new AppError('BAD_USER_INPUT', '--preview-every must be a non-negative integer');
       const config = loadConfig(opts.port === undefined ? process.env : { ...process.env, PORT: opts.port });
       // With no HARMON_MODEL the in-process worker serves the random-weight demo model.
-      const modelDirs = config.modelDirs.length > 0 || !opts.worker ? config.modelDirs : [await ensureDemoModel()];
+      const modelDirs =
+        config.modelDirs.length > 0 || !opts.worker ? config.modelDirs : [await ensureDemoModel()];
       let api: MountedApi | undefined;
       const setup = [apiSetup({ modelDirs }, (a) => (api = a))];
       if (opts.worker) setup.push(embeddedWorkerSetup(modelDirs, () => api, { previewEvery }));

@@ -9,7 +9,7 @@
  *   diffusion_pos_embed_learned [1, 256, D]  ---------------->  diff_pos_grid16 [256, D]
  */
 import type { HarmonConfig } from '../config.ts';
-import { type BuildContext, weight, type WeightDType } from '../graph/context.ts';
+import { type BuildContext, type WeightDType, weight } from '../graph/context.ts';
 import { GraphBuilder } from '../graph/graph-builder.ts';
 import type { WeightSource } from '../weights/types.ts';
 

@@ -45,9 +45,13 @@ export function weight(
   const expected = dims.reduce((a, b) => a * b, 1);
   const stored = entry.shape.reduce((a, b) => a * b, 1);
   const misshaped = (got: number) =>
-    new AppError('WEIGHTS_INVALID', `tensor ${entry.name} has shape [${entry.shape}] (${got} values), expected ${expected}`, {
-      details: { misshaped: [entry.name] },
-    });
+    new AppError(
+      'WEIGHTS_INVALID',
+      `tensor ${entry.name} has shape [${entry.shape}] (${got} values), expected ${expected}`,
+      {
+        details: { misshaped: [entry.name] },
+      },
+    );
   // Without a transform the stored tensor must fill the initializer exactly; a transform (slice,
   // transpose) may change the count, so its result is checked when it is read.
   if (!transformGiven && expected !== stored) throw misshaped(stored);

@@ -6,7 +6,14 @@ import { float } from './attributes.ts';
 import { type BuildContext, transpose2d, weight } from './context.ts';
 
 /** PyTorch Linear: y = x·Wᵀ + b with W stored [out, in]; emitted as MatMul(x, Wᵀ) (+ Add). */
-export function linear(ctx: BuildContext, x: string, key: string, inF: number, outF: number, bias = true): string {
+export function linear(
+  ctx: BuildContext,
+  x: string,
+  key: string,
+  inF: number,
+  outF: number,
+  bias = true,
+): string {
   const { g } = ctx;
   // Node path uses the module's own attribute name (q_proj, fc1...); callers scope the parents.
   return g.scope(key.split('.').slice(-1)[0], () => {
@@ -19,10 +26,20 @@ export function linear(ctx: BuildContext, x: string, key: string, inF: number, o
 }
 
 /** LayerNorm over the last axis; `key` undefined = no affine parameters (diffusion final layer). */
-export function layerNorm(ctx: BuildContext, x: string, key: string | undefined, width: number, eps: number): string {
+export function layerNorm(
+  ctx: BuildContext,
+  x: string,
+  key: string | undefined,
+  width: number,
+  eps: number,
+): string {
   const { g } = ctx;
-  const scale = key ? weight(ctx, `${key}.weight`, [width]) : g.constant('float32', [width], new Array(width).fill(1));
-  const bias = key ? weight(ctx, `${key}.bias`, [width]) : g.constant('float32', [width], new Array(width).fill(0));
+  const scale = key
+    ? weight(ctx, `${key}.weight`, [width])
+    : g.constant('float32', [width], new Array(width).fill(1));
+  const bias = key
+    ? weight(ctx, `${key}.bias`, [width])
+    : g.constant('float32', [width], new Array(width).fill(0));
   return g.op1('LayerNormalization', [x, scale, bias], { attrs: { axis: -1, epsilon: float(eps) } });
 }
 

@@ -6,9 +6,15 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import onnxProto, { type onnx as OnnxTypes } from 'onnx-proto';
-import { FloatAttr, FloatsAttr, TensorAttr, type AttrValue } from './attributes.ts';
+import { type AttrValue, FloatAttr, FloatsAttr, TensorAttr } from './attributes.ts';
 import { ONNX_DTYPE } from './dtypes.ts';
-import { GraphBuilder, type Dim, type InitializerDecl, type TensorData, type ValueDecl } from './graph-builder.ts';
+import {
+  type Dim,
+  GraphBuilder,
+  type InitializerDecl,
+  type TensorData,
+  type ValueDecl,
+} from './graph-builder.ts';
 
 // onnx-proto is CommonJS: take the namespace off the default export (named ESM import fails).
 const { onnx } = onnxProto;
@@ -68,7 +74,11 @@ function tensorProto(decl: InitializerDecl): OnnxTypes.ITensorProto {
   };
 }
 
-function graphProto(g: GraphBuilder, withInitializers: boolean, external?: ExternalWriter): OnnxTypes.IGraphProto {
+function graphProto(
+  g: GraphBuilder,
+  withInitializers: boolean,
+  external?: ExternalWriter,
+): OnnxTypes.IGraphProto {
   return {
     name: g.name,
     node: g.nodes.map((n) => ({
@@ -163,7 +173,16 @@ export async function saveModel(g: GraphBuilder, path: string, opts: SaveOptions
   return [path, dataPath];
 }
 
-const BYTES_PER: Record<string, number> = { float32: 4, float16: 2, int64: 8, int32: 4, uint8: 1, int8: 1, bool: 1, float64: 8 };
+const BYTES_PER: Record<string, number> = {
+  float32: 4,
+  float16: 2,
+  int64: 8,
+  int32: 4,
+  uint8: 1,
+  int8: 1,
+  bool: 1,
+  float64: 8,
+};
 
 export function estimateBytes(g: GraphBuilder): number {
   return g.initializers.reduce((sum, i) => sum + i.dims.reduce((a, b) => a * b, 1) * BYTES_PER[i.dtype], 0);

@@ -22,7 +22,8 @@ export class MergedWeights implements WeightSource {
       for (const inner of part.source.names()) {
         if (part.filter && !part.filter(inner)) continue;
         const name = (part.prefix ?? '') + inner;
-        if (this.map.has(name)) throw new AppError('WEIGHTS_INVALID', `tensor ${name} is present in two checkpoints`);
+        if (this.map.has(name))
+          throw new AppError('WEIGHTS_INVALID', `tensor ${name} is present in two checkpoints`);
         const entry = part.source.get(inner)!;
         this.map.set(name, { name, dtype: entry.dtype, shape: entry.shape, read: () => entry.read() });
       }

@@ -3,7 +3,15 @@
  * `read()` is called, so a converter can stream a multi-GB checkpoint tensor by tensor instead of
  * holding it twice (once parsed, once serialised).
  */
-export type StoredDType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'uint8' | 'bool';
+export type StoredDType =
+  | 'float32'
+  | 'float16'
+  | 'bfloat16'
+  | 'float64'
+  | 'int64'
+  | 'int32'
+  | 'uint8'
+  | 'bool';
 
 export interface WeightEntry {
   readonly name: string;
@@ -27,7 +35,8 @@ export class MemoryWeights implements WeightSource {
 
   set(name: string, shape: readonly number[], data: Float32Array): this {
     const n = shape.reduce((a, b) => a * b, 1);
-    if (n !== data.length) throw new Error(`MemoryWeights.set(${name}): shape ${shape} needs ${n} values, got ${data.length}`);
+    if (n !== data.length)
+      throw new Error(`MemoryWeights.set(${name}): shape ${shape} needs ${n} values, got ${data.length}`);
     this.map.set(name, { name, dtype: 'float32', shape: [...shape], read: () => data });
     return this;
   }
