@@ -1,8 +1,13 @@
 /**
  * The producer side of jobs, called by the API: create the Job row and its first event in one
- * transaction, then hand `{jobId, tenantId}` to the queue. The queue message is sent only after
- * the commit (a worker must never receive a job it cannot read yet); if the process dies between
- * commit and send, the sweeper (sweeper.ts) re-sends QUEUED jobs that have sat unclaimed too long.
+ * transaction and hand `{jobId, tenantId}` to the queue.
+ *
+ * When the queue lives in the application database (pg-boss: `sendInTransaction`), the message
+ * is inserted in that same transaction, after the event: a committed job always has exactly one
+ * message, a rolled-back one has none, a worker cannot see the message before the Job row, and
+ * the send costs no transaction of its own. Other backends (SQS) are sent to after the commit (a
+ * worker must never receive a job it cannot read yet); if the process dies between commit and
+ * send, the sweeper (sweeper.ts) re-sends QUEUED jobs that have sat unclaimed too long.
  */
 import { createHash } from 'node:crypto';
 import type { Job, JobKind, Prisma as P } from '../generated/prisma/client.ts';
@@ -13,10 +18,12 @@ import { assertQuota, lockTenantQuota } from '../tenancy/quota.ts';
 import { appendEvent } from './event-log.ts';
 import { lockJob, terminateJob } from './job-state.ts';
 import type { HarmonJobPayload, JobQueue } from './queue/port.ts';
+import { prismaSqlTransaction } from './queue/prisma-transaction.ts';
 
 export interface EnqueueDeps {
   prisma: Prisma;
-  queue: Pick<JobQueue<HarmonJobPayload>, 'send'>;
+  /** `sendInTransaction`, when present, is used instead of `send` (see the file comment). */
+  queue: Pick<JobQueue<HarmonJobPayload>, 'send' | 'sendInTransaction'>;
 }
 
 export interface EnqueueRequest {
@@ -105,6 +112,14 @@ export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promis
         },
       });
       await appendEvent(tx, { jobId: created.id, tenantId: req.tenantId, type: 'STATUS', status: 'QUEUED' });
+      if (queue.sendInTransaction) {
+        // A failure here rolls the job back with it: the client gets the error and no job exists.
+        await queue.sendInTransaction(
+          prismaSqlTransaction(tx),
+          { jobId: created.id, tenantId: req.tenantId },
+          { key: created.id },
+        );
+      }
       return { created };
     });
     if ('replay' in out) return sameOrConflict(out.replay, hash);
@@ -117,6 +132,8 @@ export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promis
     }
     throw e;
   }
+  // Its message committed with it.
+  if (queue.sendInTransaction) return job;
 
   try {
     await queue.send({ jobId: job.id, tenantId: job.tenantId }, { key: job.id });

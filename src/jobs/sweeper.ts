@@ -5,6 +5,11 @@
  * touches them (updatedAt) so each is re-sent at most once per period. A job that still has its
  * original message gets a duplicate; that is harmless — the worker claims a job once (status +
  * advisory lock) and acks messages of finished jobs.
+ *
+ * Only the SQS backend needs it. A queue with `sendInTransaction` (pg-boss) gets its message in
+ * the Job's own insert transaction, so no committed job lacks one; there `startSweeper` runs
+ * nothing, since re-sending jobs that merely wait (a long backlog, the tenant's concurrency
+ * limit) would only add duplicate messages. `sweepQueuedJobs` still works when called directly.
  */
 import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
@@ -50,16 +55,31 @@ export async function sweepQueuedJobs(
   return resent;
 }
 
-/** Runs the sweeper every `intervalMs` until stopped. */
+/** Whether jobs sent through this queue can lose their message (see the file comment). */
+export function sweeperNeeded(
+  queue: Pick<JobQueue<HarmonJobPayload>, 'send' | 'sendInTransaction'>,
+): boolean {
+  return queue.sendInTransaction === undefined;
+}
+
+/**
+ * Runs the sweeper every `intervalMs` until stopped; `active` is false (and nothing runs) for a
+ * queue whose messages are written in the Job's transaction.
+ */
 export function startSweeper(
-  deps: { prisma: Prisma; queue: Pick<JobQueue<HarmonJobPayload>, 'send'>; log?: Logger },
+  deps: {
+    prisma: Prisma;
+    queue: Pick<JobQueue<HarmonJobPayload>, 'send' | 'sendInTransaction'>;
+    log?: Logger;
+  },
   options: SweepOptions & { intervalMs?: number } = {},
-): { stop(): void } {
+): { stop(): void; active: boolean } {
+  if (!sweeperNeeded(deps.queue)) return { stop: () => {}, active: false };
   const timer = setInterval(() => {
     sweepQueuedJobs(deps, options).catch((e: unknown) =>
       (deps.log ?? rootLogger).warn({ err: e }, 'sweep failed'),
     );
   }, options.intervalMs ?? 60_000);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return { stop: () => clearInterval(timer), active: true };
 }

@@ -14,6 +14,7 @@ import {
   type QueuePolicy,
   type QueueStats,
   type SendOptions,
+  type SqlTransaction,
 } from './port.ts';
 
 export interface PgBossQueueOptions {
@@ -113,10 +114,26 @@ export class PgBossQueue<P> implements JobQueue<P> {
     return this.#started;
   }
 
-  async send(payload: P, options: SendOptions = {}): Promise<string> {
+  send(payload: P, options: SendOptions = {}): Promise<string> {
+    return this.#insert(payload, options);
+  }
+
+  /**
+   * The message row is inserted through the caller's transaction (pg-boss 10's `db` send
+   * option routes its one INSERT through any `executeSql`), so it exists exactly when the
+   * caller's rows commit. A consumer cannot fetch it earlier: it is an uncommitted row.
+   */
+  sendInTransaction(tx: SqlTransaction, payload: P, options: SendOptions = {}): Promise<string> {
+    return this.#insert(payload, options, {
+      executeSql: async (text, values) => ({ rows: await tx.query(text, values) }),
+    });
+  }
+
+  async #insert(payload: P, options: SendOptions, db?: PgBoss.Db): Promise<string> {
     await this.start();
     const id = await this.#boss.send(this.#name, encodeEnvelope(payload, options.key), {
       startAfter: options.delaySeconds && options.delaySeconds > 0 ? options.delaySeconds : undefined,
+      ...(db ? { db } : {}),
     });
     if (!id)
       throw new AppError('DATABASE_ERROR', `pg-boss did not accept a message for queue ${this.#name}.`);

@@ -107,11 +107,29 @@ export interface DeadLetter<P> {
   error?: string;
 }
 
+/**
+ * A transaction the caller holds open on the database the queue itself lives in (the app
+ * database for pg-boss). `query` runs one parameterised statement ($1, $2, …) inside it and
+ * resolves to the returned rows.
+ */
+export interface SqlTransaction {
+  query(text: string, values: unknown[]): Promise<unknown[]>;
+}
+
 export interface JobQueue<P> {
   /** Creates what the backend needs (pg-boss schema and queues); safe to call more than once. */
   start(): Promise<void>;
   /** Enqueues a message and returns its backend message id. */
   send(payload: P, options?: SendOptions): Promise<string>;
+  /**
+   * Optional capability of a queue stored in the application database (pg-boss): writes the
+   * message inside the caller's transaction, so it commits or rolls back together with the
+   * caller's rows and is invisible to consumers until then. `start()` must have resolved.
+   * Only valid when `tx` is on the same database as the queue (the pg-boss tables are reached
+   * by schema-qualified name; on another database the insert fails and the caller rolls back).
+   * Backends without it (SQS) are sent to after the caller commits.
+   */
+  sendInTransaction?(tx: SqlTransaction, payload: P, options?: SendOptions): Promise<string>;
   /** Starts a receive loop; several consumers (in one or many processes) may run at once. */
   consume(handler: Handler<P>, options?: ConsumeOptions<P>): Consumer;
   stats(): Promise<QueueStats>;
