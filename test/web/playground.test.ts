@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import sharp from 'sharp';
 import { type FreshDatabase, freshDatabase } from '../helpers/pg.ts';
 import {
   type Browser,
@@ -16,10 +15,21 @@ import {
   startServe,
   waitFor,
 } from './harness.ts';
+import {
+  assertNoConsoleErrors,
+  describeFile,
+  generate as generateIn,
+  JOB_TIMEOUT,
+  previewsShown,
+  progressValue,
+  redPng,
+  reloadMidJob,
+  signIn as signInOn,
+  waitForLoadedPreview,
+} from './playground-steps.ts';
 
 // The in-process worker previews every step so a short job still shows previews before its end.
 const SERVE_ARGS = ['--preview-every', '1'];
-const JOB_TIMEOUT = 120_000;
 
 let db: FreshDatabase;
 let served: Served;
@@ -40,29 +50,9 @@ const unlabelledControls = (p: Page) =>
     return bad;
   })()`) as Promise<string[]>;
 
-async function signIn(key: string) {
-  await page.fill('#api-key', key);
-  await page.click('button:has-text("Save key")');
-}
-
-async function generate(p: Page, fields: Record<string, string>) {
-  await p.goto(`${served.url}/#/generate`);
-  // Records every preview the page shows: a tiny-model job can finish between two polls.
-  await p.evaluate(`(() => {
-    window.previewsShown = [];
-    new MutationObserver(() => {
-      const i = document.querySelector('img.preview');
-      if (i && !i.hidden && i.src && window.previewsShown.at(-1) !== i.src) window.previewsShown.push(i.src);
-    }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['src', 'hidden'] });
-  })()`);
-  for (const [name, value] of Object.entries(fields)) await p.fill(`#gen-${name}`, value);
-  await p.click('form button[type=submit]:has-text("Generate")');
-}
-
-const previewsShown = (p: Page) => p.evaluate('window.previewsShown') as Promise<string[]>;
-
-/** No console errors so far; the HTTP errors are attached to explain a failure. */
-const noConsoleErrors = () => assert.deepEqual(browser.consoleErrors, [], browser.httpErrors.join('\n'));
+const signIn = (key: string) => signInOn(page, key);
+const generate = (p: Page, fields: Record<string, string>) => generateIn(p, served.url, fields);
+const noConsoleErrors = () => assertNoConsoleErrors(browser);
 
 async function gql(key: string, query: string, variables: Record<string, unknown> = {}) {
   const res = await fetch(`${served.url}/graphql`, {
@@ -73,15 +63,11 @@ async function gql(key: string, query: string, variables: Record<string, unknown
   return (await res.json()) as { data?: Record<string, { id: string }>; errors?: unknown[] };
 }
 
-const progressValue = (p: Page) =>
-  p.$eval('#gen-progress', (el) => Number((el as unknown as { value: number }).value));
-
 describe('web playground in Chromium', { timeout: 600_000 }, () => {
   before(async () => {
     ensureWebBuild();
     // Start both at once: each takes seconds on 2 cores.
-    // Real Postgres rather than embedded PGlite: pglite-socket interleaves the extended-protocol
-    // messages of concurrent connections, which makes a page reload during a job fail at random.
+    // Real Postgres, as deployed; playground-embedded.test.ts drives the quick-start embedded mode.
     db = await freshDatabase({ migrate: false });
     const [s, b] = await Promise.allSettled([
       startServe(SERVE_ARGS, { DATABASE_URL: db.url }),
@@ -166,40 +152,17 @@ describe('web playground in Chromium', { timeout: 600_000 }, () => {
       `(() => { const p = document.querySelector('#gen-progress'); return p && p.value > 0 && p.value < 0.4; })()`,
       JOB_TIMEOUT,
     );
-    await waitFor(
-      page,
-      `(() => { const i = document.querySelector('img.preview'); return i && !i.hidden && i.complete && i.naturalWidth > 0; })()`,
-      JOB_TIMEOUT,
-      'a loaded preview',
-    );
+    await waitForLoadedPreview(page);
     await shot(page, '2-in-progress');
-    const jobUrl = page.url();
-    assert.match(jobUrl, /#\/generate\/[\w-]+$/);
-    const before = await progressValue(page);
-    // What the page asks for after the reload: jobEvents with afterSeq = the last seq it showed.
-    const subscriptions: string[] = [];
-    page.on('websocket', (ws) => ws.on('framesent', (f) => void subscriptions.push(String(f.payload))));
-    await page.reload();
-    assert.equal(page.url(), jobUrl);
-    await page.waitForSelector('.job-panel:not([hidden])', { timeout: 15_000 });
     // Restored at once from the job snapshot and the saved preview, not from zero.
-    assert.ok((await progressValue(page)) >= before, 'progress restored after reload');
+    await reloadMidJob(page);
     await page.waitForSelector('.job-panel[data-status="SUCCEEDED"] .result img', { timeout: JOB_TIMEOUT });
     assert.equal(await progressValue(page), 1);
-    const resumed = subscriptions.map((f) => /"afterSeq":(\d+)/.exec(f)).find(Boolean);
-    assert.ok(
-      resumed && Number(resumed[1]) > 0,
-      `resubscribed with afterSeq > 0: ${subscriptions.join(' | ').slice(0, 500)}`,
-    );
     noConsoleErrors();
   });
 
   test('describe: drop or choose a PNG, upload it through createUpload, see streamed text', async () => {
-    const png = await sharp({
-      create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 30, b: 30 } },
-    })
-      .png()
-      .toBuffer();
+    const png = await redPng();
     await page.goto(`${served.url}/#/describe`);
     // Drag and drop: a real DataTransfer with the file, dispatched on the drop zone.
     await page.evaluate(`(async (b64) => {
@@ -210,18 +173,7 @@ describe('web playground in Chromium', { timeout: 600_000 }, () => {
     })(${JSON.stringify(png.toString('base64'))})`);
     await page.waitForSelector('.dropzone:has-text("dropped.png")', { timeout: 5_000 });
     // The file input path too (this one is submitted).
-    await page.setInputFiles('#desc-image', { name: 'red.png', mimeType: 'image/png', buffer: png });
-    await page.fill('#desc-max-tokens', '8');
-    await page.click('form button[type=submit]:has-text("Describe")');
-    await waitFor(
-      page,
-      `(() => { const t = document.querySelector('.view:not([hidden]) .job-text'); return t && t.textContent.length > 0; })()`,
-      JOB_TIMEOUT,
-    );
-    await page.waitForSelector('.view:not([hidden]) .job-panel[data-status="SUCCEEDED"]', {
-      timeout: JOB_TIMEOUT,
-    });
-    const text = (await page.textContent('.view:not([hidden]) .job-text')) ?? '';
+    const text = await describeFile(page, png);
     assert.ok(text.trim().length > 0, 'described text shown');
     await shot(page, '4-describe-result');
     noConsoleErrors();
