@@ -1,7 +1,8 @@
 /**
  * Mutation resolvers. Order matters: validate everything (input, model, image source) first, so a
  * bad request writes nothing; only then create rows (enqueueJob: quota check + Job + first event
- * in one transaction under a per-tenant lock, then the queue message).
+ * in one transaction under a per-tenant lock; the pg-boss message joins that transaction, an SQS
+ * message follows the commit).
  */
 import type { Job } from '../../generated/prisma/client.ts';
 import { enqueueJob, requestCancel } from '../../jobs/enqueue.ts';
