@@ -20,7 +20,7 @@ import { exportHarmon } from '../../src/onnx/export-model.ts';
 import { randomHarmonWeights } from '../../src/onnx/weights/random.ts';
 import type { MemoryWeights } from '../../src/onnx/weights/types.ts';
 import { useConditionedDiffusion } from '../reference/diffusion-conditioned.ts';
-import { compareLatents, type RefRun, referenceGenerate } from './pipeline-reference-loop.ts';
+import { compareLatents, REFERENCE_RUNS, referenceGenerate } from './pipeline-reference-loop.ts';
 import { TINY_SEED } from './tiny-model-fixture.ts';
 
 const cfg = HARMON_TINY;
@@ -61,30 +61,7 @@ const ready = () => {
   return model;
 };
 
-const runs = [
-  {
-    prompt: 'a lighthouse at dusk',
-    seed: 11,
-    steps: 6,
-    size: 64,
-    count: 2,
-    cfg: 3,
-    cfgSchedule: 'linear',
-    temperature: 0.9,
-  },
-  {
-    prompt: 'two cats',
-    seed: 5,
-    steps: 4,
-    size: 64,
-    count: 1,
-    cfg: 1,
-    cfgSchedule: 'constant',
-    temperature: 1,
-  },
-] satisfies RefRun[];
-
-for (const run of runs) {
+for (const run of REFERENCE_RUNS) {
   test(`conditioned diffusion: ONNX latents within 1e-3 absolute of the float64 loop (cfg ${run.cfg}, ${run.cfgSchedule}, count ${run.count})`, async () => {
     const m = ready();
     const ours = await generate(m, run, { returnLatents: true });
@@ -97,7 +74,7 @@ for (const run of runs) {
 
 test('conditioned diffusion: the upstream modules still matter at this bound', async () => {
   const m = ready();
-  const run = runs[0];
+  const run = REFERENCE_RUNS[0];
   const ours = await generate(m, run, { returnLatents: true });
   // Another prompt changes the LLM states, hence c, hence the latents, far beyond 1e-3.
   const other = await generate(m, { ...run, prompt: 'a red bicycle' }, { returnLatents: true });

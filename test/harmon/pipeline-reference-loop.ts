@@ -4,7 +4,8 @@
  * §3.7 formulation with a duplicated 2n-row state), driven by the same PRNG streams as
  * src/harmon/generate.ts. What is shared with src/ on purpose: the tokenizer/prompt builder, the
  * PRNG draws (orders, x_T, ξ) and the §2.10 table resampler, all tested on their own.
- * Used by pipeline-reference-conditioned.test.ts (well-conditioned diffusion weights).
+ * Used by pipeline-reference.test.ts (random weights, relative bound) and
+ * pipeline-reference-conditioned.test.ts (well-conditioned diffusion weights, absolute bound).
  */
 import { generationOrders, samplerNoise } from '../../src/harmon/generate.ts';
 import { resizeGrid } from '../../src/harmon/pos-embed.ts';
@@ -27,6 +28,33 @@ export interface RefRun {
   cfgSchedule: 'constant' | 'linear';
   temperature: number;
 }
+
+/**
+ * The runs both pipeline reference tests compare: CFG with the linear schedule over two images,
+ * and the no-CFG path (cfg 1, a single row per image). The first one is also the pitfall run.
+ */
+export const REFERENCE_RUNS = [
+  {
+    prompt: 'a lighthouse at dusk',
+    seed: 11,
+    steps: 6,
+    size: 64,
+    count: 2,
+    cfg: 3,
+    cfgSchedule: 'linear',
+    temperature: 0.9,
+  },
+  {
+    prompt: 'two cats',
+    seed: 5,
+    steps: 4,
+    size: 64,
+    count: 1,
+    cfg: 1,
+    cfgSchedule: 'constant',
+    temperature: 1,
+  },
+] satisfies RefRun[];
 
 /**
  * Latents [count][N·16] of the reference loop. `positionsFromL` is pitfall §5.1 item 1 (image

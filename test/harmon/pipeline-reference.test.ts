@@ -13,7 +13,7 @@ import { generate } from '../../src/harmon/generate.ts';
 import { getTokenizer } from '../../src/harmon/tokenizer.ts';
 import { HARMON_TINY } from '../../src/onnx/config.ts';
 import { randomHarmonWeights } from '../../src/onnx/weights/random.ts';
-import { compareLatents, type RefRun, referenceGenerate } from './pipeline-reference-loop.ts';
+import { compareLatents, REFERENCE_RUNS, referenceGenerate } from './pipeline-reference-loop.ts';
 import { TINY_SEED, useTinyModel } from './tiny-model-fixture.ts';
 
 const cfg = HARMON_TINY;
@@ -27,30 +27,7 @@ const tiny = useTinyModel();
  */
 const REL_TOL = 1e-5;
 
-const runs = [
-  {
-    prompt: 'a lighthouse at dusk',
-    seed: 11,
-    steps: 6,
-    size: 64,
-    count: 2,
-    cfg: 3,
-    cfgSchedule: 'linear',
-    temperature: 0.9,
-  },
-  {
-    prompt: 'two cats',
-    seed: 5,
-    steps: 4,
-    size: 64,
-    count: 1,
-    cfg: 1,
-    cfgSchedule: 'constant',
-    temperature: 1,
-  },
-] satisfies RefRun[];
-
-for (const run of runs) {
+for (const run of REFERENCE_RUNS) {
   test(`ONNX pipeline latents match the float64 reference loop (cfg ${run.cfg}, ${run.cfgSchedule}, count ${run.count})`, async () => {
     const weights = randomHarmonWeights(cfg, TINY_SEED, { includeVae: true, vaePrefix: 'vae.' });
     const ours = await generate(tiny.model, run, { returnLatents: true });
@@ -64,7 +41,7 @@ for (const run of runs) {
 }
 
 test('the comparison catches pitfall §5.1-1 (unconditional image positions starting at L)', async () => {
-  const run = runs[0];
+  const run = REFERENCE_RUNS[0];
   const weights = randomHarmonWeights(cfg, TINY_SEED, { includeVae: true, vaePrefix: 'vae.' });
   const ours = await generate(tiny.model, run, { returnLatents: true });
   const { worst, mag } = compareLatents(
