@@ -14,41 +14,19 @@ import {
 } from '../../src/onnx/builders/diffusion-sampler.ts';
 import { HARMON_TINY } from '../../src/onnx/config.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
-import { f32, maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';
-import {
-  diffusionMlpReference,
-  diffusionSampleReference,
-  randomDiffusionWeights,
-} from '../reference/diffusion.ts';
+import { maxAbsDiff, randomArray } from '../helpers/ort.ts';
+import { diffusionMlpReference, randomDiffusionWeights } from '../reference/diffusion.ts';
 import { conditionedDiffusionWeights } from '../reference/diffusion-conditioned.ts';
+import { diffusionSamplerFixture, peak, type SamplerTestInputs } from './diffusion-sampler-fixtures.ts';
 
 const cfg = HARMON_TINY;
 const D = cfg.mar.width;
-const S = cfg.diffusion.samplingSteps;
 const weights = conditionedDiffusionWeights(cfg, 1);
 const n = 3;
 const SCALE = 3;
 const TEMP = 0.7;
 const ABS_TOL = 1e-4;
-
-interface Inputs {
-  rows: number;
-  c: Float32Array;
-  xT: Float32Array;
-  noiseAll: Float32Array;
-  noise: Float32Array;
-}
-
-function makeInputs(useCfg: boolean, seed: number): Inputs {
-  const rows = useCfg ? 2 * n : n;
-  const c = randomArray(rows * D, seed, 1);
-  const xT = randomArray(n * 16, seed + 1, 1.7);
-  // The reference state has `rows` rows and its own ξ for each; the graph gets the first n.
-  const noiseAll = randomArray(S * rows * 16, seed + 2, 1.7);
-  const noise = new Float32Array(S * n * 16);
-  for (let i = 0; i < S; i++) noise.set(noiseAll.subarray(i * rows * 16, i * rows * 16 + n * 16), i * n * 16);
-  return { rows, c, xT, noiseAll, noise };
-}
+const fx = diffusionSamplerFixture({ cfg, weights, n, scale: SCALE, temperature: TEMP, amplitude: 1.7 });
 
 const byKey = new Map<string, Uint8Array>();
 function samplerBytes(useCfg: boolean, structure: SamplerStructure): Uint8Array {
@@ -61,36 +39,13 @@ function samplerBytes(useCfg: boolean, structure: SamplerStructure): Uint8Array 
   return b;
 }
 
-async function runSampler(useCfg: boolean, structure: SamplerStructure, inp: Inputs, scale = SCALE) {
-  const out = await runModel(samplerBytes(useCfg, structure), {
-    c: f32([inp.rows, D], inp.c),
-    x_T: f32([n, 16], inp.xT),
-    noise: f32([S, n, 16], inp.noise),
-    cfg_scale: f32([1], [scale]),
-    temperature: f32([1], [TEMP]),
-  });
-  assert.deepEqual([...out.x_0.dims], [n, 16]);
-  return out.x_0.data as Float32Array;
-}
+const runSampler = (useCfg: boolean, structure: SamplerStructure, inp: SamplerTestInputs, scale = SCALE) =>
+  fx.run(samplerBytes(useCfg, structure), inp, { scale });
 
-function reference(useCfg: boolean, inp: Inputs): Float64Array {
-  const x = diffusionSampleReference(cfg, weights, {
-    n,
-    c: inp.c,
-    xT: inp.xT,
-    noise: inp.noiseAll,
-    cfg: useCfg,
-    cfgScale: SCALE,
-    temperature: TEMP,
-  });
-  return x.subarray(0, n * 16); // the conditional half
-}
-
-const peak = (a: ArrayLike<number>) => Math.max(...Array.from(a, Math.abs));
-const cfgIn = makeInputs(true, 21);
-const plainIn = makeInputs(false, 31);
-const cfgRef = reference(true, cfgIn);
-const plainRef = reference(false, plainIn);
+const cfgIn = fx.inputs(true, 21);
+const plainIn = fx.inputs(false, 31);
+const cfgRef = fx.reference(true, cfgIn);
+const plainRef = fx.reference(false, plainIn);
 const structures: SamplerStructure[] = [...new Set<SamplerStructure>([samplerStructureFor(cfg), 'loop'])];
 
 test('conditioned weights: same keys and shapes as the real network, and ε̂ ≈ x at t = 999', () => {
@@ -158,12 +113,7 @@ test('the perturbations matter: another c or another CFG scale moves x_0 far bey
 
 test('the timestep matters: a reference with the sin/cos halves swapped misses by ≫ 1e-4', async () => {
   const got = await runSampler(true, structures[0], cfgIn);
-  const wrong = diffusionSampleReference(
-    cfg,
-    weights,
-    { n, c: cfgIn.c, xT: cfgIn.xT, noise: cfgIn.noiseAll, cfg: true, cfgScale: SCALE, temperature: TEMP },
-    { embedOrder: 'sin-cos' },
-  ).subarray(0, n * 16);
+  const wrong = fx.reference(true, cfgIn, { variant: { embedOrder: 'sin-cos' } });
   const d = maxAbsDiff(got, wrong);
   assert.ok(d > 100 * ABS_TOL, `sin-first embedding differs by only ${d}`);
 });

@@ -14,69 +14,33 @@ import {
 } from '../../src/onnx/builders/diffusion-sampler.ts';
 import { HARMON_0_5B, HARMON_SMALL, HARMON_TINY } from '../../src/onnx/config.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
-import { f32, maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';
-import {
-  diffusionSampleReference,
-  randomDiffusionWeights,
-  roundWeightsToFp16,
-} from '../reference/diffusion.ts';
+import { maxAbsDiff, runModel } from '../helpers/ort.ts';
+import { randomDiffusionWeights, roundWeightsToFp16 } from '../reference/diffusion.ts';
+import { diffusionSamplerFixture, peak, type SamplerTestInputs } from './diffusion-sampler-fixtures.ts';
 
 const cfg = HARMON_TINY;
-const D = cfg.mar.width;
 const S = cfg.diffusion.samplingSteps;
 const weights = randomDiffusionWeights(cfg, 2);
 const n = 3;
 const SCALE = 2.5;
 const TEMP = 0.9;
 const REL_TOL = 1e-5;
+const fx = diffusionSamplerFixture({ cfg, weights, n, scale: SCALE, temperature: TEMP, amplitude: 1.5 });
 
-function inputs(useCfg: boolean, seed: number) {
-  const rows = useCfg ? 2 * n : n;
-  const c = randomArray(rows * D, seed, 1);
-  const xT = randomArray(n * 16, seed + 1, 1.5);
-  const noiseAll = randomArray(S * rows * 16, seed + 2, 1.5); // the reference draws ξ for every row
-  const noise = new Float32Array(S * n * 16);
-  for (let i = 0; i < S; i++) noise.set(noiseAll.subarray(i * rows * 16, i * rows * 16 + n * 16), i * n * 16);
-  return { rows, c, xT, noiseAll, noise };
-}
-
-async function sample(
-  structure: SamplerStructure,
-  useCfg: boolean,
-  inp: ReturnType<typeof inputs>,
-  fp16 = false,
-) {
+function sample(structure: SamplerStructure, useCfg: boolean, inp: SamplerTestInputs, fp16 = false) {
   const g = buildDiffusionSampler(cfg, weights, {
     cfg: useCfg,
     structure,
     weightDType: fp16 ? 'float16' : 'float32',
   });
-  const out = await runModel(toModelBytes(g), {
-    c: f32([inp.rows, D], inp.c),
-    x_T: f32([n, 16], inp.xT),
-    noise: f32([S, n, 16], inp.noise),
-    cfg_scale: f32([1], [SCALE]),
-    temperature: f32([1], [TEMP]),
-  });
-  assert.deepEqual([...out.x_0.dims], [n, 16]);
-  return out.x_0.data as Float32Array;
+  return fx.run(toModelBytes(g), inp);
 }
 
-function reference(useCfg: boolean, inp: ReturnType<typeof inputs>, fp16 = false) {
-  return diffusionSampleReference(cfg, fp16 ? roundWeightsToFp16(weights) : weights, {
-    n,
-    c: inp.c,
-    xT: inp.xT,
-    noise: inp.noiseAll,
-    cfg: useCfg,
-    cfgScale: SCALE,
-    temperature: TEMP,
-  }).subarray(0, n * 16);
-}
+const reference = (useCfg: boolean, inp: SamplerTestInputs, fp16 = false) =>
+  fx.reference(useCfg, inp, { weights: fp16 ? roundWeightsToFp16(weights) : weights });
 
-const peak = (a: ArrayLike<number>) => Math.max(...Array.from(a, Math.abs));
-const cfgIn = inputs(true, 41);
-const plainIn = inputs(false, 51);
+const cfgIn = fx.inputs(true, 41);
+const plainIn = fx.inputs(false, 51);
 
 for (const [useCfg, inp] of [
   [true, cfgIn],
@@ -110,13 +74,7 @@ test('scan sampler: one Scan walking the steps in reverse, modulations outside i
   const body = scans[0].attrs.body as typeof g;
   assert.ok(!body.nodes.some((nd) => nd.name.includes('adaLN') || nd.name.includes('modulation')));
   assert.ok(g.nodes.some((nd) => nd.name.startsWith('/diffusion/modulation/res_blocks.1/')));
-  const empty = await runModel(toModelBytes(g), {
-    c: f32([0, D], []),
-    x_T: f32([0, 16], []),
-    noise: f32([S, 0, 16], []),
-    cfg_scale: f32([1], [SCALE]),
-    temperature: f32([1], [TEMP]),
-  });
+  const empty = await runModel(toModelBytes(g), fx.emptyFeeds());
   assert.deepEqual([...empty.x_0.dims], [0, 16]);
 });
 

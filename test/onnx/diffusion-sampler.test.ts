@@ -17,7 +17,7 @@ import { buildDiffusionMlp } from '../../src/onnx/builders/diffusion-mlp.ts';
 import { buildDiffusionSampler } from '../../src/onnx/builders/diffusion-sampler.ts';
 import { HARMON_TINY } from '../../src/onnx/config.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
-import { f32, maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';
+import { maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';
 import {
   diffusionSampleCheaperReference,
   diffusionSampleReference,
@@ -26,6 +26,12 @@ import {
   type SamplerVariant,
 } from '../reference/diffusion.ts';
 import { samplePerStep } from '../reference/diffusion-per-step.ts';
+import {
+  diffusionSamplerFixture,
+  peak,
+  type SamplerOverrides,
+  type SamplerTestInputs,
+} from './diffusion-sampler-fixtures.ts';
 
 const cfg = HARMON_TINY;
 const D = cfg.mar.width;
@@ -35,64 +41,25 @@ const n = 3;
 const SCALE = 3;
 const TEMP = 0.7;
 const REL_TOL = 1e-5;
+const fx = diffusionSamplerFixture({ cfg, weights, n, scale: SCALE, temperature: TEMP, amplitude: 1.7 });
 
-function makeInputs(useCfg: boolean, seed: number) {
-  const rows = useCfg ? 2 * n : n;
-  const c = randomArray(rows * D, seed, 1);
-  const xT = randomArray(n * 16, seed + 1, 1.7);
-  // The reference state has `rows` rows and draws ξ for all of them; the graph only gets the
-  // conditional rows' ξ (the first n of each step).
-  const noiseAll = randomArray(S * rows * 16, seed + 2, 1.7);
-  const noise = new Float32Array(S * n * 16);
-  for (let i = 0; i < S; i++) noise.set(noiseAll.subarray(i * rows * 16, i * rows * 16 + n * 16), i * n * 16);
-  return { rows, c, xT, noiseAll, noise };
-}
-
-const cfgIn = makeInputs(true, 21);
-const plainIn = makeInputs(false, 31);
+const cfgIn = fx.inputs(true, 21);
+const plainIn = fx.inputs(false, 31);
 const cfgBytes = toModelBytes(buildDiffusionSampler(cfg, weights, { cfg: true }));
 const plainBytes = toModelBytes(buildDiffusionSampler(cfg, weights, { cfg: false }));
 
-async function runSampler(
-  useCfg: boolean,
-  inp: ReturnType<typeof makeInputs>,
-  over: { noise?: Float32Array; temperature?: number } = {},
-) {
-  const out = await runModel(useCfg ? cfgBytes : plainBytes, {
-    c: f32([inp.rows, D], inp.c),
-    x_T: f32([n, 16], inp.xT),
-    noise: f32([S, n, 16], over.noise ?? inp.noise),
-    cfg_scale: f32([1], [SCALE]),
-    temperature: f32([1], [over.temperature ?? TEMP]),
-  });
-  assert.deepEqual([...out.x_0.dims], [n, 16]);
-  return out.x_0.data as Float32Array;
-}
+const runSampler = (useCfg: boolean, inp: SamplerTestInputs, over: SamplerOverrides = {}) =>
+  fx.run(useCfg ? cfgBytes : plainBytes, inp, over);
 
 function reference(
   useCfg: boolean,
-  inp: ReturnType<typeof makeInputs>,
+  inp: SamplerTestInputs,
   variant: SamplerVariant = {},
   over: { noiseAll?: Float32Array; temperature?: number } = {},
 ) {
-  const x = diffusionSampleReference(
-    cfg,
-    weights,
-    {
-      n,
-      c: inp.c,
-      xT: inp.xT,
-      noise: over.noiseAll ?? inp.noiseAll,
-      cfg: useCfg,
-      cfgScale: SCALE,
-      temperature: over.temperature ?? TEMP,
-    },
-    variant,
-  );
-  return x.subarray(0, n * 16); // the conditional half
+  return fx.reference(useCfg, inp, { variant, ...over });
 }
 
-const peak = (a: ArrayLike<number>) => Math.max(...Array.from(a, Math.abs));
 const cfgRef = reference(true, cfgIn);
 const plainRef = reference(false, plainIn);
 
@@ -223,34 +190,13 @@ test('interface (§6.9), n = 0, and the MLP body is hoisted correctly', async ()
   const body = loop[0].attrs.body as ReturnType<typeof buildDiffusionSampler>;
   assert.ok(!body.nodes.some((nd) => nd.name.includes('cond_embed')));
   assert.ok(body.nodes.some((nd) => nd.name.includes('res_blocks.1/adaLN_modulation')));
-  const empty = await runModel(cfgBytes, {
-    c: f32([0, D], []),
-    x_T: f32([0, 16], []),
-    noise: f32([S, 0, 16], []),
-    cfg_scale: f32([1], [SCALE]),
-    temperature: f32([1], [TEMP]),
-  });
+  const empty = await runModel(cfgBytes, fx.emptyFeeds());
   assert.deepEqual([...empty.x_0.dims], [0, 16]);
 });
 
 test('fp16 weights (Cast in the root graph, used inside the Loop) match the fp16-rounded reference', async () => {
   const bytes = toModelBytes(buildDiffusionSampler(cfg, weights, { cfg: true, weightDType: 'float16' }));
-  const out = await runModel(bytes, {
-    c: f32([cfgIn.rows, D], cfgIn.c),
-    x_T: f32([n, 16], cfgIn.xT),
-    noise: f32([S, n, 16], cfgIn.noise),
-    cfg_scale: f32([1], [SCALE]),
-    temperature: f32([1], [TEMP]),
-  });
-  const ref = diffusionSampleReference(cfg, roundWeightsToFp16(weights), {
-    n,
-    c: cfgIn.c,
-    xT: cfgIn.xT,
-    noise: cfgIn.noiseAll,
-    cfg: true,
-    cfgScale: SCALE,
-    temperature: TEMP,
-  }).subarray(0, n * 16);
-  const err = maxAbsDiff(out.x_0.data as Float32Array, ref);
+  const ref = fx.reference(true, cfgIn, { weights: roundWeightsToFp16(weights) });
+  const err = maxAbsDiff(await fx.run(bytes, cfgIn), ref);
   assert.ok(err <= REL_TOL * peak(ref), `max-abs ${err} on ${peak(ref)}`);
 });
