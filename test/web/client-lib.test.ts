@@ -9,28 +9,12 @@ import {
   toApiError,
 } from '../../src/web/lib/api-error.ts';
 import { applyEvent, fraction, isTerminal, viewFromJob } from '../../src/web/lib/job-state.ts';
-import type { Job, JobEvent } from '../../src/web/lib/operations.ts';
+import type { Job } from '../../src/web/lib/operations.ts';
 import { createSession, hashFor, parseHash } from '../../src/web/lib/session.ts';
+import { job as baseJob, ev } from './job-fixtures.ts';
 
-const job = (over: Partial<Job> = {}): Job => ({
-  id: 'j1',
-  kind: 'GENERATE',
-  status: 'RUNNING',
-  progress: 0.25,
-  model: 'tiny-demo',
-  params: { steps: 8 },
-  images: [],
-  createdAt: '2025-01-01T00:00:00Z',
-  ...over,
-});
-const ev = (seq: number, over: Partial<JobEvent> = {}): JobEvent => ({
-  jobId: 'j1',
-  seq,
-  type: 'PROGRESS',
-  status: 'RUNNING',
-  at: '2025-01-01T00:00:00Z',
-  ...over,
-});
+// A job a quarter done, of 8 steps.
+const job = (over: Partial<Job> = {}) => baseJob({ progress: 0.25, params: { steps: 8 }, ...over });
 
 describe('api errors', () => {
   test('GraphQL errors keep code, fields, retryAfter and requestId', () => {

@@ -9,28 +9,10 @@ import { followJob } from '../../src/web/lib/follow-job.ts';
 import { createGraphQLClient, type GraphQLClient, type Sink } from '../../src/web/lib/graphql-client.ts';
 import type { JobView } from '../../src/web/lib/job-state.ts';
 import type { Job, JobEvent } from '../../src/web/lib/operations.ts';
+import { ev as baseEv, job } from './job-fixtures.ts';
 
-const job = (over: Partial<Job> = {}): Job => ({
-  id: 'j1',
-  kind: 'GENERATE',
-  status: 'RUNNING',
-  progress: 0,
-  model: 'tiny-demo',
-  params: { steps: 4 },
-  images: [],
-  createdAt: '2025-01-01T00:00:00Z',
-  ...over,
-});
-const ev = (seq: number, over: Partial<JobEvent> = {}): JobEvent => ({
-  jobId: 'j1',
-  seq,
-  type: 'PROGRESS',
-  status: 'RUNNING',
-  at: '2025-01-01T00:00:00Z',
-  step: seq,
-  totalSteps: 4,
-  ...over,
-});
+// Progress events of a 4-step job carry their step.
+const ev = (seq: number, over: Partial<JobEvent> = {}) => baseEv(seq, { step: seq, totalSteps: 4, ...over });
 
 /** A client whose subscriptions are driven by the test; records every afterSeq asked for. */
 function scripted(snapshots: Job[]) {
