@@ -25,10 +25,16 @@ export interface SamplerInputs {
   temperature: number;
 }
 
+/**
+ * What the driver needs of the runtime: only `run` (diffusion_mlp). test/onnx runs it over a bare
+ * session of an in-memory graph through the same interface.
+ */
+export type MlpRunner = Pick<ModelRuntime, 'run'>;
+
 /** Runs the 100-step loop with one diffusion_mlp session run per step; returns x_0 [n,16]. */
 export async function samplePerStep(
   config: HarmonConfig,
-  runtime: ModelRuntime,
+  runtime: MlpRunner,
   inp: SamplerInputs,
 ): Promise<Float32Array> {
   const s = diffusionSchedule(config.diffusion);

@@ -3,6 +3,7 @@
  * production importer). Creates a CPU session from model bytes or a path and runs it.
  */
 import * as ort from 'onnxruntime-node';
+import type { HostTensor } from '../../src/runtime/tensors.ts';
 
 export type Feed = {
   dtype: 'float32' | 'int64' | 'int32' | 'uint8';
@@ -33,6 +34,29 @@ export async function runModel(
   } finally {
     await session.release();
   }
+}
+
+/**
+ * A `run(graph, feeds)` over one session of `model`, the shape src/ drivers take from ModelRuntime
+ * (the graph name is ignored: there is only one). Release it when done.
+ */
+export async function graphRunner(model: Uint8Array): Promise<{
+  run(graph: string, feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>>;
+  release(): Promise<void>;
+}> {
+  const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1 });
+  return {
+    async run(_graph, feeds) {
+      const input: Record<string, ort.Tensor> = {};
+      for (const [k, t] of Object.entries(feeds))
+        input[k] = new ort.Tensor(t.dtype, t.data, t.dims as number[]);
+      const out: Record<string, HostTensor> = {};
+      for (const [k, t] of Object.entries(await session.run(input)))
+        out[k] = { dtype: t.type as HostTensor['dtype'], dims: t.dims, data: t.data as HostTensor['data'] };
+      return out;
+    },
+    release: () => session.release(),
+  };
 }
 
 export function f32(dims: number[], data: Float32Array | number[]): Feed {

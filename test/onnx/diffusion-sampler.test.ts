@@ -12,12 +12,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as ort from 'onnxruntime-node';
+import { samplePerStep } from '../../src/bench/per-step-sampler.ts';
 import { buildDiffusionMlp } from '../../src/onnx/builders/diffusion-mlp.ts';
 import { buildDiffusionSampler } from '../../src/onnx/builders/diffusion-sampler.ts';
 import { HARMON_TINY } from '../../src/onnx/config.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
-import { maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';
+import { graphRunner, maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';
 import {
   diffusionSampleCheaperReference,
   diffusionSampleReference,
@@ -25,7 +25,6 @@ import {
   roundWeightsToFp16,
   type SamplerVariant,
 } from '../reference/diffusion.ts';
-import { samplePerStep } from '../reference/diffusion-per-step.ts';
 import {
   diffusionSamplerFixture,
   peak,
@@ -140,16 +139,14 @@ test('temperature scales the per-step noise only (not x_T)', async () => {
 });
 
 test('fused sampler and the per-step driver (100 runs of diffusion_mlp.onnx) agree', async () => {
-  const session = await ort.InferenceSession.create(toModelBytes(buildDiffusionMlp(cfg, weights)), {
-    intraOpNumThreads: 1,
-  });
+  const mlp = await graphRunner(toModelBytes(buildDiffusionMlp(cfg, weights)));
   try {
     for (const [useCfg, inp] of [
       [true, cfgIn],
       [false, plainIn],
     ] as const) {
       const fused = await runSampler(useCfg, inp);
-      const stepped = await samplePerStep(cfg, session, {
+      const stepped = await samplePerStep(cfg, mlp, {
         n,
         c: inp.c,
         xT: inp.xT,
@@ -163,7 +160,7 @@ test('fused sampler and the per-step driver (100 runs of diffusion_mlp.onnx) agr
       assert.ok(err <= 1e-6 * peak(stepped), `cfg=${useCfg}: ${err} on ${peak(stepped)}`);
     }
   } finally {
-    await session.release();
+    await mlp.release();
   }
 });
 
