@@ -189,6 +189,23 @@ export async function launchBrowser(): Promise<Browser> {
   };
 }
 
+/**
+ * `harmon serve` and Chromium started at once (each takes seconds on 2 cores). If either fails,
+ * the one that did start is stopped before the first failure is rethrown, so no process leaks.
+ */
+export async function startServeAndBrowser(
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ served: Served; browser: Browser }> {
+  const [s, b] = await Promise.allSettled([startServe(args, env), launchBrowser()]);
+  if (s.status === 'rejected' || b.status === 'rejected') {
+    if (s.status === 'fulfilled') await s.value.stop();
+    if (b.status === 'fulfilled') await b.value.close();
+    throw s.status === 'rejected' ? s.reason : (b as PromiseRejectedResult).reason;
+  }
+  return { served: s.value, browser: b.value };
+}
+
 export const shot = (page: Page, name: string) =>
   page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 

@@ -9,15 +9,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { serverInfoPath } from '../../src/embedded/server-info.ts';
-import {
-  type Browser,
-  ensureWebBuild,
-  launchBrowser,
-  type Served,
-  shot,
-  startServe,
-  waitFor,
-} from './harness.ts';
+import { type Browser, ensureWebBuild, type Served, shot, startServeAndBrowser, waitFor } from './harness.ts';
 import {
   assertNoConsoleErrors,
   describeFile,
@@ -57,14 +49,7 @@ describe('web playground in Chromium, embedded mode (quick start)', { timeout: 6
     // No env beyond PATH/HOME/HARMON_HOME reaches the server (see harness baseEnv): no
     // DATABASE_URL, no S3_*, exactly `npm start` on a fresh checkout. startServe also runs
     // `harmon keys create`, which reaches the running server's database through server.json.
-    const [s, b] = await Promise.allSettled([startServe(SERVE_ARGS), launchBrowser()]);
-    if (s.status === 'fulfilled') served = s.value;
-    if (b.status === 'fulfilled') browser = b.value;
-    if (s.status === 'rejected' || b.status === 'rejected') {
-      await served?.stop();
-      await browser?.close();
-      throw s.status === 'rejected' ? s.reason : (b as PromiseRejectedResult).reason;
-    }
+    ({ served, browser } = await startServeAndBrowser(SERVE_ARGS));
     page = await browser.newPage();
   });
   after(async () => {

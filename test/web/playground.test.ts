@@ -9,10 +9,9 @@ import {
   type Browser,
   createKey,
   ensureWebBuild,
-  launchBrowser,
   type Served,
   shot,
-  startServe,
+  startServeAndBrowser,
   waitFor,
 } from './harness.ts';
 import {
@@ -66,20 +65,13 @@ async function gql(key: string, query: string, variables: Record<string, unknown
 describe('web playground in Chromium', { timeout: 600_000 }, () => {
   before(async () => {
     ensureWebBuild();
-    // Start both at once: each takes seconds on 2 cores.
     // Real Postgres, as deployed; playground-embedded.test.ts drives the quick-start embedded mode.
     db = await freshDatabase({ migrate: false });
-    const [s, b] = await Promise.allSettled([
-      startServe(SERVE_ARGS, { DATABASE_URL: db.url }),
-      launchBrowser(),
-    ]);
-    if (s.status === 'fulfilled') served = s.value;
-    if (b.status === 'fulfilled') browser = b.value;
-    if (s.status === 'rejected' || b.status === 'rejected') {
-      await served?.stop();
-      await browser?.close();
+    try {
+      ({ served, browser } = await startServeAndBrowser(SERVE_ARGS, { DATABASE_URL: db.url }));
+    } catch (e) {
       await db.drop();
-      throw s.status === 'rejected' ? s.reason : (b as PromiseRejectedResult).reason;
+      throw e;
     }
     page = await browser.newPage();
   });
