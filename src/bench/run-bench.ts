@@ -16,6 +16,7 @@ import { runDescribeBench } from './describe-bench.ts';
 import { type Measurement, type MeasureOptions, peakRssMb } from './harness.ts';
 import { machineInfo } from './machine.ts';
 import {
+  API_FIGURE_KEYS,
   type ApiFigures,
   type BenchReport,
   type DescribeFigures,
@@ -199,14 +200,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   } else {
     apiWhy = opts.absentReason?.api ?? 'the API benchmark is not available in this build';
   }
-  for (const k of [
-    'enqueueP50Ms',
-    'enqueueP99Ms',
-    'queryP99Ms',
-    'throughput',
-    'overheadVsBareApollo',
-    'subscriberEventDelayP99Ms',
-  ] as const) {
+  for (const k of API_FIGURE_KEYS) {
     if (api[k] === null || api[k] === undefined)
       notMeasured[`api.${k}`] = apiWhy ?? 'the API benchmark did not report it';
   }
