@@ -11,11 +11,11 @@ import type { Page } from 'playwright-core';
 import { serverInfoPath } from '../../src/embedded/server-info.ts';
 import { type Browser, ensureWebBuild, type Served, shot, startServeAndBrowser, waitFor } from './harness.ts';
 import {
+  assertFinishedWithPreviews,
   assertNoConsoleErrors,
   describeFile,
   generate,
   JOB_TIMEOUT,
-  previewsShown,
   progressValue,
   redPng,
   reloadMidJob,
@@ -74,20 +74,7 @@ describe('web playground in Chromium, embedded mode (quick start)', { timeout: 6
       steps: '8',
       size: '64',
     });
-    await page.waitForSelector('.job-panel[data-status="SUCCEEDED"] .result img', { timeout: JOB_TIMEOUT });
-    await waitFor(
-      page,
-      `(() => { const i = document.querySelector('.result img'); return i && i.complete && i.naturalWidth === 64; })()`,
-      15_000,
-      'the final 64 px image loaded from embedded S3',
-    );
-    assert.equal(await progressValue(page), 1);
-    const previews = await previewsShown(page);
-    assert.ok(previews.length >= 1, 'at least one preview shown before the final image');
-    assert.ok(
-      previews.every((u) => u.startsWith('http') && u.includes('step-')),
-      previews.join('\n'),
-    );
+    await assertFinishedWithPreviews(page, 'the final 64 px image loaded from embedded S3');
     await shot(page, 'embedded-1-generated');
     assertNoConsoleErrors(browser);
   });

@@ -34,6 +34,27 @@ export const previewsShown = (page: Page) => page.evaluate('window.previewsShown
 export const progressValue = (page: Page) =>
   page.$eval('#gen-progress', (el) => Number((el as unknown as { value: number }).value));
 
+/**
+ * The 64 px generate job of both suites ends well: SUCCEEDED, its final image loaded, progress
+ * full, and at least one preview (an http URL of a step image) shown before that.
+ */
+export async function assertFinishedWithPreviews(page: Page, what = 'the final 64 px image'): Promise<void> {
+  await page.waitForSelector('.job-panel[data-status="SUCCEEDED"] .result img', { timeout: JOB_TIMEOUT });
+  await waitFor(
+    page,
+    `(() => { const i = document.querySelector('.result img'); return i && i.complete && i.naturalWidth === 64; })()`,
+    15_000,
+    what,
+  );
+  assert.equal(await progressValue(page), 1);
+  const previews = await previewsShown(page);
+  assert.ok(previews.length >= 1, 'at least one preview shown before the final image');
+  assert.ok(
+    previews.every((u) => u.startsWith('http') && u.includes('step-')),
+    previews.join('\n'),
+  );
+}
+
 /** No console errors so far; the HTTP errors are attached to explain a failure. */
 export const assertNoConsoleErrors = (browser: Browser) =>
   assert.deepEqual(browser.consoleErrors, [], browser.httpErrors.join('\n'));

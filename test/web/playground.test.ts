@@ -15,11 +15,11 @@ import {
   waitFor,
 } from './harness.ts';
 import {
+  assertFinishedWithPreviews,
   assertNoConsoleErrors,
   describeFile,
   generate as generateIn,
   JOB_TIMEOUT,
-  previewsShown,
   progressValue,
   redPng,
   reloadMidJob,
@@ -113,19 +113,7 @@ describe('web playground in Chromium', { timeout: 600_000 }, () => {
 
   test('generate on the tiny model: live progress, at least one preview, then the final image', async () => {
     await generate(page, { prompt: 'a red square on a blue sky', seed: '7', steps: '8', size: '64' });
-    await page.waitForSelector('.job-panel[data-status="SUCCEEDED"] .result img', { timeout: JOB_TIMEOUT });
-    await waitFor(
-      page,
-      `(() => { const i = document.querySelector('.result img'); return i && i.complete && i.naturalWidth === 64; })()`,
-      15_000,
-    );
-    assert.equal(await progressValue(page), 1);
-    const previews = await previewsShown(page);
-    assert.ok(previews.length >= 1, 'at least one preview shown before the final image');
-    assert.ok(
-      previews.every((u) => u.startsWith('http') && u.includes('step-')),
-      previews.join('\n'),
-    );
+    await assertFinishedWithPreviews(page);
     assert.match((await page.textContent('.result figcaption')) ?? '', /64×64 PNG/);
     assert.match((await page.getAttribute('.result a', 'download')) ?? '', /^harmon-.*\.png$/);
     const [download] = await Promise.all([
