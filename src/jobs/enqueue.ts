@@ -15,7 +15,7 @@ import { AppError } from '../shared/errors.ts';
 import { logger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
 import { assertQuota, lockTenantQuota } from '../tenancy/quota.ts';
-import { appendEvent } from './event-log.ts';
+import { appendFirstEvent } from './event-log.ts';
 import { lockJob, terminateJob } from './job-state.ts';
 import type { HarmonJobPayload, JobQueue } from './queue/port.ts';
 import { prismaSqlTransaction } from './queue/prisma-transaction.ts';
@@ -111,7 +111,13 @@ export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promis
           webhookUrl: req.webhookUrl ?? null,
         },
       });
-      await appendEvent(tx, { jobId: created.id, tenantId: req.tenantId, type: 'STATUS', status: 'QUEUED' });
+      // seq 1 of a row only this transaction can see: no lock, no max(seq), NOTIFY in the insert.
+      await appendFirstEvent(tx, {
+        jobId: created.id,
+        tenantId: req.tenantId,
+        type: 'STATUS',
+        status: 'QUEUED',
+      });
       if (queue.sendInTransaction) {
         // A failure here rolls the job back with it: the client gets the error and no job exists.
         await queue.sendInTransaction(

@@ -3,7 +3,8 @@
  * gap-free `seq` (1, 2, 3 ... per job); live fan-out (event-bus.ts) is only a doorbell that says
  * "job X has seq N now", so a subscriber that misses a NOTIFY loses nothing — it re-reads the log.
  */
-import type { JobStatus, Prisma as P } from '../generated/prisma/client.ts';
+import { randomUUID } from 'node:crypto';
+import type { JobEvent, JobStatus, Prisma as P } from '../generated/prisma/client.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Prisma } from '../storage/db.ts';
 import {
@@ -50,6 +51,30 @@ export async function appendEvent(tx: Tx, input: AppendEventInput): Promise<JobE
   });
   const notice: JobEventNotice = { jobId: input.jobId, tenantId: input.tenantId, seq: next };
   await tx.$executeRaw`SELECT pg_notify(${JOB_EVENTS_CHANNEL}, ${JSON.stringify(notice)})`;
+  return toEventRecord(row);
+}
+
+/**
+ * The first event of a job the caller has just inserted in `tx` (enqueueJob): seq is 1 by
+ * construction and no other transaction can see the job yet, so appendEvent's row lock and
+ * max(seq) read are skipped, and the insert and its NOTIFY go in ONE statement (a data-modifying
+ * CTE runs exactly once; the SELECT fires one pg_notify per inserted row). Channel and payload are
+ * exactly appendEvent's, so subscribers cannot tell the two apart. Called on a job that already
+ * has events, the (jobId, seq) unique key rejects it rather than writing a second seq 1.
+ */
+export async function appendFirstEvent(tx: Tx, input: AppendEventInput): Promise<JobEventRecord> {
+  const payload: JobEventPayload = { ...input.payload, status: input.status };
+  const notice: JobEventNotice = { jobId: input.jobId, tenantId: input.tenantId, seq: 1 };
+  // id and createdAt are filled here as Prisma fills them for jobEvent.create (client-side uuid;
+  // timestamp(3) holding the UTC wall clock, which an ISO string cast to ::timestamp keeps).
+  const rows = await tx.$queryRaw<(JobEvent & { notified: string })[]>`
+    WITH e AS (
+      INSERT INTO "JobEvent" (id, "jobId", "tenantId", seq, type, payload, "createdAt")
+      VALUES (${randomUUID()}::uuid, ${input.jobId}::uuid, ${input.tenantId}::uuid, 1, ${input.type},
+              ${JSON.stringify(payload)}::jsonb, ${new Date().toISOString()}::timestamp)
+      RETURNING id, "jobId", "tenantId", seq, type, payload, "createdAt")
+    SELECT e.*, pg_notify(${JOB_EVENTS_CHANNEL}, ${JSON.stringify(notice)})::text AS notified FROM e`;
+  const { notified: _void, ...row } = rows[0];
   return toEventRecord(row);
 }
 

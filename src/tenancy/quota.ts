@@ -47,35 +47,43 @@ export async function lockTenantQuota(tx: P.TransactionClient, tenantId: string)
   await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`harmon-quota:${tenantId}`}, 0))`;
 }
 
+/**
+ * One statement (one round trip, which matters inside enqueue's locked section): the tenant's
+ * quota, this period's billed usage and the images its queued/running jobs reserve. Aggregates
+ * without GROUP BY always yield one row, so the laterals never drop the tenant row; no row means
+ * no tenant. Sums are bigint in Postgres (gpuMs can pass 2^31 in a month), read back via Number.
+ */
 export async function quotaUsage(prisma: Db, tenantId: string, now: Date = new Date()): Promise<QuotaUsage> {
   const { start, end } = billingPeriod(now);
-  const tenant = await prisma.tenant.findUnique({
-    where: { id: tenantId },
-    select: { monthlyImageQuota: true },
-  });
-  if (!tenant) throw new AppError('NOT_FOUND', `tenant ${tenantId} was not found`);
-  const sums = await prisma.usageRecord.aggregate({
-    where: { tenantId, at: { gte: start } },
-    _sum: { images: true, tokens: true, gpuMs: true },
-  });
-  const totals = {
-    images: sums._sum.images ?? 0,
-    tokens: sums._sum.tokens ?? 0,
-    gpuMs: sums._sum.gpuMs ?? 0,
-  };
-  // Aggregated in SQL: a tenant may have thousands of queued jobs.
-  const [row] = await prisma.$queryRaw<{ images: number }[]>`
-    SELECT COALESCE(SUM(COALESCE((input->>'count')::int, 1)), 0)::int AS images FROM "Job"
-    WHERE "tenantId" = ${tenantId}::uuid AND kind = 'GENERATE' AND status IN ('QUEUED', 'RUNNING')`;
-  const inFlightImages = Number(row?.images ?? 0);
-  const quota = tenant.monthlyImageQuota;
+  // `at` is timestamp(3) holding UTC: an ISO string cast to ::timestamp keeps the UTC wall clock.
+  const rows = await prisma.$queryRaw<
+    { quota: number; images: bigint; tokens: bigint; gpuMs: bigint; inFlightImages: bigint }[]
+  >`
+    SELECT t."monthlyImageQuota" AS quota, u.images, u.tokens, u."gpuMs", f.images AS "inFlightImages"
+    FROM "Tenant" t
+    CROSS JOIN LATERAL (
+      SELECT COALESCE(SUM(images), 0)::bigint AS images, COALESCE(SUM(tokens), 0)::bigint AS tokens,
+             COALESCE(SUM("gpuMs"), 0)::bigint AS "gpuMs"
+      FROM "UsageRecord" WHERE "tenantId" = t.id AND at >= ${start.toISOString()}::timestamp) u
+    -- Aggregated in SQL: a tenant may have thousands of queued jobs.
+    CROSS JOIN LATERAL (
+      SELECT COALESCE(SUM(COALESCE((input->>'count')::int, 1)), 0)::bigint AS images FROM "Job"
+      WHERE "tenantId" = t.id AND kind = 'GENERATE' AND status IN ('QUEUED', 'RUNNING')) f
+    WHERE t.id = ${tenantId}::uuid`;
+  const row = rows[0];
+  if (!row) throw new AppError('NOT_FOUND', `tenant ${tenantId} was not found`);
+  const quota = row.quota;
+  const images = Number(row.images);
+  const inFlightImages = Number(row.inFlightImages);
   return {
     periodStart: start,
     periodEnd: end,
     quota,
-    ...totals,
+    images,
+    tokens: Number(row.tokens),
+    gpuMs: Number(row.gpuMs),
     inFlightImages,
-    remainingImages: Math.max(0, quota - totals.images - inFlightImages),
+    remainingImages: Math.max(0, quota - images - inFlightImages),
   };
 }
 
