@@ -31,10 +31,23 @@ export interface ReservingRateLimiter extends RateLimiter {
 }
 
 export function postgresRateLimiter(prisma: Prisma): ReservingRateLimiter {
+  /** Buckets this process has made sure exist (see below). */
+  const created = new Set<string>();
+
   async function reserve(key: string, perMinute: number, want: number): Promise<Reservation> {
     const capacity = perMinute;
     const perSecond = perMinute / 60;
     const n = Math.max(1, Math.floor(want));
+    // The statement below locks the bucket row with FOR UPDATE, which locks nothing while the row
+    // does not exist yet: two first takers (two processes, or concurrent requests) would both see
+    // a full bucket and both spend from it. Creating the full bucket first, on its own, makes
+    // every later statement serialise on the row lock.
+    if (!created.has(key)) {
+      await prisma.$executeRaw`
+        INSERT INTO "RateLimitBucket" (key, tokens, "updatedAt") VALUES (${key}, ${capacity}::float8, clock_timestamp())
+        ON CONFLICT (key) DO NOTHING`;
+      created.add(key);
+    }
     // `avail` = stored tokens plus the refill since the last update, capped at the capacity
     // (a new bucket starts full). The row is locked by FOR UPDATE inside the CTE, so a
     // concurrent taker re-reads the updated row after this statement commits. `granted` is the

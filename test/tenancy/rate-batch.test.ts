@@ -101,3 +101,18 @@ test('concurrent takers share one reservation; unused tokens expire after the ho
   assert.ok((await rl.take('rb:hold', 6000)).allowed);
   assert.equal(c.calls.reserve, 3, 'expired tokens are not used');
 });
+
+test('the first takers of a new bucket in two processes cannot both spend the full bucket', async () => {
+  // Before buckets were created ahead of the locking statement, FOR UPDATE locked no row for a
+  // key seen for the first time, so two concurrent first reservations both saw a full bucket.
+  const a = postgresRateLimiter(db.prisma);
+  const b = postgresRateLimiter(db.prisma);
+  for (let i = 0; i < 20; i++) {
+    const key = `rb:first:${i}`;
+    const [ra, rb] = await Promise.all([a.reserve(key, 10, 10), b.reserve(key, 10, 10)]);
+    assert.ok(
+      ra.granted + rb.granted <= 10 + 1,
+      `key ${i}: granted ${ra.granted} + ${rb.granted} from a bucket of 10`,
+    );
+  }
+});
