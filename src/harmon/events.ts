@@ -18,8 +18,11 @@ export interface EncodedImage {
 
 export type PipelineEvent =
   | { type: 'stage'; stage: Stage }
-  /** A MAR step finished: `step` is 1-based (1..totalSteps); `predicted` tokens per image. */
-  | { type: 'step'; step: number; totalSteps: number; predicted: number }
+  /**
+   * A MAR step finished: `step` is 1-based (1..totalSteps); `predicted` tokens per image; `at` is
+   * the wall-clock time (ms) it finished, in the thread that ran it (events cross threads late).
+   */
+  | { type: 'step'; step: number; totalSteps: number; predicted: number; at: number }
   /** VAE decode of the tokens known after `step` (unknown tokens are zero latents). */
   | { type: 'preview'; step: number; totalSteps: number; images: EncodedImage[] }
   /** A describe token: `text` is the stable text delta it completed (may be ''). */

@@ -189,7 +189,7 @@ export async function generate(
       sampler,
       conditionRows: B * K,
     });
-    emit({ type: 'step', step: k + 1, totalSteps: o.steps, predicted: K });
+    emit({ type: 'step', step: k + 1, totalSteps: o.steps, predicted: K, at: Date.now() });
     if (run.previewEvery && run.previewEvery > 0 && (k + 1) % run.previewEvery === 0 && k + 1 < o.steps) {
       const images = await timer.time('preview', () => decodeToPng(model, tokens, G, side));
       emit({ type: 'preview', step: k + 1, totalSteps: o.steps, images });

@@ -73,7 +73,8 @@ test('concurrent requests are serialised and both complete', async () => {
 
 test('cancel mid-run stops within one MAR step; the engine keeps working', async () => {
   const ac = new AbortController();
-  const seen: number[] = [];
+  const finishedAt: number[] = [];
+  let abortedAt = Number.POSITIVE_INFINITY;
   await assert.rejects(
     engine.generate(
       { ...base, steps: 16 },
@@ -81,14 +82,21 @@ test('cancel mid-run stops within one MAR step; the engine keeps working', async
         signal: ac.signal,
         onEvent: (e) => {
           if (e.type !== 'step') return;
-          seen.push(e.step);
-          if (e.step === 2) ac.abort();
+          finishedAt.push(e.at);
+          if (e.step === 2) {
+            abortedAt = Date.now();
+            ac.abort();
+          }
         },
       },
     ),
     (e: unknown) => e instanceof AppError && e.code === 'CANCELED',
   );
-  assert.ok(Math.max(...seen) <= 3, `ran to step ${Math.max(...seen)} after abort at 2`);
+  // Step events reach this thread late under load, so count the steps the worker FINISHED after
+  // the abort (by its own clock stamps): at most the one that was running when the flag was set.
+  const after = finishedAt.filter((t) => t > abortedAt).length;
+  assert.ok(after <= 1, `${after} steps finished after the abort`);
+  assert.ok(finishedAt.length < 16, 'the run did not stop');
   const pre = new AbortController();
   pre.abort();
   await assert.rejects(engine.generate(base, { signal: pre.signal }), { code: 'CANCELED' });

@@ -37,7 +37,7 @@ const png = (n: number): EncodedImage => ({
 const runner: JobRunner = {
   models: () => ['fake'],
   async generate(_m, input, o): Promise<GenerateResult> {
-    o.onEvent({ type: 'step', step: 1, totalSteps: 1, predicted: 1 });
+    o.onEvent({ type: 'step', step: 1, totalSteps: 1, predicted: 1, at: Date.now() });
     o.onEvent({ type: 'preview', step: 1, totalSteps: 1, images: [png(0)] });
     const count = input.count ?? 1;
     return {
