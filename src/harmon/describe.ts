@@ -17,7 +17,14 @@ import { int64 } from '../runtime/tensors.ts';
 import { AppError } from '../shared/errors.ts';
 import { type DescribeInput, LIMITS, resolveDescribeOptions } from '../shared/job-inputs.ts';
 import type { CancelSignal, DescribeResult, EventSink } from './events.ts';
-import { type HarmonModel, outF32, RequestTimer, throwIfCanceled } from './harmon-model.ts';
+import {
+  emptyPast,
+  type HarmonModel,
+  outF32,
+  presentAsPast,
+  RequestTimer,
+  throwIfCanceled,
+} from './harmon-model.ts';
 import { decodeImage, preprocessForDescribe } from './image-io.ts';
 import { Rng } from './prng.ts';
 import { buildDescribePrompt } from './prompts.ts';
@@ -158,25 +165,13 @@ export async function describe(
       },
       ...past,
     });
-    const next: Record<string, HostTensor> = {};
-    for (let l = 0; l < llm.layers; l++) {
-      for (const kv of ['key', 'value'])
-        next[`past_key_values.${l}.${kv}`] = outF32(out, `present.${l}.${kv}`, 'llm');
-    }
     // Copy: the logits buffer is penalised in place below.
-    return { logits: Float32Array.from(outF32(out, 'logits', 'llm').data), past: next };
+    return {
+      logits: Float32Array.from(outF32(out, 'logits', 'llm').data),
+      past: presentAsPast(out, llm.layers),
+    };
   };
-  const empty: Record<string, HostTensor> = {};
-  for (let l = 0; l < llm.layers; l++) {
-    for (const kv of ['key', 'value']) {
-      empty[`past_key_values.${l}.${kv}`] = {
-        dtype: 'float32',
-        dims: [1, llm.kvHeads, 0, llm.headDim],
-        data: new Float32Array(0),
-      };
-    }
-  }
-  let step = await timer.time('prefill', () => decodeStep(embeds, empty, 0));
+  let step = await timer.time('prefill', () => decodeStep(embeds, emptyPast(llm, 1), 0));
   let pastLen = T;
 
   emit({ type: 'stage', stage: 'decode' });

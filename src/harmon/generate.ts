@@ -18,7 +18,15 @@ import type { HostTensor } from '../runtime/tensors.ts';
 import { int64 } from '../runtime/tensors.ts';
 import { type GenerateInput, resolveGenerateOptions } from '../shared/job-inputs.ts';
 import type { CancelSignal, EncodedImage, EventSink, GenerateResult, StepDebugInfo } from './events.ts';
-import { type HarmonModel, outF32, RequestTimer, throwIfCanceled } from './harmon-model.ts';
+import {
+  emptyPast,
+  type HarmonModel,
+  outF32,
+  presentAsPast,
+  presentNames,
+  RequestTimer,
+  throwIfCanceled,
+} from './harmon-model.ts';
 import { encodeImage } from './image-io.ts';
 import { gatherVisible, imagePassFeeds, rowIndices, stepIndices, writeBack } from './mar-batch.ts';
 import { type MarStepMode, marConditions, useFusedStep } from './mar-condition.ts';
@@ -97,8 +105,7 @@ export async function generate(
       'embed_tokens',
     ),
   );
-  const textCache: Record<string, HostTensor> = {};
-  await timer.time('prefill', async () => {
+  const textCache = await timer.time('prefill', async () => {
     const feeds: Record<string, HostTensor> = {
       inputs_embeds: embeds,
       attention_mask: { dtype: 'int64', dims: [B, L], data: new BigInt64Array(B * L).fill(1n) },
@@ -107,23 +114,10 @@ export async function generate(
         dims: [B, L],
         data: BigInt64Array.from({ length: B * L }, (_, i) => BigInt(i % L)),
       },
+      ...emptyPast(llm, B),
     };
-    const names: string[] = [];
-    for (let l = 0; l < llm.layers; l++) {
-      for (const kv of ['key', 'value']) {
-        feeds[`past_key_values.${l}.${kv}`] = {
-          dtype: 'float32',
-          dims: [B, llm.kvHeads, 0, llm.headDim],
-          data: new Float32Array(0),
-        };
-        names.push(`present.${l}.${kv}`);
-      }
-    }
-    const out = await model.runtime.run('llm', feeds, names);
-    for (let l = 0; l < llm.layers; l++) {
-      for (const kv of ['key', 'value'])
-        textCache[`past_key_values.${l}.${kv}`] = outF32(out, `present.${l}.${kv}`, 'llm');
-    }
+    const out = await model.runtime.run('llm', feeds, presentNames(llm.layers));
+    return presentAsPast(out, llm.layers);
   });
 
   const rng = Rng.fromSeed(o.seed);

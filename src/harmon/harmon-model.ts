@@ -4,7 +4,7 @@
  * (spec §2.10; cached, since every step of every request at one size reuses them).
  * generate.ts and describe.ts take one of these; nothing here knows about threads.
  */
-import type { HarmonConfig } from '../onnx/config.ts';
+import type { HarmonConfig, LlmConfig } from '../onnx/config.ts';
 import type { GraphName, Manifest } from '../runtime/manifest.ts';
 import { readManifest } from '../runtime/model-dir.ts';
 import { ModelRuntime, type RuntimeOptions } from '../runtime/sessions.ts';
@@ -154,6 +154,35 @@ export function outF32(
     throw new AppError('MODEL_INVALID', `graph ${graph} returned no float32 output ${name}`);
   }
   return t as HostTensor & { data: Float32Array };
+}
+
+/** Empty `past_key_values.{l}.{key,value}` feeds [rows, kvHeads, 0, headDim]: an llm prefill run. */
+export function emptyPast(llm: LlmConfig, rows: number): Record<string, HostTensor> {
+  const past: Record<string, HostTensor> = {};
+  for (let l = 0; l < llm.layers; l++) {
+    for (const kv of ['key', 'value'])
+      past[`past_key_values.${l}.${kv}`] = {
+        dtype: 'float32',
+        dims: [rows, llm.kvHeads, 0, llm.headDim],
+        data: new Float32Array(0),
+      };
+  }
+  return past;
+}
+
+/** The llm's `present.{l}.*` outputs as the `past_key_values.{l}.*` feeds of the next run. */
+export function presentAsPast(out: Record<string, HostTensor>, layers: number): Record<string, HostTensor> {
+  const past: Record<string, HostTensor> = {};
+  for (let l = 0; l < layers; l++) {
+    for (const kv of ['key', 'value'])
+      past[`past_key_values.${l}.${kv}`] = outF32(out, `present.${l}.${kv}`, 'llm');
+  }
+  return past;
+}
+
+/** Names of the llm's `present.{l}.{key,value}` outputs, to fetch only the cache from a run. */
+export function presentNames(layers: number): string[] {
+  return Array.from({ length: layers }, (_, l) => [`present.${l}.key`, `present.${l}.value`]).flat();
 }
 
 export function throwIfCanceled(signal: { readonly aborted: boolean } | undefined, what: string): void {
