@@ -48,12 +48,7 @@ export class HarmonModel {
     const runtime = await ModelRuntime.open(dir, runtimeOpts);
     try {
       const out = await runtime.run('pos_tables', {});
-      const f32 = (name: string) => {
-        const t = out[name];
-        if (t?.dtype !== 'float32')
-          throw new AppError('MODEL_INVALID', `pos_tables.onnx has no float32 output ${name}`);
-        return t.data as Float32Array;
-      };
+      const f32 = (name: string) => outF32(out, name, 'pos_tables').data;
       const native = { enc: f32('enc_pos_grid16'), dec: f32('dec_pos_grid16'), diff: f32('diff_pos_grid16') };
       return new HarmonModel(runtime, getTokenizer(), native);
     } catch (e) {
