@@ -27,6 +27,13 @@ export interface AppendEventInput {
   payload?: Omit<JobEventPayload, 'status'>;
 }
 
+/** Locks the tenant's Job row FOR UPDATE until the transaction ends; NOT_FOUND when there is none. */
+export async function lockJobRow(tx: Tx, tenantId: string, jobId: string): Promise<void> {
+  const locked = await tx.$queryRaw<{ id: string }[]>`
+    SELECT id FROM "Job" WHERE id = ${jobId}::uuid AND "tenantId" = ${tenantId}::uuid FOR UPDATE`;
+  if (locked.length === 0) throw new AppError('NOT_FOUND', `job ${jobId} was not found`);
+}
+
 /**
  * Appends one event inside the caller's transaction. The job row is locked FOR UPDATE first, so
  * concurrent appenders for the same job serialise and `max(seq) + 1` can never collide; the
@@ -34,9 +41,7 @@ export interface AppendEventInput {
  * readable (never a doorbell for a row they cannot see yet).
  */
 export async function appendEvent(tx: Tx, input: AppendEventInput): Promise<JobEventRecord> {
-  const locked = await tx.$queryRaw<{ id: string }[]>`
-    SELECT id FROM "Job" WHERE id = ${input.jobId}::uuid AND "tenantId" = ${input.tenantId}::uuid FOR UPDATE`;
-  if (locked.length === 0) throw new AppError('NOT_FOUND', `job ${input.jobId} was not found`);
+  await lockJobRow(tx, input.tenantId, input.jobId);
   const [{ next }] = await tx.$queryRaw<{ next: number }[]>`
     SELECT COALESCE(MAX(seq), 0)::int + 1 AS next FROM "JobEvent" WHERE "jobId" = ${input.jobId}::uuid`;
   const payload: JobEventPayload = { ...input.payload, status: input.status };

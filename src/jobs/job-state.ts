@@ -5,8 +5,7 @@
  * WebhookDelivery row when the job has a webhook — so no path can forget one of them.
  */
 import type { Job, JobStatus, Prisma as P } from '../generated/prisma/client.ts';
-import { AppError } from '../shared/errors.ts';
-import { appendEvent, type Tx } from './event-log.ts';
+import { appendEvent, lockJobRow, type Tx } from './event-log.ts';
 import type { JobEventPayload, JobEventRecord } from './events.ts';
 import { isTerminalStatus } from './events.ts';
 
@@ -23,9 +22,7 @@ export interface TerminateInput {
 
 /** Locks the job row and returns it; NOT_FOUND for another tenant's or a missing job. */
 export async function lockJob(tx: Tx, tenantId: string, jobId: string): Promise<Job> {
-  const rows = await tx.$queryRaw<{ id: string }[]>`
-    SELECT id FROM "Job" WHERE id = ${jobId}::uuid AND "tenantId" = ${tenantId}::uuid FOR UPDATE`;
-  if (rows.length === 0) throw new AppError('NOT_FOUND', `job ${jobId} was not found`);
+  await lockJobRow(tx, tenantId, jobId);
   return tx.job.findFirstOrThrow({ where: { id: jobId, tenantId } });
 }
 
