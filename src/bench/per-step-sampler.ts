@@ -6,10 +6,10 @@
  * is the price of 100 host round trips. Same inputs as the fused graph: c, x_T, noise [S,n,16],
  * cfg scale, temperature.
  */
+import { outF32 } from '../harmon/harmon-model.ts';
 import { diffusionSchedule } from '../onnx/builders/diffusion-schedule.ts';
 import type { HarmonConfig } from '../onnx/config.ts';
 import type { ModelRuntime } from '../runtime/sessions.ts';
-import { AppError } from '../shared/errors.ts';
 
 const C = 16; // latent channels per token
 
@@ -57,9 +57,7 @@ export async function samplePerStep(
       t: { dtype: 'float32', dims: [rows], data: t },
       c,
     });
-    const out = res.out?.data;
-    if (!(out instanceof Float32Array))
-      throw new AppError('MODEL_INVALID', 'diffusion_mlp returned no float32 output "out"');
+    const out = outF32(res, 'out', 'diffusion_mlp').data;
     // out is [rows, 32]: ε in channels 0..15, the variance interpolation v in 16..31.
     const sra = f(s.sra[i]);
     const srm1 = f(s.srm1[i]);

@@ -12,6 +12,7 @@
  * where fp32 itself cannot hold 1e-3 absolute; the two agree to a few ulps of max|x_0|, so the
  * check is max-abs difference ≤ 1e-5 · max|x_0|, and both numbers are reported.
  */
+import { outF32 } from '../harmon/harmon-model.ts';
 import { Rng } from '../harmon/prng.ts';
 import { ModelRuntime } from '../runtime/sessions.ts';
 import { AppError } from '../shared/errors.ts';
@@ -107,10 +108,7 @@ export async function runSamplerBench(opts: SamplerBenchOptions): Promise<Sample
         cfg_scale: { dtype: 'float32', dims: [1], data: Float32Array.of(inp.cfgScale) },
         temperature: { dtype: 'float32', dims: [1], data: Float32Array.of(inp.temperature) },
       });
-      const x0 = out.x_0?.data;
-      if (!(x0 instanceof Float32Array))
-        throw new AppError('MODEL_INVALID', 'diffusion_sampler returned no float32 x_0');
-      return x0;
+      return outF32(out, 'x_0', 'diffusion_sampler').data;
     };
     const perStep = () => samplePerStep(config, runtime, inp);
 
