@@ -2,21 +2,16 @@
  * Pipeline benchmark: generate on the tiny and "small" configs, in process (no worker hop), with
  * warm-up and repetitions. Reports per-stage wall time, session runs per image and the share of
  * wall time spent in JS orchestration, (wall − Σ session-run ms) / wall — the goal is ≤ 3 %.
- * Models are random-weight builds cached like the demo model (built on first use).
- *
- * The result object keeps `stageMs`, `sessionRunsPerImage` and `jsOverheadShare` at the top of
- * each config entry; the benchmark suite (issue #7) extends it.
+ * The models are the random-weight builds run-bench.ts makes (or --model), one directory per variant.
  */
-import { ensureDemoModel } from '../harmon/demo-model.ts';
 import type { RunMetadata } from '../harmon/events.ts';
 import { generate } from '../harmon/generate.ts';
 import { HarmonModel } from '../harmon/harmon-model.ts';
-import { HARMON_SMALL, HARMON_TINY, type HarmonConfig } from '../onnx/config.ts';
+import { percentile } from './harness.ts';
 import type { PipelineConfigFigures } from './report.ts';
 
 export interface PipelineBenchCase {
   name: 'tiny' | 'small';
-  config: HarmonConfig;
   size: number;
   steps: number;
   count: number;
@@ -41,60 +36,22 @@ export interface PipelineBenchEntry {
   jsOverheadShare: number;
 }
 
-export interface PipelineBenchResult {
-  machine: { cpus: number; node: string; platform: string };
-  entries: PipelineBenchEntry[];
-  /** The entry of the largest config run (small when run, else tiny), for quick reading. */
-  stageMs: Record<string, number>;
-  sessionRunsPerImage: number;
-  jsOverheadShare: number;
-}
+/** One case per variant; a run takes those it has a model directory for. */
+const CASES: readonly PipelineBenchCase[] = [
+  { name: 'tiny', size: 64, steps: 8, count: 1, warmup: 1, repetitions: 3 },
+  { name: 'small', size: 128, steps: 16, count: 1, warmup: 1, repetitions: 3 },
+];
 
-export function defaultCases(quick: boolean): PipelineBenchCase[] {
-  const tiny: PipelineBenchCase = {
-    name: 'tiny',
-    config: HARMON_TINY,
-    size: 64,
-    steps: 8,
-    count: 1,
-    warmup: 1,
-    repetitions: 3,
-  };
-  const small: PipelineBenchCase = {
-    name: 'small',
-    config: HARMON_SMALL,
-    size: 128,
-    steps: 16,
-    count: 1,
-    warmup: 1,
-    repetitions: 3,
-  };
-  return quick ? [tiny] : [tiny, small];
-}
+const median = (xs: number[]) => percentile(xs, 0.5);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-export async function runPipelineBench(
+async function runPipelineBench(
   cases: PipelineBenchCase[],
-  opts: { modelDir?: string; modelDirs?: Record<string, string>; log?: (line: string) => void } = {},
-): Promise<PipelineBenchResult> {
-  const log = opts.log ?? (() => {});
+  modelDirs: Record<string, string>,
+  log: (line: string) => void,
+): Promise<PipelineBenchEntry[]> {
   const entries: PipelineBenchEntry[] = [];
-  const { availableParallelism } = await import('node:os');
   for (const c of cases) {
-    const dir =
-      opts.modelDirs?.[c.name] ??
-      (opts.modelDir && c.name === 'tiny'
-        ? opts.modelDir
-        : await ensureDemoModel({
-            name: c.name === 'tiny' ? undefined : `${c.name}-bench`,
-            config: c.config,
-            onBuild: (d) => log(`building the random-weight ${c.name} model into ${d}`),
-          }));
-    const model = await HarmonModel.open(dir);
+    const model = await HarmonModel.open(modelDirs[c.name]);
     try {
       const input = {
         prompt: 'a watercolor painting of a lighthouse on a cliff',
@@ -130,36 +87,7 @@ export async function runPipelineBench(
       await model.close();
     }
   }
-  const head = entries[entries.length - 1];
-  return {
-    machine: {
-      cpus: availableParallelism(),
-      node: process.version,
-      platform: `${process.platform}-${process.arch}`,
-    },
-    entries,
-    stageMs: head.stageMs,
-    sessionRunsPerImage: head.sessionRunsPerImage,
-    jsOverheadShare: head.jsOverheadShare,
-  };
-}
-
-/** A plain-text table: one column per config, one row per stage plus the summary rows. */
-export function formatPipelineTable(r: PipelineBenchResult): string {
-  const cols = r.entries;
-  const stages = [...new Set(cols.flatMap((e) => Object.keys(e.stageMs)))];
-  const rows: string[][] = [['', ...cols.map((e) => `${e.name} ${e.size}px T=${e.steps}`)]];
-  for (const s of stages) rows.push([`${s} ms`, ...cols.map((e) => (e.stageMs[s] ?? 0).toFixed(1))]);
-  rows.push(['total ms (median)', ...cols.map((e) => e.totalMs.median.toFixed(1))]);
-  rows.push(['session ms', ...cols.map((e) => e.sessionMs.toFixed(1))]);
-  rows.push(['session runs / image', ...cols.map((e) => String(e.sessionRunsPerImage))]);
-  rows.push(['JS overhead share', ...cols.map((e) => `${(e.jsOverheadShare * 100).toFixed(2)} %`)]);
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  return rows
-    .map((row) =>
-      row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '),
-    )
-    .join('\n');
+  return entries;
 }
 
 /**
@@ -171,10 +99,10 @@ export async function pipelineBenchProvider(ctx: {
   quick: boolean;
   log: (line: string) => void;
 }): Promise<{ configs: PipelineConfigFigures[] }> {
-  const cases = defaultCases(false).filter((c) => c.name in ctx.modelDirs);
-  const r = await runPipelineBench(cases, { modelDirs: ctx.modelDirs, log: ctx.log });
+  const cases = CASES.filter((c) => c.name in ctx.modelDirs);
+  const entries = await runPipelineBench(cases, ctx.modelDirs, ctx.log);
   return {
-    configs: r.entries.map((e) => ({
+    configs: entries.map((e) => ({
       variant: e.name,
       size: e.size,
       steps: e.steps,
