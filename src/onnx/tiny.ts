@@ -15,11 +15,16 @@ import { exportHarmon } from './export-model.ts';
 import type { WeightDType } from './graph/context.ts';
 import { randomHarmonWeights } from './weights/random.ts';
 
+let fingerprint: string | undefined;
+
 /**
  * sha256 over the graph-building sources (src/onnx/**), so a cached demo model built by an
  * older version of the builders (e.g. before a faster sampler layout) is detected and rebuilt.
+ * Computed once per process: the sources do not change under a running process, and
+ * ensureDemoModel asks up to three times (check, build, re-check).
  */
 export function builderFingerprint(): string {
+  if (fingerprint) return fingerprint;
   const root = fileURLToPath(new URL('.', import.meta.url));
   const hash = createHash('sha256');
   const walk = (dir: string) => {
@@ -30,7 +35,8 @@ export function builderFingerprint(): string {
     }
   };
   walk(root);
-  return hash.digest('hex').slice(0, 16);
+  fingerprint = hash.digest('hex').slice(0, 16);
+  return fingerprint;
 }
 
 export interface TinyOptions {
