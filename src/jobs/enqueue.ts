@@ -165,6 +165,7 @@ export async function requestCancel(prisma: Prisma, tenantId: string, jobId: str
         status: 'CANCELED',
         error: { code: 'CANCELED', message: 'The job was canceled before it started.' },
         data: { cancelRequested: true },
+        locked: job,
       });
       return ended?.job ?? job;
     }

@@ -36,6 +36,7 @@ export async function succeed(deps: FinishDeps, job: Job, outcome: JobOutcome): 
       jobId: job.id,
       tenantId: job.tenantId,
       status: 'SUCCEEDED',
+      locked: current,
       data: {
         text: outcome.text ?? null,
         gpuMs: outcome.usage.gpuMs,

@@ -18,6 +18,8 @@ export interface TerminateInput {
   data?: Omit<P.JobUncheckedUpdateManyInput, 'status' | 'tenantId' | 'id'>;
   /** Payload of a RESULT event written just before the terminal STATUS (SUCCEEDED only). */
   result?: Omit<JobEventPayload, 'status'>;
+  /** The row lockJob returned earlier in this transaction: it is not locked and read again. */
+  locked?: Job;
 }
 
 /** Locks the job row and returns it; NOT_FOUND for another tenant's or a missing job. */
@@ -34,7 +36,7 @@ export async function terminateJob(
   tx: Tx,
   input: TerminateInput,
 ): Promise<{ job: Job; events: JobEventRecord[] } | null> {
-  const current = await lockJob(tx, input.tenantId, input.jobId);
+  const current = input.locked ?? (await lockJob(tx, input.tenantId, input.jobId));
   if (isTerminalStatus(current.status)) return null;
   const job = await tx.job.update({
     where: { id: input.jobId },

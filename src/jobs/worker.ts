@@ -147,6 +147,7 @@ async function claim(
         tenantId: job.tenantId,
         status: 'CANCELED',
         error: { code: 'CANCELED', message: 'The job was canceled.' },
+        locked: job,
       });
       return null;
     }
