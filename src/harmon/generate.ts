@@ -16,6 +16,7 @@
  */
 import type { HostTensor } from '../runtime/tensors.ts';
 import { int64 } from '../runtime/tensors.ts';
+import { AppError } from '../shared/errors.ts';
 import { type GenerateInput, resolveGenerateOptions } from '../shared/job-inputs.ts';
 import type { CancelSignal, EncodedImage, EventSink, GenerateResult, StepDebugInfo } from './events.ts';
 import {
@@ -220,7 +221,8 @@ async function vaeDecode(
     ['rgb'],
   );
   const rgb = out.rgb;
-  if (!rgb || !(rgb.data instanceof Uint8Array)) throw new Error('vae_decoder returned no uint8 rgb output');
+  if (!rgb || !(rgb.data instanceof Uint8Array))
+    throw new AppError('MODEL_INVALID', 'graph vae_decoder returned no uint8 output rgb');
   return rgb.data;
 }
 
