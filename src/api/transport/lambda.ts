@@ -9,11 +9,10 @@ import { handlers, type LambdaHandler, startServerAndCreateLambdaHandler } from 
 import type { ALBEvent, ALBResult, Context } from 'aws-lambda';
 import type { GraphQLSchema } from 'graphql';
 import { AppError } from '../../shared/errors.ts';
-import { formatApiError, httpStatusFor } from '../errors.ts';
 import type { ApiContext, ApiDeps, JobEventSource } from '../types.ts';
 import { admit, authenticate, contextFor } from '../use-auth.ts';
 import { newApollo } from './http.ts';
-import { type RequestScope, requestScope } from './request-scope.ts';
+import { errorResponse, type RequestScope, requestScope } from './request-scope.ts';
 
 type AlbRequestHandler = ReturnType<typeof handlers.createALBEventRequestHandler>;
 export type GraphqlLambdaHandler = (event: ALBEvent, context: Context) => Promise<ALBResult>;
@@ -44,20 +43,8 @@ function header(event: ALBEvent, name: string): string | undefined {
 
 /** A whole-request error (auth, rate limit) as an ALB response, same body as the HTTP transport. */
 function errorResult(err: unknown, scope: RequestScope): ALBResult {
-  const formatted = formatApiError(err, scope);
-  const status = httpStatusFor(String(formatted.extensions?.code ?? 'INTERNAL'));
-  const retryAfter = formatted.extensions?.retryAfter;
-  const body = JSON.stringify({ errors: [formatted] });
-  return {
-    statusCode: status,
-    headers: {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': String(Buffer.byteLength(body)),
-      ...(typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {}),
-      ...(status === 401 ? { 'www-authenticate': 'Bearer' } : {}),
-    },
-    body,
-  };
+  const r = errorResponse(err, scope);
+  return { statusCode: r.status, headers: r.headers, body: r.body };
 }
 
 export function createGraphqlLambdaHandler(schema: GraphQLSchema, deps: ApiDeps): GraphqlLambdaHandler {

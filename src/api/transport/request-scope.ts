@@ -40,6 +40,30 @@ export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<
   });
 }
 
+/**
+ * The status, headers and JSON body of a whole-request GraphQL error (auth, rate limit, body
+ * problems), shared by the node:http transports and the Lambda handler.
+ */
+export function errorResponse(
+  err: unknown,
+  scope: RequestScope,
+): { status: number; headers: Record<string, string>; body: string } {
+  const formatted: GraphQLFormattedError = formatApiError(err, scope);
+  const status = httpStatusFor(String(formatted.extensions?.code ?? 'INTERNAL'));
+  const retryAfter = formatted.extensions?.retryAfter;
+  const body = JSON.stringify({ errors: [formatted] });
+  return {
+    status,
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(body)),
+      ...(typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {}),
+      ...(status === 401 ? { 'www-authenticate': 'Bearer' } : {}),
+    },
+    body,
+  };
+}
+
 /** A whole-request GraphQL error response (auth, rate limit, body problems). */
 export function sendErrors(
   res: ServerResponse,
@@ -47,18 +71,8 @@ export function sendErrors(
   scope: RequestScope,
   headers: Record<string, string> = {},
 ): number {
-  const formatted: GraphQLFormattedError = formatApiError(err, scope);
-  const code = String(formatted.extensions?.code ?? 'INTERNAL');
-  const status = httpStatusFor(code);
-  const retryAfter = formatted.extensions?.retryAfter;
-  const text = JSON.stringify({ errors: [formatted] });
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(Buffer.byteLength(text)),
-    ...(typeof retryAfter === 'number' ? { 'retry-after': String(retryAfter) } : {}),
-    ...(status === 401 ? { 'www-authenticate': 'Bearer' } : {}),
-    ...headers,
-  });
-  res.end(text);
-  return status;
+  const r = errorResponse(err, scope);
+  res.writeHead(r.status, { ...r.headers, ...headers });
+  res.end(r.body);
+  return r.status;
 }
