@@ -4,7 +4,6 @@
  * request to `executeHTTPGraphQLRequest` with the tenant context. Apollo's CSRF prevention stays
  * on (a GET or a "simple" POST without a preflight-forcing header is refused).
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
@@ -14,7 +13,7 @@ import { formatApiError } from '../errors.ts';
 import type { ApiContext, ApiDeps } from '../types.ts';
 import { admit, authenticate, contextFor } from '../use-auth.ts';
 import { limitsRule } from '../use-limits.ts';
-import { type RequestScope, readBody, requestScope, sendErrors } from './request-scope.ts';
+import { type RequestScope, readBody, requestIdFrom, requestScope, sendErrors } from './request-scope.ts';
 
 export async function createApollo(schema: GraphQLSchema, deps: ApiDeps): Promise<ApolloServer<ApiContext>> {
   const apollo = newApollo(schema, deps);
@@ -53,11 +52,7 @@ export function newApollo(schema: GraphQLSchema, deps: ApiDeps): ApolloServer<Ap
 export function graphqlHttpHandler(apollo: ApolloServer<ApiContext>, deps: ApiDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = process.hrtime.bigint();
-    const requestId =
-      (typeof req.headers['x-request-id'] === 'string' &&
-        /^[\w.-]{1,64}$/.test(req.headers['x-request-id']) &&
-        req.headers['x-request-id']) ||
-      randomUUID();
+    const requestId = requestIdFrom(req.headers['x-request-id']);
     let log: RequestScope['log'] | undefined;
     // Only error paths log; the child logger is built on first use.
     const scope: RequestScope = {

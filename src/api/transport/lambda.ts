@@ -4,7 +4,6 @@
  * policy as POST /graphql, through @as-integrations/aws-lambda's ALB request handler. Queries and
  * mutations only; subscriptions need the long-lived API service.
  */
-import { randomUUID } from 'node:crypto';
 import { handlers, type LambdaHandler, startServerAndCreateLambdaHandler } from '@as-integrations/aws-lambda';
 import type { ALBEvent, ALBResult, Context } from 'aws-lambda';
 import type { GraphQLSchema } from 'graphql';
@@ -12,7 +11,7 @@ import { AppError } from '../../shared/errors.ts';
 import type { ApiContext, ApiDeps, JobEventSource } from '../types.ts';
 import { admit, authenticate, contextFor } from '../use-auth.ts';
 import { newApollo } from './http.ts';
-import { errorResponse, type RequestScope, requestScope } from './request-scope.ts';
+import { errorResponse, type RequestScope, requestIdFrom, requestScope } from './request-scope.ts';
 
 type AlbRequestHandler = ReturnType<typeof handlers.createALBEventRequestHandler>;
 export type GraphqlLambdaHandler = (event: ALBEvent, context: Context) => Promise<ALBResult>;
@@ -91,8 +90,7 @@ export function createGraphqlLambdaHandler(schema: GraphQLSchema, deps: ApiDeps)
     },
   );
   return async (event, context) => {
-    const given = header(event, 'x-request-id');
-    const requestId = (given && /^[\w.-]{1,64}$/.test(given) && given) || randomUUID();
+    const requestId = requestIdFrom(header(event, 'x-request-id'));
     const scope: RequestScope = { requestId, log: deps.log.child({ requestId }) };
     // The Node 20 runtime awaits the returned promise; the callback form is not used.
     return requestScope.run(scope, async () => (await inner(event, context, () => {})) as ALBResult);

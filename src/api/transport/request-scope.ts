@@ -3,6 +3,7 @@
  * libraries call without our context (Apollo's formatError), via AsyncLocalStorage.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GraphQLFormattedError } from 'graphql';
 import type { Logger } from '../../shared/logger.ts';
@@ -10,6 +11,11 @@ import { formatApiError, httpStatusFor } from '../errors.ts';
 
 export type RequestScope = { requestId: string; log: Logger };
 export const requestScope = new AsyncLocalStorage<RequestScope>();
+
+/** The client's x-request-id when it is a short safe token, else a fresh uuid. */
+export function requestIdFrom(given: unknown): string {
+  return (typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) && given) || randomUUID();
+}
 
 /** Upper bound on a request body: a 1 MiB inline image as base64 plus the query. */
 export const MAX_BODY_BYTES = 2 * 1024 * 1024;
