@@ -23,6 +23,7 @@ import type { HarmonConfig } from './config.ts';
 import type { WeightDType } from './graph/context.ts';
 import type { GraphBuilder } from './graph/graph-builder.ts';
 import { saveModel } from './graph/serialize.ts';
+import { numelOf } from './weights/dtype.ts';
 import type { WeightSource } from './weights/types.ts';
 
 export interface ExportOptions {
@@ -87,7 +88,7 @@ export async function exportHarmon(
       weightDType: opts.weightDType,
       keyPrefix: vae ? opts.vaePrefix : undefined,
     });
-    const params = g.initializers.reduce((n, i) => n + i.dims.reduce((a, b) => a * b, 1), 0);
+    const params = g.initializers.reduce((n, i) => n + numelOf(i.dims), 0);
     const files = await saveModel(g, join(opts.outDir, `${name}.onnx`), {
       externalData: params > EXTERNAL_ABOVE_PARAMS,
       metadata: { harmon_graph: name, harmon_variant: config.variant },

@@ -4,6 +4,7 @@
  * model's random weights are generated from, and what parameter counts are computed from.
  */
 import type { HarmonConfig, VaeConfig } from './config.ts';
+import { numelOf } from './weights/dtype.ts';
 
 export type Shape = readonly number[];
 
@@ -187,9 +188,8 @@ export function expectedHarmonTensors(
   return m;
 }
 
-export function shapeNumel(shape: Shape): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
+/** Element count of a shape (the one helper: numelOf in weights/dtype.ts). */
+export const shapeNumel: (shape: Shape) => number = numelOf;
 
 export { randomHarmonWeights } from './weights/random.ts';
 export { validateWeights } from './weights/validate.ts';

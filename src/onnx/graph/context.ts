@@ -3,6 +3,7 @@
  * Builders stay pure functions of (config, weights) -> graph; only load/save touch disk.
  */
 import { AppError } from '../../shared/errors.ts';
+import { numelOf } from '../weights/dtype.ts';
 import type { WeightSource } from '../weights/types.ts';
 import { toFloat16Array } from './dtypes.ts';
 import type { GraphBuilder, TensorData } from './graph-builder.ts';
@@ -42,8 +43,8 @@ export function weight(
   const transformGiven = transform !== undefined;
   transform ??= (d) => d;
   const entry = weightEntry(ctx, key);
-  const expected = dims.reduce((a, b) => a * b, 1);
-  const stored = entry.shape.reduce((a, b) => a * b, 1);
+  const expected = numelOf(dims);
+  const stored = numelOf(entry.shape);
   const misshaped = (got: number) =>
     new AppError(
       'WEIGHTS_INVALID',

@@ -6,6 +6,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import onnxProto, { type onnx as OnnxTypes } from 'onnx-proto';
+import { numelOf } from '../weights/dtype.ts';
 import { type AttrValue, FloatAttr, FloatsAttr, TensorAttr } from './attributes.ts';
 import { ONNX_DTYPE } from './dtypes.ts';
 import {
@@ -185,5 +186,5 @@ const BYTES_PER: Record<string, number> = {
 };
 
 export function estimateBytes(g: GraphBuilder): number {
-  return g.initializers.reduce((sum, i) => sum + i.dims.reduce((a, b) => a * b, 1) * BYTES_PER[i.dtype], 0);
+  return g.initializers.reduce((sum, i) => sum + numelOf(i.dims) * BYTES_PER[i.dtype], 0);
 }

@@ -7,6 +7,7 @@
  */
 import type { HarmonConfig } from '../config.ts';
 import { expectedHarmonTensors, type Shape } from '../harmon-keys.ts';
+import { numelOf } from './dtype.ts';
 import { MemoryWeights } from './types.ts';
 
 export interface RandomWeightsOptions {
@@ -45,7 +46,7 @@ function initFor(name: string, shape: Shape): { center: number; half: number } {
   if (shape.length === 1) return { center: 1, half: 0.05 }; // every 1-D weight here is a norm scale
   if (/embed_tokens|pos_embed|fake_latent|mask_token|class_emb/.test(name))
     return { center: 0, half: STD_002 };
-  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+  const fanIn = numelOf(shape.slice(1));
   return { center: 0, half: 1 / Math.sqrt(fanIn) };
 }
 
@@ -61,7 +62,7 @@ export function randomHarmonWeights(
   const w = new MemoryWeights();
   for (const [name, shape] of expected) {
     if (name === 'llm.lm_head.weight') continue;
-    const n = shape.reduce((a, b) => a * b, 1);
+    const n = numelOf(shape);
     const { center, half } = initFor(name, shape);
     w.set(
       name,

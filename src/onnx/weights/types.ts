@@ -3,6 +3,8 @@
  * `read()` is called, so a converter can stream a multi-GB checkpoint tensor by tensor instead of
  * holding it twice (once parsed, once serialised).
  */
+import { numelOf } from './dtype.ts';
+
 export type StoredDType =
   | 'float32'
   | 'float16'
@@ -34,7 +36,7 @@ export class MemoryWeights implements WeightSource {
   private readonly map = new Map<string, WeightEntry>();
 
   set(name: string, shape: readonly number[], data: Float32Array): this {
-    const n = shape.reduce((a, b) => a * b, 1);
+    const n = numelOf(shape);
     if (n !== data.length)
       throw new Error(`MemoryWeights.set(${name}): shape ${shape} needs ${n} values, got ${data.length}`);
     this.map.set(name, { name, dtype: 'float32', shape: [...shape], read: () => data });
