@@ -9,7 +9,7 @@
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { classifyAddress, isForbiddenHostname } from '../jobs/ssrf.ts';
+import { classifyAddress, isForbiddenHostname } from '../net/ssrf.ts';
 import { AppError } from '../shared/errors.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { TenantScope } from '../storage/tenant-scope.ts';

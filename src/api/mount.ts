@@ -5,7 +5,7 @@
  * registers their shutdown.
  */
 import type { Config } from '../config/config.ts';
-import { EventBus } from '../jobs/event-bus.ts';
+import { EventBus } from '../events/event-bus.ts';
 import type { QueueBackendOptions } from '../jobs/queue/create-queue.ts';
 import { createJobQueue } from '../jobs/queue/create-queue.ts';
 import type { HarmonJobPayload, JobQueue } from '../jobs/queue/port.ts';

@@ -4,8 +4,8 @@
  * GraphQL shape happens in resolvers/job-fields.ts, so the SDL stays the single source of truth.
  */
 import type { Config } from '../config/config.ts';
+import type { JobEventRecord } from '../events/job-events.ts';
 import type { JobKind, JobStatus } from '../generated/prisma/client.ts';
-import type { JobEventRecord } from '../jobs/events.ts';
 import type { HarmonJobPayload, JobQueue } from '../jobs/queue/port.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';

@@ -24,7 +24,7 @@ import { apiSetup } from '../api/mount.ts';
 import { typeDefs } from '../api/schema.ts';
 import { loadConfig } from '../config/config.ts';
 import { startEmbeddedS3 } from '../embedded/s3.ts';
-import { appendEvent } from '../jobs/event-log.ts';
+import { appendEvent } from '../events/event-log.ts';
 import { startServer } from '../server/server.ts';
 import { createApiKey } from '../tenancy/api-keys.ts';
 import type { ApiBenchFn } from './run-bench.ts';

@@ -6,8 +6,8 @@
  */
 import type { MountedApi } from '../api/mount.ts';
 import { createEngineRunner } from '../jobs/engine-runner.ts';
-import { fetchPolicyFromEnv } from '../jobs/safe-fetch.ts';
 import { startWorkerService } from '../jobs/service.ts';
+import { fetchPolicyFromEnv } from '../net/safe-fetch.ts';
 import type { SetupHook } from '../server/server.ts';
 
 export function embeddedWorkerSetup(

@@ -10,12 +10,12 @@
  * send, the sweeper (sweeper.ts) re-sends QUEUED jobs that have sat unclaimed too long.
  */
 import { createHash } from 'node:crypto';
+import { appendFirstEvent } from '../events/event-log.ts';
 import type { Job, JobKind, Prisma as P } from '../generated/prisma/client.ts';
 import { AppError } from '../shared/errors.ts';
 import { logger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
 import { assertQuota, lockTenantQuota } from '../tenancy/quota.ts';
-import { appendFirstEvent } from './event-log.ts';
 import { lockJob, terminateJob } from './job-state.ts';
 import type { HarmonJobPayload, JobQueue } from './queue/port.ts';
 import { prismaSqlTransaction } from './queue/prisma-transaction.ts';

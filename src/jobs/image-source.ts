@@ -4,13 +4,14 @@
  * Every failure here is the client's input (BAD_USER_INPUT / NOT_FOUND): the job fails at once,
  * no retry. The bytes are sniffed and decoded later by the pipeline (image-io.ts).
  */
+
+import { type FetchPolicy, safeFetch } from '../net/safe-fetch.ts';
 import { AppError } from '../shared/errors.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { isTenantKey } from '../storage/blob-store.ts';
 import type { Prisma } from '../storage/db.ts';
 import { forTenant } from '../storage/tenant-scope.ts';
 import type { ImageSource } from './runner.ts';
-import { type FetchPolicy, safeFetch } from './safe-fetch.ts';
 
 export interface ImageSourceDeps {
   prisma: Prisma;

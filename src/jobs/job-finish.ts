@@ -3,12 +3,13 @@
  * CANCELED, or handed back to QUEUED for another attempt. Each is one transaction on the locked
  * Job row; objects a non-successful ending leaves behind are deleted (pending-uploads.ts).
  */
+
+import { appendEvent } from '../events/event-log.ts';
+import { isTerminalStatus } from '../events/job-events.ts';
 import type { Job } from '../generated/prisma/client.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Prisma } from '../storage/db.ts';
-import { appendEvent } from './event-log.ts';
-import { isTerminalStatus } from './events.ts';
 import type { JobOutcome } from './handlers/context.ts';
 import { lockJob, terminateJob } from './job-state.ts';
 import { purgePending, settlePending } from './pending-uploads.ts';

@@ -4,10 +4,11 @@
  * transaction — final Job status, the ERROR event for failures, the terminal STATUS event, and a
  * WebhookDelivery row when the job has a webhook — so no path can forget one of them.
  */
+
+import { appendEvent, lockJobRow, type Tx } from '../events/event-log.ts';
+import type { JobEventPayload, JobEventRecord } from '../events/job-events.ts';
+import { isTerminalStatus } from '../events/job-events.ts';
 import type { Job, JobStatus, Prisma as P } from '../generated/prisma/client.ts';
-import { appendEvent, lockJobRow, type Tx } from './event-log.ts';
-import type { JobEventPayload, JobEventRecord } from './events.ts';
-import { isTerminalStatus } from './events.ts';
 
 export interface TerminateInput {
   jobId: string;

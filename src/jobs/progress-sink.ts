@@ -4,12 +4,13 @@
  * non-empty token delta. Writes are chained so seq order equals emission order. Each PROGRESS
  * write also returns the job row, which doubles as the cheap between-steps cancel poll.
  */
+
+import { appendEvent } from '../events/event-log.ts';
 import type { Job } from '../generated/prisma/client.ts';
 import type { PipelineEvent } from '../harmon/events.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Prisma } from '../storage/db.ts';
-import { appendEvent } from './event-log.ts';
 import { uploadPng } from './handlers/context.ts';
 import { settlePending } from './pending-uploads.ts';
 

@@ -3,6 +3,8 @@
  * webhook dispatcher, the lost-message sweeper and the retention sweep (retention.ts). Used by `harmon worker` and by the in-process
  * worker of `harmon serve`; the caller owns the database, blob store and runner it passes in.
  */
+
+import type { FetchPolicy } from '../net/safe-fetch.ts';
 import type { Logger } from '../shared/logger.ts';
 import { logger as rootLogger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -12,7 +14,6 @@ import { createJobQueue, type QueueBackendOptions } from './queue/create-queue.t
 import { DEFAULT_QUEUE_POLICY, type HarmonJobPayload, type JobQueue } from './queue/port.ts';
 import { startRetentionSweeper } from './retention.ts';
 import type { JobRunner } from './runner.ts';
-import type { FetchPolicy } from './safe-fetch.ts';
 import { startSweeper } from './sweeper.ts';
 import { startWebhookDispatcher, type WebhookOptions } from './webhooks.ts';
 import { type RunningWorker, startWorker, type WorkerDeps } from './worker.ts';

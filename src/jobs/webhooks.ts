@@ -9,11 +9,11 @@
  * backoff until `maxAttempts`. Receivers must check the timestamp too (replay window).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { toEventRecord } from '../events/job-events.ts';
+import { type FetchPolicy, safeFetch } from '../net/safe-fetch.ts';
 import { AppError } from '../shared/errors.ts';
 import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
-import { toEventRecord } from './events.ts';
-import { type FetchPolicy, safeFetch } from './safe-fetch.ts';
 
 export const SIGNATURE_HEADER = 'Harmon-Signature';
 

@@ -15,13 +15,14 @@
  * with backoff, and FAILED on the last attempt. Shutdown or a lost lease -> back to QUEUED and the
  * message released.
  */
+
+import { appendEvent, type Tx } from '../events/event-log.ts';
+import { isTerminalStatus } from '../events/job-events.ts';
 import type { Job } from '../generated/prisma/client.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
 import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Prisma } from '../storage/db.ts';
-import { appendEvent, type Tx } from './event-log.ts';
-import { isTerminalStatus } from './events.ts';
 import type { HandlerContext as JobHandlerContext, JobOutcome } from './handlers/context.ts';
 import { runDescribe } from './handlers/describe.ts';
 import { runGenerate } from './handlers/generate.ts';

@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createClient as createSseClient } from 'graphql-sse';
+import { appendEvent } from '../../src/events/event-log.ts';
+import type { JobEventType } from '../../src/events/job-events.ts';
 import type { JobStatus } from '../../src/generated/prisma/client.ts';
-import { appendEvent } from '../../src/jobs/event-log.ts';
-import type { JobEventType } from '../../src/jobs/events.ts';
 import { type ApiHarness, collect, startApi } from './harness.ts';
 
 let h: ApiHarness;

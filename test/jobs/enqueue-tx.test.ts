@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { readEvents } from '../../src/events/event-log.ts';
 import { enqueueJob } from '../../src/jobs/enqueue.ts';
-import { readEvents } from '../../src/jobs/event-log.ts';
 import { PgBossQueue } from '../../src/jobs/queue/pg-boss-queue.ts';
 import type { Delivery, HarmonJobPayload, SendOptions, SqlTransaction } from '../../src/jobs/queue/port.ts';
 import { startSweeper, sweeperNeeded } from '../../src/jobs/sweeper.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { appendEventNow, readEvents } from '../../src/events/event-log.ts';
 import { enqueueJob, inputHash, requestCancel } from '../../src/jobs/enqueue.ts';
-import { appendEventNow, readEvents } from '../../src/jobs/event-log.ts';
 import type { HarmonJobPayload } from '../../src/jobs/queue/port.ts';
 import { sweepQueuedJobs } from '../../src/jobs/sweeper.ts';
 import { AppError } from '../../src/shared/errors.ts';

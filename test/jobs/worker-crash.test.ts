@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
+import type { JobEventRecord } from '../../src/events/job-events.ts';
 import { enqueueJob } from '../../src/jobs/enqueue.ts';
-import type { JobEventRecord } from '../../src/jobs/events.ts';
 import { collectEvents, type WorkerFixture, workerFixture } from './worker-fixture.ts';
 
 let fx: WorkerFixture;

@@ -3,8 +3,9 @@
  * (JobEvent); URLs are presigned per request with the configured TTL, so they expire and carry
  * the unguessable object key, never a guessable id.
  */
+
+import type { JobEventRecord } from '../../events/job-events.ts';
 import type { Job } from '../../generated/prisma/client.ts';
-import type { JobEventRecord } from '../../jobs/events.ts';
 import type { ApiContext, ImageGql, JobErrorGql } from '../types.ts';
 
 const ms = (a: Date | null, b: Date | null) => (a && b ? Math.max(0, b.getTime() - a.getTime()) : null);

@@ -3,7 +3,7 @@
  * jobs, like queries), then the event bus replays the durable log after `afterSeq` and continues
  * live; the bus ends the stream after the terminal event.
  */
-import type { JobEventRecord } from '../../jobs/events.ts';
+import type { JobEventRecord } from '../../events/job-events.ts';
 import { AppError } from '../../shared/errors.ts';
 import type { ApiContext } from '../types.ts';
 import { requireScope } from '../use-auth.ts';

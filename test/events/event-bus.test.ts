@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
+import { EventBus } from '../../src/events/event-bus.ts';
+import { appendEventNow } from '../../src/events/event-log.ts';
+import type { JobEventRecord } from '../../src/events/job-events.ts';
 import { enqueueJob } from '../../src/jobs/enqueue.ts';
-import { EventBus } from '../../src/jobs/event-bus.ts';
-import { appendEventNow } from '../../src/jobs/event-log.ts';
-import type { JobEventRecord } from '../../src/jobs/events.ts';
 import { terminateJob } from '../../src/jobs/job-state.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { type FreshDatabase, freshDatabase } from '../helpers/pg.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { classifyAddress, isForbiddenHostname } from '../../src/jobs/ssrf.ts';
+import { classifyAddress, isForbiddenHostname } from '../../src/net/ssrf.ts';
 
 const blocked: [string, RegExp][] = [
   ['127.0.0.1', /loopback/],

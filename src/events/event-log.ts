@@ -14,7 +14,7 @@ import {
   type JobEventRecord,
   type JobEventType,
   toEventRecord,
-} from './events.ts';
+} from './job-events.ts';
 
 export type Tx = P.TransactionClient;
 

@@ -16,8 +16,13 @@ import { AppError } from '../shared/errors.ts';
 import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
 import { readEvents } from './event-log.ts';
-import { isTerminalEvent, JOB_EVENTS_CHANNEL, type JobEventNotice, type JobEventRecord } from './events.ts';
 import { Feed } from './feed.ts';
+import {
+  isTerminalEvent,
+  JOB_EVENTS_CHANNEL,
+  type JobEventNotice,
+  type JobEventRecord,
+} from './job-events.ts';
 
 export interface EventBusOptions {
   prisma: Prisma;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { checkUrl, safeFetch } from '../../src/jobs/safe-fetch.ts';
+import { checkUrl, safeFetch } from '../../src/net/safe-fetch.ts';
 import { AppError } from '../../src/shared/errors.ts';
 
 let server: Server;
