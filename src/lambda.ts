@@ -8,10 +8,10 @@
  * ...), where DATABASE_URL may instead come from DATABASE_SECRET_ARN (the Aurora secret) and
  * WEBHOOK_MASTER_KEY from APP_SECRET_ARN. Migrations are not run here (a one-off task does that).
  */
+
 import type { ALBEvent, ALBResult, Context } from 'aws-lambda';
 import { createMetrics } from './api/metrics.ts';
 import { listModels } from './api/models.ts';
-import { queueOptionsFromConfig } from './api/mount.ts';
 import { resolvers } from './api/resolvers/index.ts';
 import { buildExecutableSchema } from './api/schema.ts';
 import {
@@ -23,6 +23,7 @@ import type { ApiDeps } from './api/types.ts';
 import { loadConfig } from './config/config.ts';
 import { envFromSecrets } from './config/secrets-env.ts';
 import { createJobQueue } from './jobs/queue/create-queue.ts';
+import { queueOptionsFromConfig } from './jobs/queue/from-config.ts';
 import type { HarmonJobPayload } from './jobs/queue/port.ts';
 import { AppError } from './shared/errors.ts';
 import { logger } from './shared/logger.ts';

@@ -4,14 +4,11 @@
  * (Apollo), the graphql-ws upgrade on /graphql, graphql-sse on /graphql/stream and /metrics, and
  * registers their shutdown.
  */
-import type { Config } from '../config/config.ts';
 import { EventBus } from '../events/event-bus.ts';
 import type { QueueBackendOptions } from '../jobs/queue/create-queue.ts';
 import { createJobQueue } from '../jobs/queue/create-queue.ts';
 import type { HarmonJobPayload, JobQueue } from '../jobs/queue/port.ts';
 import type { ServerContext, SetupHook } from '../server/server.ts';
-import { AppError } from '../shared/errors.ts';
-import { schemaFromUrl } from '../storage/db.ts';
 import { batchedRateLimiter } from '../tenancy/rate-batch.ts';
 import { postgresRateLimiter } from '../tenancy/rate-limit.ts';
 import { createMetrics } from './metrics.ts';
@@ -23,35 +20,13 @@ import { graphqlSseHandler } from './transport/sse.ts';
 import { attachGraphqlWs } from './transport/ws.ts';
 import type { ApiDeps, JobEventSource } from './types.ts';
 
-/**
- * The queue backend for a config: pg-boss in the application database (its own schema next to
- * the app schema, so a test's fresh schema gets a fresh queue) or SQS. API and worker must use
- * the same options; `harmon serve` passes these to its in-process worker.
- */
-export function queueOptionsFromConfig(config: Config, databaseUrl: string): QueueBackendOptions {
-  if (config.queue.backend === 'sqs') {
-    const { sqsQueueUrl, sqsDlqUrl, sqsEndpoint } = config.queue;
-    if (!sqsQueueUrl || !sqsDlqUrl)
-      throw new AppError('BAD_CONFIG', 'QUEUE_BACKEND=sqs needs SQS_QUEUE_URL and SQS_DLQ_URL');
-    return {
-      backend: 'sqs',
-      queueUrl: sqsQueueUrl,
-      dlqUrl: sqsDlqUrl,
-      endpoint: sqsEndpoint,
-      region: config.s3?.region,
-    };
-  }
-  const appSchema = schemaFromUrl(databaseUrl);
-  return {
-    backend: 'postgres',
-    connectionString: databaseUrl,
-    schema: appSchema ? `${appSchema}_boss`.toLowerCase() : 'pgboss',
-  };
-}
-
 export type ApiOptions = {
-  /** Use this queue instead of one built from config (tests, or shared with a worker). */
-  queue?: JobQueue<HarmonJobPayload>;
+  /**
+   * The queue the API sends jobs to: an instance (tests, or one shared with a worker), or the
+   * backend options the process wiring built from config (jobs/queue/from-config.ts), as a function
+   * of the database URL, which is known only once the server has resolved its database.
+   */
+  queue: JobQueue<HarmonJobPayload> | ((databaseUrl: string) => QueueBackendOptions);
   /** Use this event source instead of a new EventBus. */
   events?: JobEventSource & { close?(): Promise<void> };
   /** Model directories to list (default: config.modelDirs); serve passes the demo model's. */
@@ -63,16 +38,16 @@ export type ApiOptions = {
 export type MountedApi = { deps: ApiDeps; queue: JobQueue<HarmonJobPayload> };
 
 /** Mounts the API on a starting server; the returned promise resolves to what it built. */
-export async function mountApi(ctx: ServerContext, options: ApiOptions = {}): Promise<MountedApi> {
+export async function mountApi(ctx: ServerContext, options: ApiOptions): Promise<MountedApi> {
   const { config, prisma, blobStore, app, httpServer, log, databaseUrl } = ctx;
 
-  let queue = options.queue;
-  if (!queue) {
-    const q = createJobQueue<HarmonJobPayload>(queueOptionsFromConfig(config, databaseUrl));
+  let queue: JobQueue<HarmonJobPayload>;
+  if (typeof options.queue === 'function') {
+    const q = createJobQueue<HarmonJobPayload>(options.queue(databaseUrl));
     await q.start();
     ctx.onClose(() => q.close());
     queue = q;
-  }
+  } else queue = options.queue;
   let events = options.events;
   if (!events) {
     const bus = new EventBus({ prisma, databaseUrl, log });
@@ -108,8 +83,8 @@ export async function mountApi(ctx: ServerContext, options: ApiOptions = {}): Pr
   return { deps, queue: q };
 }
 
-/** `startServer(config, { setup: [apiSetup()] })`. */
-export function apiSetup(options: ApiOptions = {}, onMounted?: (api: MountedApi) => void): SetupHook {
+/** `startServer(config, { setup: [apiSetup({ queue })] })`. */
+export function apiSetup(options: ApiOptions, onMounted?: (api: MountedApi) => void): SetupHook {
   return async (ctx) => {
     const api = await mountApi(ctx, options);
     onMounted?.(api);

@@ -25,6 +25,7 @@ import { typeDefs } from '../api/schema.ts';
 import { loadConfig } from '../config/config.ts';
 import { startEmbeddedS3 } from '../embedded/s3.ts';
 import { appendEvent } from '../events/event-log.ts';
+import { queueOptionsFromConfig } from '../jobs/queue/from-config.ts';
 import { startServer } from '../server/server.ts';
 import { createApiKey } from '../tenancy/api-keys.ts';
 import type { ApiBenchFn } from './run-bench.ts';
@@ -139,7 +140,10 @@ export async function runApiBench(opts: ApiBenchOptions = {}): Promise<ApiBenchR
       S3_SECRET_ACCESS_KEY: 'S3RVER',
       LOG_LEVEL: 'silent',
     });
-    const server = await startServer(config, { setup: [apiSetup()], log: pino({ level: 'silent' }) });
+    const server = await startServer(config, {
+      setup: [apiSetup({ queue: (url) => queueOptionsFromConfig(config, url) })],
+      log: pino({ level: 'silent' }),
+    });
     cleanups.push(() => server.close());
     const key = await createApiKey(server.prisma, 'bench');
     await server.prisma.tenant.update({

@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import { apiSetup, type MountedApi } from '../../src/api/mount.ts';
 import { embeddedWorkerSetup } from '../../src/cli/embedded-worker.ts';
 import { loadConfig } from '../../src/config/config.ts';
+import { queueOptionsFromConfig } from '../../src/jobs/queue/from-config.ts';
 import { type ServerHandle, startServer } from '../../src/server/server.ts';
 import { createApiKey } from '../../src/tenancy/api-keys.ts';
 import { type FreshDatabase, freshDatabase } from '../helpers/pg.ts';
@@ -60,7 +61,10 @@ export async function startApi(
     ...options.env,
   });
   let api: MountedApi | undefined;
-  const setup = [apiSetup({ lookup: options.lookup, modelDirs: options.workerModelDirs }, (a) => (api = a))];
+  const queue = (databaseUrl: string) => queueOptionsFromConfig(config, databaseUrl);
+  const setup = [
+    apiSetup({ queue, lookup: options.lookup, modelDirs: options.workerModelDirs }, (a) => (api = a)),
+  ];
   // The real in-process worker of `harmon serve`, on the given model directories.
   if (options.workerModelDirs) setup.push(embeddedWorkerSetup(options.workerModelDirs, () => api));
   const server = await startServer(config, { setup });

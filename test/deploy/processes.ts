@@ -15,8 +15,9 @@ export async function startHarmon(
   env: NodeJS.ProcessEnv,
   ready: RegExp,
   timeoutMs: number,
+  nodeArgs: string[] = [],
 ): Promise<Harmon & { match: RegExpExecArray }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...nodeArgs, 'src/cli/main.ts', ...args], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -2,15 +2,16 @@
  * Shared setup for the worker tests: fresh schema (+ its pg-boss schema), s3rver, the REAL tiny
  * random-weight model built into a temp dir, and the queue options the API and worker share.
  */
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { queueOptionsFromConfig } from '../../src/api/mount.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { EventBus } from '../../src/events/event-bus.ts';
 import type { JobEventRecord } from '../../src/events/job-events.ts';
 import { createJobQueue, type QueueBackendOptions } from '../../src/jobs/queue/create-queue.ts';
+import { queueOptionsFromConfig } from '../../src/jobs/queue/from-config.ts';
 import type { HarmonJobPayload, JobQueue } from '../../src/jobs/queue/port.ts';
 import { buildTinyModel } from '../../src/onnx/tiny.ts';
 import { type FreshDatabase, freshDatabase, TEST_DATABASE_URL } from '../helpers/pg.ts';

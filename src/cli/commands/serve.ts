@@ -1,8 +1,13 @@
-/** `harmon serve`: runs the service until SIGINT/SIGTERM, then shuts down cleanly. */
+/**
+ * `harmon serve`: runs the service until SIGINT/SIGTERM, then shuts down cleanly. The API (Apollo
+ * and the transports) is imported when the command runs, not when the CLI registers its
+ * commands, so `harmon worker` and the other commands never load it.
+ */
 import type { Command } from 'commander';
-import { apiSetup, type MountedApi } from '../../api/mount.ts';
+import type { MountedApi } from '../../api/mount.ts';
 import { loadConfig } from '../../config/config.ts';
 import { ensureDemoModel } from '../../harmon/demo-model.ts';
+import { queueOptionsFromConfig } from '../../jobs/queue/from-config.ts';
 import { startServer } from '../../server/server.ts';
 import { AppError } from '../../shared/errors.ts';
 import { logger } from '../../shared/logger.ts';
@@ -24,8 +29,10 @@ export function register(program: Command): void {
       // With no HARMON_MODEL the in-process worker serves the random-weight demo model.
       const modelDirs =
         config.modelDirs.length > 0 || !opts.worker ? config.modelDirs : [await ensureDemoModel()];
+      const { apiSetup } = await import('../../api/mount.ts');
       let api: MountedApi | undefined;
-      const setup = [apiSetup({ modelDirs }, (a) => (api = a))];
+      const queue = (databaseUrl: string) => queueOptionsFromConfig(config, databaseUrl);
+      const setup = [apiSetup({ modelDirs, queue }, (a) => (api = a))];
       if (opts.worker) setup.push(embeddedWorkerSetup(modelDirs, () => api, { previewEvery }));
       const server = await startServer(config, { setup });
       process.stdout.write(`harmon listening on ${server.url}\n`);

@@ -3,13 +3,14 @@
  * runs them on the model(s), delivers webhooks; on SIGTERM stops pulling, lets the running job
  * finish within --grace-ms, and releases it to another worker otherwise.
  */
+
 import type { Command } from 'commander';
-import { queueOptionsFromConfig } from '../../api/mount.ts';
 import { loadConfig } from '../../config/config.ts';
 import { resolveDatabase, resolveS3 } from '../../embedded/resolve.ts';
 import { ensureDemoModel } from '../../harmon/demo-model.ts';
 import { DEMO_NOTICE } from '../../harmon/events.ts';
 import { createEngineRunner } from '../../jobs/engine-runner.ts';
+import { queueOptionsFromConfig } from '../../jobs/queue/from-config.ts';
 import { startWorkerService } from '../../jobs/service.ts';
 import { fetchPolicyFromEnv } from '../../net/safe-fetch.ts';
 import { AppError } from '../../shared/errors.ts';

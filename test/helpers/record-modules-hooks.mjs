@@ -1,0 +1,14 @@
+/** Resolve hook of record-modules.mjs (runs on the loader thread). */
+import { appendFileSync } from 'node:fs';
+
+let out = '';
+
+export function initialize(data) {
+  out = data.out;
+}
+
+export async function resolve(specifier, context, next) {
+  const result = await next(specifier, context);
+  appendFileSync(out, `${result.url}\n`);
+  return result;
+}
