@@ -24,7 +24,7 @@ import { apiSetup } from '../api/mount.ts';
 import { typeDefs } from '../api/schema.ts';
 import { loadConfig } from '../config/config.ts';
 import { startEmbeddedS3 } from '../embedded/s3.ts';
-import { appendEvent } from '../events/event-log.ts';
+import { recordEvent } from '../jobs/job-lifecycle.ts';
 import { queueOptionsFromConfig } from '../jobs/queue/from-config.ts';
 import { startServer } from '../server/server.ts';
 import { createApiKey } from '../tenancy/api-keys.ts';
@@ -232,15 +232,11 @@ export async function runApiBench(opts: ApiBenchOptions = {}): Promise<ApiBenchR
     const events = opts.quick ? 5 : 20;
     for (let k = 0; k < events; k++) {
       const t0 = performance.now();
-      const ev = await server.prisma.$transaction((tx) =>
-        appendEvent(tx, {
-          jobId: job.id,
-          tenantId: key.tenantId,
-          type: 'PROGRESS',
-          status: 'QUEUED',
-          payload: { step: k + 1, totalSteps: events },
-        }),
-      );
+      const ev = await recordEvent(server.prisma, job.id, key.tenantId, {
+        type: 'PROGRESS',
+        status: 'QUEUED',
+        payload: { step: k + 1, totalSteps: events },
+      });
       await waitFor(
         () => (received.get(ev.seq)?.length ?? 0) >= subscribers,
         `event ${ev.seq} at every subscriber`,

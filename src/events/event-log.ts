@@ -5,7 +5,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { JobEvent, JobStatus, Prisma as P } from '../generated/prisma/client.ts';
-import { AppError } from '../shared/errors.ts';
 import type { Prisma } from '../storage/db.ts';
 import {
   JOB_EVENTS_CHANNEL,
@@ -18,6 +17,14 @@ import {
 
 export type Tx = P.TransactionClient;
 
+declare const rowLocked: unique symbol;
+/**
+ * A Job row that the caller's transaction holds FOR UPDATE. Only the job lifecycle
+ * (src/jobs/job-lifecycle.ts), which owns that lock, hands these out; appendEvent takes one so an
+ * event can only be appended under the lock of the transition that writes it.
+ */
+export type LockedJob = { readonly id: string; readonly tenantId: string; readonly [rowLocked]: true };
+
 export interface AppendEventInput {
   jobId: string;
   tenantId: string;
@@ -27,42 +34,36 @@ export interface AppendEventInput {
   payload?: Omit<JobEventPayload, 'status'>;
 }
 
-/** Locks the tenant's Job row FOR UPDATE until the transaction ends; NOT_FOUND when there is none. */
-export async function lockJobRow(tx: Tx, tenantId: string, jobId: string): Promise<void> {
-  const locked = await tx.$queryRaw<{ id: string }[]>`
-    SELECT id FROM "Job" WHERE id = ${jobId}::uuid AND "tenantId" = ${tenantId}::uuid FOR UPDATE`;
-  if (locked.length === 0) throw new AppError('NOT_FOUND', `job ${jobId} was not found`);
-}
+export type EventInput = Omit<AppendEventInput, 'jobId' | 'tenantId'>;
 
 /**
- * Appends one event inside the caller's transaction. The job row is locked FOR UPDATE first, so
- * concurrent appenders for the same job serialise and `max(seq) + 1` can never collide; the
- * NOTIFY is transactional too, so listeners hear about the event only once it is committed and
- * readable (never a doorbell for a row they cannot see yet).
+ * Appends one event to a job whose row the caller's transaction has locked. The lock serialises
+ * appenders of the same job, so `max(seq) + 1` can never collide; the NOTIFY is transactional
+ * too, so listeners hear about the event only once it is committed and readable (never a doorbell
+ * for a row they cannot see yet).
  */
-export async function appendEvent(tx: Tx, input: AppendEventInput): Promise<JobEventRecord> {
-  await lockJobRow(tx, input.tenantId, input.jobId);
+export async function appendEvent(tx: Tx, job: LockedJob, input: EventInput): Promise<JobEventRecord> {
   const [{ next }] = await tx.$queryRaw<{ next: number }[]>`
-    SELECT COALESCE(MAX(seq), 0)::int + 1 AS next FROM "JobEvent" WHERE "jobId" = ${input.jobId}::uuid`;
+    SELECT COALESCE(MAX(seq), 0)::int + 1 AS next FROM "JobEvent" WHERE "jobId" = ${job.id}::uuid`;
   const payload: JobEventPayload = { ...input.payload, status: input.status };
   const row = await tx.jobEvent.create({
     data: {
-      jobId: input.jobId,
-      tenantId: input.tenantId,
+      jobId: job.id,
+      tenantId: job.tenantId,
       seq: next,
       type: input.type,
       payload: payload as unknown as P.InputJsonValue,
     },
   });
-  const notice: JobEventNotice = { jobId: input.jobId, tenantId: input.tenantId, seq: next };
+  const notice: JobEventNotice = { jobId: job.id, tenantId: job.tenantId, seq: next };
   await tx.$executeRaw`SELECT pg_notify(${JOB_EVENTS_CHANNEL}, ${JSON.stringify(notice)})`;
   return toEventRecord(row);
 }
 
 /**
  * The first event of a job the caller has just inserted in `tx` (enqueueJob): seq is 1 by
- * construction and no other transaction can see the job yet, so appendEvent's row lock and
- * max(seq) read are skipped, and the insert and its NOTIFY go in ONE statement (a data-modifying
+ * construction and no other transaction can see the job yet, so no row lock is needed and the
+ * max(seq) read is skipped, and the insert and its NOTIFY go in ONE statement (a data-modifying
  * CTE runs exactly once; the SELECT fires one pg_notify per inserted row). Channel and payload are
  * exactly appendEvent's, so subscribers cannot tell the two apart. Called on a job that already
  * has events, the (jobId, seq) unique key rejects it rather than writing a second seq 1.
@@ -81,11 +82,6 @@ export async function appendFirstEvent(tx: Tx, input: AppendEventInput): Promise
     SELECT e.*, pg_notify(${JOB_EVENTS_CHANNEL}, ${JSON.stringify(notice)})::text AS notified FROM e`;
   const { notified: _void, ...row } = rows[0];
   return toEventRecord(row);
-}
-
-/** appendEvent in a transaction of its own (for callers that write nothing else). */
-export function appendEventNow(prisma: Prisma, input: AppendEventInput): Promise<JobEventRecord> {
-  return prisma.$transaction((tx) => appendEvent(tx, input));
 }
 
 /** Events of the tenant's job with seq > afterSeq, oldest first. Another tenant's job reads as empty. */

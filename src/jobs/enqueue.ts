@@ -7,16 +7,15 @@
  * message, a rolled-back one has none, a worker cannot see the message before the Job row, and
  * the send costs no transaction of its own. Other backends (SQS) are sent to after the commit (a
  * worker must never receive a job it cannot read yet); if the process dies between commit and
- * send, the sweeper (sweeper.ts) re-sends QUEUED jobs that have sat unclaimed too long.
+ * send, the reconciler (reconcile.ts) re-sends QUEUED jobs that have sat unclaimed too long.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { appendFirstEvent } from '../events/event-log.ts';
 import type { Job, JobKind, Prisma as P } from '../generated/prisma/client.ts';
 import { AppError } from '../shared/errors.ts';
 import { logger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
 import { assertQuota, lockTenantQuota } from '../tenancy/quota.ts';
-import { lockJob, terminateJob } from './job-state.ts';
 import type { HarmonJobPayload, JobQueue } from './queue/port.ts';
 import { prismaSqlTransaction } from './queue/prisma-transaction.ts';
 
@@ -100,8 +99,11 @@ export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promis
         }
         await assertQuota(tx, req.tenantId, req.quotaImages);
       }
+      // Names the job's one live message (job-lifecycle.ts): the message below carries it.
+      const key = randomUUID();
       const created = await tx.job.create({
         data: {
+          queueToken: key,
           tenantId: req.tenantId,
           kind: req.kind,
           modelId: req.modelId,
@@ -123,7 +125,7 @@ export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promis
         await queue.sendInTransaction(
           prismaSqlTransaction(tx),
           { jobId: created.id, tenantId: req.tenantId },
-          { key: created.id },
+          { key },
         );
       }
       return { created };
@@ -142,38 +144,13 @@ export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promis
   if (queue.sendInTransaction) return job;
 
   try {
-    await queue.send({ jobId: job.id, tenantId: job.tenantId }, { key: job.id });
+    await queue.send({ jobId: job.id, tenantId: job.tenantId }, { key: job.queueToken ?? job.id });
   } catch (e) {
-    // The job is committed; the sweeper re-sends it. Failing the request here would make the
+    // The job is committed; the reconciler re-sends it. Failing the request here would make the
     // client retry and (without an idempotency key) create a second job.
-    logger.warn({ err: e, jobId: job.id }, 'queue send failed after commit; the sweeper will re-send');
+    logger.warn({ err: e, jobId: job.id }, 'queue send failed after commit; the reconciler will re-send');
   }
   return job;
-}
-
-/**
- * QUEUED -> CANCELED at once (with its events); RUNNING -> cancelRequested, which the worker
- * polls between steps; a finished job is returned unchanged. NOT_FOUND for other tenants' jobs.
- */
-export async function requestCancel(prisma: Prisma, tenantId: string, jobId: string): Promise<Job> {
-  return prisma.$transaction(async (tx) => {
-    const job = await lockJob(tx, tenantId, jobId);
-    if (job.status === 'QUEUED') {
-      const ended = await terminateJob(tx, {
-        jobId,
-        tenantId,
-        status: 'CANCELED',
-        error: { code: 'CANCELED', message: 'The job was canceled before it started.' },
-        data: { cancelRequested: true },
-        locked: job,
-      });
-      return ended?.job ?? job;
-    }
-    if (job.status === 'RUNNING' && !job.cancelRequested) {
-      return tx.job.update({ where: { id: jobId }, data: { cancelRequested: true } });
-    }
-    return job;
-  });
 }
 
 function findByKey(prisma: Prisma, tenantId: string, idempotencyKey: string): Promise<Job | null> {

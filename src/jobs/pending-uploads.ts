@@ -68,3 +68,13 @@ export async function purgePending(
     (deps.log ?? rootLogger).info({ jobId, count: deleted.length }, 'deleted uploads of an earlier attempt');
   return deleted;
 }
+
+/** purgePending for cleanup paths that must never fail a finished job: errors are logged only. */
+export async function purgeQuietly(
+  deps: { prisma: Prisma; blobStore: BlobStore; log: Logger },
+  jobId: string,
+): Promise<void> {
+  await purgePending(deps, jobId).catch((e: unknown) =>
+    deps.log.warn({ err: e, jobId }, 'could not purge pending uploads; the retention sweep retries'),
+  );
+}

@@ -1,18 +1,17 @@
 /**
  * Turns pipeline events into durable JobEvents while a job runs: PROGRESS for every MAR step,
- * PREVIEW (PNG uploaded with role PREVIEW, Asset row that settles its pending key, event with its id), TEXT_DELTA for each
- * non-empty token delta. Writes are chained so seq order equals emission order. Each PROGRESS
- * write also returns the job row, which doubles as the cheap between-steps cancel poll.
+ * PREVIEW (PNG uploaded with role PREVIEW, then its Asset row and event), TEXT_DELTA for each
+ * non-empty token delta. Writes are chained so seq order equals emission order. Each write is a
+ * fenced lifecycle transition that reads the job row under its lock, which is how the worker
+ * learns of a cancel request (the one cancel channel: the row, read by every write) and of having
+ * lost the job to another attempt.
  */
-
-import { appendEvent } from '../events/event-log.ts';
-import type { Job } from '../generated/prisma/client.ts';
 import type { PipelineEvent } from '../harmon/events.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Prisma } from '../storage/db.ts';
 import { uploadPng } from './handlers/context.ts';
-import { settlePending } from './pending-uploads.ts';
+import { JobLostError, type Run, recordPreview, recordProgress, recordText } from './job-lifecycle.ts';
 
 export interface ProgressSink {
   onEvent(event: PipelineEvent): void;
@@ -23,24 +22,25 @@ export interface ProgressSink {
 export function createProgressSink(opts: {
   prisma: Prisma;
   blobStore: BlobStore;
-  job: Job;
+  run: Run;
   log: Logger;
   onCancelRequested: () => void;
+  onLost: (e: JobLostError) => void;
   onWriteError: (e: unknown) => void;
 }): ProgressSink {
-  const { prisma, blobStore, job } = opts;
-  const base = { jobId: job.id, tenantId: job.tenantId, status: 'RUNNING' as const };
+  const { prisma, blobStore, run } = opts;
   let chain: Promise<void> = Promise.resolve();
   let failed: unknown;
 
-  const write = (fn: () => Promise<void>) => {
+  const write = (fn: () => Promise<{ cancelRequested: boolean } | undefined>) => {
     chain = chain.then(async () => {
       if (failed !== undefined) return;
       try {
-        await fn();
+        if ((await fn())?.cancelRequested) opts.onCancelRequested();
       } catch (e) {
         failed = e;
-        opts.onWriteError(e);
+        if (e instanceof JobLostError) opts.onLost(e);
+        else opts.onWriteError(e);
       }
     });
   };
@@ -49,52 +49,25 @@ export function createProgressSink(opts: {
     onEvent(event) {
       switch (event.type) {
         case 'step':
-          write(async () => {
-            const row = await prisma.$transaction(async (tx) => {
-              await appendEvent(tx, {
-                ...base,
-                type: 'PROGRESS',
-                payload: { step: event.step, totalSteps: event.totalSteps, stage: 'mar' },
-              });
-              return tx.job.update({
-                where: { id: job.id },
-                data: { progress: event.step / event.totalSteps },
-                select: { cancelRequested: true },
-              });
-            });
-            if (row.cancelRequested) opts.onCancelRequested();
-          });
+          write(() => recordProgress(prisma, run, event.step, event.totalSteps));
           break;
         case 'preview':
           write(async () => {
             const image = event.images[0];
-            if (!image) return;
+            if (!image) return undefined;
+            const name = `${run.job.id}-step-${event.step}.png`;
             const draft = await uploadPng(
-              { prisma, blobStore, job },
+              { prisma, blobStore, job: run.job },
               'previews',
-              `${job.id}-step-${event.step}.png`,
+              name,
               image,
               'PREVIEW',
             );
-            await prisma.$transaction(async (tx) => {
-              await tx.asset.create({ data: { ...draft, tenantId: job.tenantId, jobId: job.id } });
-              await settlePending(tx, job.id, [draft.key]);
-              await appendEvent(tx, {
-                ...base,
-                type: 'PREVIEW',
-                payload: { step: event.step, totalSteps: event.totalSteps, previewAssetId: draft.id },
-              });
-            });
+            return recordPreview(prisma, run, draft, event.step, event.totalSteps);
           });
           break;
         case 'token':
-          if (event.text.length > 0)
-            write(
-              async () =>
-                void (await prisma.$transaction((tx) =>
-                  appendEvent(tx, { ...base, type: 'TEXT_DELTA', payload: { textDelta: event.text } }),
-                )),
-            );
+          if (event.text.length > 0) write(() => recordText(prisma, run, event.text));
           break;
         default:
           break;

@@ -1,7 +1,8 @@
 /**
  * Everything a worker process runs, in one start/stop pair: the queue consumer (worker.ts), the
- * webhook dispatcher, the lost-message sweeper and the retention sweep (retention.ts). Used by `harmon worker` and by the in-process
- * worker of `harmon serve`; the caller owns the database, blob store and runner it passes in.
+ * webhook dispatcher, the queue reconciler (reconcile.ts) and the retention sweep (retention.ts).
+ * Used by `harmon worker` and by the in-process worker of `harmon serve`; the caller owns the
+ * database, blob store and runner it passes in.
  */
 
 import type { FetchPolicy } from '../net/safe-fetch.ts';
@@ -12,9 +13,9 @@ import type { Prisma } from '../storage/db.ts';
 import { canStart } from '../tenancy/concurrency.ts';
 import { createJobQueue, type QueueBackendOptions } from './queue/create-queue.ts';
 import { DEFAULT_QUEUE_POLICY, type HarmonJobPayload, type JobQueue } from './queue/port.ts';
+import { startReconciler } from './reconcile.ts';
 import { startRetentionSweeper } from './retention.ts';
 import type { JobRunner } from './runner.ts';
-import { startSweeper } from './sweeper.ts';
 import { startWebhookDispatcher, type WebhookOptions } from './webhooks.ts';
 import { type RunningWorker, startWorker, type WorkerDeps } from './worker.ts';
 
@@ -30,10 +31,11 @@ export interface WorkerServiceOptions {
   maxImageBytes?: number;
   fetchPolicy?: FetchPolicy;
   webhooks?: false | (WebhookOptions & { intervalMs?: number });
-  sweeper?: false | { intervalMs?: number; staleSeconds?: number };
+  /** The queue check (reconcile.ts): default every 5 s. */
+  reconciler?: false | { intervalMs?: number; staleSeconds?: number };
   /** Tenant retention enforcement (default: every 10 minutes, 200 rows per kind per sweep). */
   retention?: false | { intervalMs?: number; firstRunMs?: number; batch?: number };
-  worker?: Partial<Pick<WorkerDeps, 'cancelPollMs' | 'slotRetrySeconds' | 'canStart'>>;
+  worker?: Partial<Pick<WorkerDeps, 'slotRetrySeconds' | 'canStart' | 'heartbeatMs'>>;
 }
 
 export interface WorkerService {
@@ -48,7 +50,7 @@ export async function startWorkerService(o: WorkerServiceOptions): Promise<Worke
   const ownsQueue = !('send' in o.queue);
   const queue = 'send' in o.queue ? o.queue : createJobQueue<HarmonJobPayload>(o.queue);
   await queue.start();
-  const policy = 'send' in o.queue ? undefined : o.queue.policy;
+  const policy = { ...DEFAULT_QUEUE_POLICY, ...('send' in o.queue ? undefined : o.queue.policy) };
   const worker = startWorker(
     {
       prisma: o.prisma,
@@ -58,7 +60,8 @@ export async function startWorkerService(o: WorkerServiceOptions): Promise<Worke
       runner: o.runner,
       log,
       canStart: (tx, tenantId) => canStart(tx, tenantId, { lock: true }),
-      maxAttempts: policy?.maxAttempts ?? DEFAULT_QUEUE_POLICY.maxAttempts,
+      maxAttempts: policy.maxAttempts,
+      leaseSeconds: policy.visibilityTimeoutSeconds,
       images: { maxBytes: o.maxImageBytes ?? 10 * 1024 * 1024, fetchPolicy: o.fetchPolicy },
       ...o.worker,
     },
@@ -68,8 +71,19 @@ export async function startWorkerService(o: WorkerServiceOptions): Promise<Worke
     o.webhooks === false
       ? undefined
       : startWebhookDispatcher(o.prisma, { fetchPolicy: o.fetchPolicy, log, ...o.webhooks });
-  const sweeper =
-    o.sweeper === false ? undefined : startSweeper({ prisma: o.prisma, queue, log }, { ...o.sweeper });
+  const reconciler =
+    o.reconciler === false
+      ? undefined
+      : startReconciler(
+          {
+            prisma: o.prisma,
+            queue,
+            leaseSeconds: policy.visibilityTimeoutSeconds,
+            running: worker.running,
+            log,
+          },
+          { ...o.reconciler },
+        );
   const retention =
     o.retention === false
       ? undefined
@@ -78,8 +92,8 @@ export async function startWorkerService(o: WorkerServiceOptions): Promise<Worke
     queue,
     worker,
     async stop(options = {}) {
-      sweeper?.stop();
       retention?.stop();
+      await reconciler?.stop();
       await worker.stop(options);
       await hooks?.stop();
       if (ownsQueue) await queue.close();

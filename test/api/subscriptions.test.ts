@@ -1,11 +1,11 @@
 // Subscriptions over real graphql-ws and graphql-sse, with events written through the real event
-// log (appendEvent -> JobEvent row + NOTIFY) and fanned out by the real EventBus.
+// log (recordEvent -> JobEvent row + NOTIFY) and fanned out by the real EventBus.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createClient as createSseClient } from 'graphql-sse';
-import { appendEvent } from '../../src/events/event-log.ts';
 import type { JobEventType } from '../../src/events/job-events.ts';
 import type { JobStatus } from '../../src/generated/prisma/client.ts';
+import { recordEvent } from '../../src/jobs/job-lifecycle.ts';
 import { type ApiHarness, collect, startApi } from './harness.ts';
 
 let h: ApiHarness;
@@ -40,7 +40,7 @@ async function emit(
   status: JobStatus,
   payload: Record<string, unknown> = {},
 ) {
-  await h.db.prisma.$transaction((tx) => appendEvent(tx, { jobId, tenantId, type, status, payload }));
+  await recordEvent(h.db.prisma, jobId, tenantId, { type, status, payload });
 }
 
 /** seq 2..7 after the QUEUED event: RUNNING, 3 x PROGRESS, RESULT, SUCCEEDED. */

@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { EventBus } from '../../src/events/event-bus.ts';
-import { appendEventNow } from '../../src/events/event-log.ts';
 import type { JobEventRecord } from '../../src/events/job-events.ts';
 import { enqueueJob } from '../../src/jobs/enqueue.ts';
-import { terminateJob } from '../../src/jobs/job-state.ts';
+import { endJob, recordEvent } from '../../src/jobs/job-lifecycle.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { type FreshDatabase, freshDatabase } from '../helpers/pg.ts';
 
@@ -36,17 +35,12 @@ const newJob = async () =>
     )
   ).id;
 const progress = (jobId: string, step: number) =>
-  appendEventNow(db.prisma, {
-    jobId,
-    tenantId: tenant,
+  recordEvent(db.prisma, jobId, tenant, {
     type: 'PROGRESS',
     status: 'RUNNING',
     payload: { step, totalSteps: 5 },
   });
-const finish = (jobId: string) =>
-  db.prisma.$transaction((tx) =>
-    terminateJob(tx, { jobId, tenantId: tenant, status: 'SUCCEEDED', result: { assetIds: [] } }),
-  );
+const finish = (jobId: string) => endJob(db.prisma, jobId, 'SUCCEEDED', { result: { assetIds: [] } });
 
 async function take(it: AsyncIterator<JobEventRecord>, n: number): Promise<JobEventRecord[]> {
   const out: JobEventRecord[] = [];
@@ -66,7 +60,7 @@ async function drain(it: AsyncIterable<JobEventRecord>): Promise<number[]> {
 
 test('replay then live, complete after the terminal event; drop after 3 and resume afterSeq 3 without gaps or dupes', async () => {
   const jobId = await newJob();
-  await appendEventNow(db.prisma, { jobId, tenantId: tenant, type: 'STATUS', status: 'RUNNING' });
+  await recordEvent(db.prisma, jobId, tenant, { type: 'STATUS', status: 'RUNNING' });
   const first = bus.subscribeJob(tenant, jobId, 0);
   // Replayed: 1 (QUEUED), 2 (RUNNING); live: 3.
   const p = take(first, 3);

@@ -9,10 +9,11 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
-import { appendEventNow, appendFirstEvent, readEvents } from '../../src/events/event-log.ts';
+import { appendFirstEvent, readEvents } from '../../src/events/event-log.ts';
 import { JOB_EVENTS_CHANNEL } from '../../src/events/job-events.ts';
 import { PrismaClient } from '../../src/generated/prisma/client.ts';
 import { enqueueJob } from '../../src/jobs/enqueue.ts';
+import { recordEvent } from '../../src/jobs/job-lifecycle.ts';
 import { PgBossQueue } from '../../src/jobs/queue/pg-boss-queue.ts';
 import type { HarmonJobPayload } from '../../src/jobs/queue/port.ts';
 import { AppError } from '../../src/shared/errors.ts';
@@ -108,9 +109,7 @@ test('appendFirstEvent: seq 1 stored as appendEvent stores it, same NOTIFY chann
     const first = await prisma.$transaction((tx) =>
       appendFirstEvent(tx, { jobId: job.id, tenantId: tenant, type: 'STATUS', status: 'QUEUED' }),
     );
-    const second = await appendEventNow(prisma, {
-      jobId: job.id,
-      tenantId: tenant,
+    const second = await recordEvent(prisma, job.id, tenant, {
       type: 'PROGRESS',
       status: 'RUNNING',
       payload: { step: 1, totalSteps: 2 },

@@ -8,7 +8,6 @@ import { readEvents } from '../../src/events/event-log.ts';
 import { enqueueJob } from '../../src/jobs/enqueue.ts';
 import { PgBossQueue } from '../../src/jobs/queue/pg-boss-queue.ts';
 import type { Delivery, HarmonJobPayload, SendOptions, SqlTransaction } from '../../src/jobs/queue/port.ts';
-import { startSweeper, sweeperNeeded } from '../../src/jobs/sweeper.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { type FreshDatabase, freshDatabase } from '../helpers/pg.ts';
 
@@ -36,10 +35,12 @@ after(async () => {
   await db.drop();
 });
 
-/** Messages pg-boss holds for a job id (the envelope's key), read outside any transaction. */
+/** Messages pg-boss holds for a job (keyed by its queue token), read outside any transaction. */
 async function messagesFor(jobId: string): Promise<number> {
   const rows = await db.prisma.$queryRawUnsafe<{ n: number }[]>(
-    `SELECT count(*)::int AS n FROM "${bossSchema}".job WHERE name = $1 AND data->>'k' = $2`,
+    `SELECT count(*)::int AS n FROM "${bossSchema}".job j, "${db.schema}"."Job" a
+     WHERE j.name = $1 AND a.id = $2::uuid AND j.data->>'k' = a."queueToken"::text
+       AND j.data->'p'->>'jobId' = $2::text`,
     QUEUE,
     jobId,
   );
@@ -81,7 +82,7 @@ function spyQueue(hooks: { before?: () => Promise<void>; after?: (id: string) =>
   return spy;
 }
 
-test('a committed job has exactly one message (key = job id), written without a separate send', async () => {
+test('a committed job has exactly one message (key = its queue token), written without a separate send', async () => {
   const q = spyQueue();
   const job = await enqueueJob({ prisma: db.prisma, queue: q }, gen('one'));
   assert.equal(q.plainSends, 0);
@@ -89,9 +90,10 @@ test('a committed job has exactly one message (key = job id), written without a 
   const [row] = await db.prisma.$queryRawUnsafe<{ data: { p: HarmonJobPayload; k: string } }[]>(
     `SELECT data FROM "${bossSchema}".job WHERE name = $1 AND data->>'k' = $2`,
     QUEUE,
-    job.id,
+    job.queueToken,
   );
-  assert.deepEqual(row.data, { p: { jobId: job.id, tenantId: tenant }, k: job.id });
+  assert.ok(job.queueToken);
+  assert.deepEqual(row.data, { p: { jobId: job.id, tenantId: tenant }, k: job.queueToken });
   // Event ordering unchanged: seq 1 is STATUS QUEUED.
   const events = await readEvents(db.prisma, tenant, job.id);
   assert.deepEqual(
@@ -173,7 +175,7 @@ test('QUOTA_EXCEEDED writes no job and no message', async () => {
   assert.equal(await allMessages(), messagesBefore);
 });
 
-test('a consumer receives the committed message with the job id as its key', async () => {
+test('a consumer receives the committed message with the job\'s queue token as its key', async () => {
   const job = await enqueueJob({ prisma: db.prisma, queue }, gen('deliver me'));
   const seen: Delivery<HarmonJobPayload>[] = [];
   let done!: () => void;
@@ -182,7 +184,7 @@ test('a consumer receives the committed message with the job id as its key', asy
   });
   const consumer = queue.consume(async (d) => {
     seen.push(d);
-    if (d.key === job.id) done();
+    if (d.payload.jobId === job.id) done();
   });
   try {
     await Promise.race([
@@ -192,19 +194,8 @@ test('a consumer receives the committed message with the job id as its key', asy
   } finally {
     await consumer.stop({ mode: 'release' });
   }
-  const mine = seen.filter((d) => d.key === job.id);
+  const mine = seen.filter((d) => d.payload.jobId === job.id);
+  assert.equal(mine[0]?.key, job.queueToken, "the message carries the job's queue token");
   assert.equal(mine.length, 1);
   assert.deepEqual(mine[0].payload, { jobId: job.id, tenantId: tenant });
-});
-
-test('the sweeper only runs for queues without transactional send', () => {
-  assert.equal(sweeperNeeded(queue), false);
-  const pg = startSweeper({ prisma: db.prisma, queue });
-  assert.equal(pg.active, false);
-  pg.stop();
-  const sqsLike = { send: async () => 'm' };
-  assert.equal(sweeperNeeded(sqsLike), true);
-  const other = startSweeper({ prisma: db.prisma, queue: sqsLike }, { intervalMs: 60_000 });
-  assert.equal(other.active, true);
-  other.stop();
 });

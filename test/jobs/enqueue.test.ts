@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { appendEventNow, readEvents } from '../../src/events/event-log.ts';
-import { enqueueJob, inputHash, requestCancel } from '../../src/jobs/enqueue.ts';
-import type { HarmonJobPayload } from '../../src/jobs/queue/port.ts';
-import { sweepQueuedJobs } from '../../src/jobs/sweeper.ts';
+import { readEvents } from '../../src/events/event-log.ts';
+import { enqueueJob, inputHash } from '../../src/jobs/enqueue.ts';
+import { recordEvent, requestCancel } from '../../src/jobs/job-lifecycle.ts';
+import type { HarmonJobPayload, SendOptions } from '../../src/jobs/queue/port.ts';
+import { reconcileJobs } from '../../src/jobs/reconcile.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { createPrisma } from '../../src/storage/db.ts';
 import { type FreshDatabase, freshDatabase, TEST_DATABASE_URL } from '../helpers/pg.ts';
@@ -12,16 +13,19 @@ let db: FreshDatabase;
 let tenantA: string;
 let tenantB: string;
 const sent: HarmonJobPayload[] = [];
+const keys: (string | undefined)[] = [];
 const queue = {
   failNext: false,
-  async send(p: HarmonJobPayload) {
+  async send(p: HarmonJobPayload, o?: SendOptions) {
     if (queue.failNext) {
       queue.failNext = false;
       throw new Error('queue down');
     }
     sent.push(p);
+    keys.push(o?.key);
     return `m${sent.length}`;
   },
+  drainDeadLetters: async () => 0,
 };
 
 before(async () => {
@@ -100,9 +104,7 @@ test('event seq stays 1..n without gaps or duplicates under concurrent appends f
   try {
     await Promise.all(
       Array.from({ length: 60 }, (_, i) =>
-        appendEventNow(clients[i % 3], {
-          jobId: job.id,
-          tenantId: tenantA,
+        recordEvent(clients[i % 3], job.id, tenantA, {
           type: 'PROGRESS',
           status: 'RUNNING',
           payload: { step: i },
@@ -126,7 +128,7 @@ test('event seq stays 1..n without gaps or duplicates under concurrent appends f
 test("appending to another tenant's job is NOT_FOUND", async () => {
   const job = await enqueueJob({ prisma: db.prisma, queue }, gen({ prompt: 'iso' }));
   await assert.rejects(
-    appendEventNow(db.prisma, { jobId: job.id, tenantId: tenantB, type: 'STATUS', status: 'RUNNING' }),
+    recordEvent(db.prisma, job.id, tenantB, { type: 'STATUS', status: 'RUNNING' }),
     (e: unknown) => e instanceof AppError && e.code === 'NOT_FOUND',
   );
 });
@@ -159,25 +161,23 @@ test('cancel: QUEUED -> CANCELED with a terminal event; RUNNING -> cancelRequest
   assert.equal(r.cancelRequested, true);
 });
 
-test('a send that fails after commit keeps the job; the sweeper re-sends it once per period', async () => {
+test('a send that fails after commit keeps the job; the reconciler moves it to a new message once it is stale', async () => {
   queue.failNext = true;
   const job = await enqueueJob({ prisma: db.prisma, queue }, gen({ prompt: 'lost message' }));
   assert.equal(
     sent.some((p) => p.jobId === job.id),
     false,
   );
-  // Not stale yet: nothing re-sent.
-  assert.deepEqual(await sweepQueuedJobs({ prisma: db.prisma, queue }, { staleSeconds: 60 }), []);
+  // This queue cannot count its messages (like SQS), so staleness decides. Not stale yet: nothing.
+  const reconcile = (now?: Date) =>
+    reconcileJobs({ prisma: db.prisma, queue, leaseSeconds: 30 }, { staleSeconds: 60, now });
+  assert.deepEqual((await reconcile()).resent, []);
   const later = new Date(Date.now() + 120_000);
-  const resent = await sweepQueuedJobs({ prisma: db.prisma, queue }, { staleSeconds: 60, now: later });
-  assert.ok(resent.includes(job.id));
-  assert.deepEqual(
-    sent.filter((p) => p.jobId === job.id),
-    [{ jobId: job.id, tenantId: tenantA }],
-  );
-  // Touched: the same sweep time finds it fresh again.
-  assert.equal(
-    (await sweepQueuedJobs({ prisma: db.prisma, queue }, { staleSeconds: 60, now: later })).includes(job.id),
-    false,
-  );
+  assert.ok((await reconcile(later)).resent.includes(job.id));
+  const moved = await db.prisma.job.findUniqueOrThrow({ where: { id: job.id } });
+  assert.notEqual(moved.queueToken, job.queueToken, 'a new token names the new message');
+  const mine = sent.flatMap((p, i) => (p.jobId === job.id ? [{ ...p, key: keys[i] }] : []));
+  assert.deepEqual(mine, [{ jobId: job.id, tenantId: tenantA, key: moved.queueToken }]);
+  // The move touched the job: a pass now finds it fresh again.
+  assert.deepEqual((await reconcile()).resent, []);
 });

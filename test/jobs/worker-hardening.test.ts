@@ -76,7 +76,6 @@ const deps = (blobStore: BlobStore, extra: Partial<WorkerDeps> = {}): WorkerDeps
   blobStore,
   runner,
   log,
-  cancelPollMs: 100_000,
   ...extra,
 });
 async function listKeys(prefix: string): Promise<string[]> {
@@ -84,10 +83,11 @@ async function listKeys(prefix: string): Promise<string[]> {
   return (r.Contents ?? []).map((o) => o.Key as string).sort();
 }
 const qctx = () => ({ signal: new AbortController().signal, heartbeat: async () => true });
-const delivery = (jobId: string, attempt: number) => ({
+/** A delivery of the job's live message (the one its queue token names). */
+const delivery = (job: { id: string; queueToken: string | null }, attempt: number) => ({
   messageId: `m${attempt}`,
-  key: jobId,
-  payload: { jobId, tenantId },
+  key: job.queueToken ?? job.id,
+  payload: { jobId: job.id, tenantId },
   attempt,
 });
 const newJob = (count: number) =>
@@ -113,7 +113,7 @@ test('worker dies after uploading outputs, before the final transaction: the nex
     },
   };
   const locks1 = new JobLocks(db.url, log);
-  const first = processDelivery(deps(dying), locks1, delivery(job.id, 1), qctx()).catch((e: unknown) => e);
+  const first = processDelivery(deps(dying), locks1, delivery(job, 1), qctx()).catch((e: unknown) => e);
   const until = Date.now() + 20_000;
   while (stored.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
   assert.equal(stored.length, 1, 'attempt 1 uploaded its output');
@@ -128,7 +128,7 @@ test('worker dies after uploading outputs, before the final transaction: the nex
 
   // Attempt 2 (the redelivery) on a healthy worker.
   const locks2 = new JobLocks(db.url, log);
-  await processDelivery(deps(s3.blobStore), locks2, delivery(job.id, 2), qctx());
+  await processDelivery(deps(s3.blobStore), locks2, delivery(job, 2), qctx());
   await locks2.close();
 
   const done = await db.prisma.job.findUniqueOrThrow({ where: { id: job.id } });
@@ -167,7 +167,7 @@ test('an attempt that fails for good after uploading part of its outputs deletes
   };
   const locks = new JobLocks(db.url, log);
   // Last attempt (maxAttempts 1): the transient error ends the job FAILED.
-  await processDelivery(deps(failing, { maxAttempts: 1 }), locks, delivery(job.id, 1), qctx());
+  await processDelivery(deps(failing, { maxAttempts: 1 }), locks, delivery(job, 1), qctx());
   await locks.close();
   const ended = await db.prisma.job.findUniqueOrThrow({ where: { id: job.id } });
   assert.equal(ended.status, 'FAILED');

@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { createEngineRunner, type EngineRunner } from '../../src/jobs/engine-runner.ts';
-import { enqueueJob, requestCancel } from '../../src/jobs/enqueue.ts';
+import { enqueueJob } from '../../src/jobs/enqueue.ts';
+import { requestCancel } from '../../src/jobs/job-lifecycle.ts';
 import { startWorkerService, type WorkerService } from '../../src/jobs/service.ts';
 import { verifyWebhookSignature } from '../../src/jobs/webhooks.ts';
 import { collectEvents, summary, type WorkerFixture, workerFixture } from './worker-fixture.ts';
@@ -35,8 +36,6 @@ before(async () => {
     queue: fx.queueOptions,
     fetchPolicy: { allowLoopback: true, allowHttp: true },
     webhooks: { intervalMs: 200, baseDelayMs: 200 },
-    sweeper: false,
-    worker: { cancelPollMs: 200 },
   });
 });
 after(async () => {

@@ -5,7 +5,8 @@
  * message follows the commit).
  */
 import type { Job } from '../../generated/prisma/client.ts';
-import { enqueueJob, requestCancel } from '../../jobs/enqueue.ts';
+import { enqueueJob } from '../../jobs/enqueue.ts';
+import { requestCancel } from '../../jobs/job-lifecycle.ts';
 import { AppError } from '../../shared/errors.ts';
 import { tenantKey } from '../../storage/blob-store.ts';
 import { imagesOf } from '../../tenancy/quota.ts';

@@ -1,4 +1,11 @@
-import type { ConsumeOptions, Consumer, Delivery, Handler, StopOptions } from './port.ts';
+import {
+  type ConsumeOptions,
+  type Consumer,
+  type Delivery,
+  type Handler,
+  LeaseLostError,
+  type StopOptions,
+} from './port.ts';
 
 /**
  * One received message as a backend driver sees it: the delivery handed to the handler plus
@@ -171,7 +178,7 @@ export class LeaseConsumer<P, L extends Lease<P>> implements Consumer {
       }
       if (!ok) {
         entry.leaseLost = true;
-        entry.abort.abort(new Error('lease lost: the message was re-delivered to another consumer'));
+        entry.abort.abort(new LeaseLostError());
       }
       return ok;
     };

@@ -173,6 +173,40 @@ export class PgBossQueue<P> implements JobQueue<P> {
     });
   }
 
+  async drainDeadLetters(handle: (letter: DeadLetter<P>) => Promise<void>, max = 100): Promise<number> {
+    let removed = 0;
+    for (const letter of await this.listDeadLetters(max)) {
+      try {
+        await handle(letter);
+      } catch (e) {
+        logger.warn(
+          { err: e, messageId: letter.messageId },
+          'dead letter not handled; kept for the next drain',
+        );
+        continue;
+      }
+      // Kept as a completed row (history until pg-boss archives it), out of every live count.
+      await this.#db().executeSql(
+        `UPDATE ${this.#schema}.job SET state = 'completed', completed_on = now()
+         WHERE name = $1 AND id = $2 AND state < 'completed'`,
+        [this.#dlq, letter.messageId],
+      );
+      removed++;
+    }
+    return removed;
+  }
+
+  async countLive(keys: string[]): Promise<Map<string, number>> {
+    await this.start();
+    if (keys.length === 0) return new Map();
+    const { rows } = await this.#db().executeSql(
+      `SELECT data->>'k' AS k, count(*)::int AS n FROM ${this.#schema}.job
+       WHERE name = $1 AND state < 'completed' AND data->>'k' = ANY($2::text[]) GROUP BY 1`,
+      [this.#name, keys],
+    );
+    return new Map((rows as { k: string; n: number }[]).map((r) => [r.k, r.n]));
+  }
+
   async close(): Promise<void> {
     await this.#consumers.releaseAll();
     if (this.#started) await this.#started.catch(() => undefined);

@@ -51,11 +51,20 @@ export interface Delivery<P> {
   attempt: number;
 }
 
+/** The abort reason of a handler whose lease was found lost (see HandlerContext.signal). */
+export class LeaseLostError extends Error {
+  constructor() {
+    super('lease lost: the message was re-delivered to another consumer');
+    this.name = 'LeaseLostError';
+  }
+}
+
 export interface HandlerContext {
   /**
    * Aborted when the consumer is stopped in 'release' mode, when a 'finish' stop runs out of
    * time, or when the lease is found lost (a heartbeat failed because the message was already
-   * re-delivered elsewhere). Long handlers must check it between steps.
+   * re-delivered elsewhere; the reason is then a LeaseLostError, and the handler's outcome is
+   * no longer acked or retried by this consumer). Long handlers must check it between steps.
    */
   signal: AbortSignal;
   /** Extends the lease by another visibility timeout. Resolves false when the lease is lost. */
@@ -135,6 +144,19 @@ export interface JobQueue<P> {
   stats(): Promise<QueueStats>;
   /** Reads (without removing, as far as the backend allows) up to `max` dead letters. */
   listDeadLetters(max?: number): Promise<DeadLetter<P>[]>;
+  /**
+   * Hands up to `max` dead letters to `handle` and removes each one it resolved for (pg-boss:
+   * marked completed, SQS: deleted); one it rejected for stays for the next drain. Resolves to the
+   * number removed. Two drains running at once may hand the same letter to both: `handle` must be
+   * idempotent.
+   */
+  drainDeadLetters(handle: (letter: DeadLetter<P>) => Promise<void>, max?: number): Promise<number>;
+  /**
+   * Optional capability of a queue that can look at its own messages (pg-boss): how many live
+   * (waiting, delayed or leased) messages carry each of `keys`. Keys with none are absent.
+   * Backends that cannot count (SQS) leave it out.
+   */
+  countLive?(keys: string[]): Promise<Map<string, number>>;
   /** Stops every consumer of this instance in 'release' mode and closes connections. */
   close(): Promise<void>;
 }

@@ -8,6 +8,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { AppError } from '../../shared/errors.ts';
+import { logger } from '../../shared/logger.ts';
 import { decodeEnvelope, type Envelope, encodeEnvelope, errorMessage } from './envelope.ts';
 import { ConsumerSet, type Lease, type LeaseDriver } from './lease-consumer.ts';
 import { retryDelaySeconds, validatePolicy } from './policy.ts';
@@ -145,6 +146,49 @@ export class SqsQueue<P> implements JobQueue<P> {
       }
     }
     return [...seen.values()].slice(0, max);
+  }
+
+  /**
+   * Receives dead letters with a short visibility timeout (a drain that dies leaves them hidden
+   * only that long); a handled one is deleted, an unhandled one made visible again at once.
+   */
+  async drainDeadLetters(handle: (letter: DeadLetter<P>) => Promise<void>, max = 100): Promise<number> {
+    let removed = 0;
+    for (let seen = 0; seen < max; ) {
+      const out = await this.#client.send(
+        new ReceiveMessageCommand({
+          QueueUrl: this.#dlqUrl,
+          MaxNumberOfMessages: Math.min(10, max - seen),
+          VisibilityTimeout: 60,
+          WaitTimeSeconds: 0,
+        }),
+      );
+      const messages = out.Messages ?? [];
+      if (messages.length === 0) break;
+      seen += messages.length;
+      for (const m of messages) {
+        const messageId = m.MessageId ?? '';
+        try {
+          const env = decodeEnvelope<P>(m.Body ?? '', messageId);
+          await handle({ messageId, key: env.k ?? messageId, payload: env.p, error: env.e });
+        } catch (e) {
+          logger.warn({ err: e, messageId }, 'dead letter not handled; kept for the next drain');
+          await this.#client.send(
+            new ChangeMessageVisibilityCommand({
+              QueueUrl: this.#dlqUrl,
+              ReceiptHandle: m.ReceiptHandle,
+              VisibilityTimeout: 0,
+            }),
+          );
+          continue;
+        }
+        await this.#client.send(
+          new DeleteMessageCommand({ QueueUrl: this.#dlqUrl, ReceiptHandle: m.ReceiptHandle }),
+        );
+        removed++;
+      }
+    }
+    return removed;
   }
 
   async close(): Promise<void> {

@@ -115,6 +115,28 @@ export function runQueueContract(name: string, harness: QueueHarness): void {
       assert.match(dead[0].error ?? '', /boom on attempt 2/);
       const stats = await queue.stats();
       assert.equal(stats.waiting + stats.inFlight, 0);
+
+      // Draining: a letter whose handler fails stays; a handled one is removed, exactly once.
+      const handled: string[] = [];
+      assert.equal(
+        await queue.drainDeadLetters(async () => {
+          throw new Error('not now');
+        }),
+        0,
+      );
+      await waitFor(async () => (await queue.listDeadLetters()).length === 1, 8000, 'letter kept');
+      let removed = 0;
+      await waitFor(
+        async () => {
+          removed += await queue.drainDeadLetters(async (d) => void handled.push(d.key));
+          return removed === 1;
+        },
+        8000,
+        'letter drained',
+      );
+      assert.deepEqual(handled, ['poison']);
+      assert.deepEqual(await queue.listDeadLetters(), []);
+      assert.equal((await queue.stats()).deadLettered, 0);
     });
 
     test('heartbeats (manual and automatic) keep a long job leased; without them the lease is lost', async () => {

@@ -1,5 +1,6 @@
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after } from 'node:test';
+import { after, test } from 'node:test';
 import pg from 'pg';
 import { PgBossQueue, type PgBossQueueOptions } from '../../../src/jobs/queue/pg-boss-queue.ts';
 import { runQueueContract, type TestPayload } from './contract.ts';
@@ -30,4 +31,50 @@ runQueueContract('postgres (pg-boss)', {
     };
     return { queue: new PgBossQueue<TestPayload>(options), options: { backend: 'postgres', ...options } };
   },
+});
+
+test('pg-boss countLive counts waiting, delayed and leased messages per key; handled ones drop out', async () => {
+  const queue = new PgBossQueue<TestPayload>({
+    connectionString,
+    schema,
+    queueName: `count-${++counter}`,
+    pollIntervalMs: 500,
+    poolMax: 2,
+  });
+  try {
+    await queue.start();
+    await queue.send({ n: 1 }, { key: 'a' });
+    await queue.send({ n: 2 }, { key: 'a', delaySeconds: 60 });
+    await queue.send({ n: 3 }, { key: 'b' });
+    assert.deepEqual(Object.fromEntries(await queue.countLive(['a', 'b', 'c'])), { a: 2, b: 1 });
+    const done: number[] = [];
+    let leased!: () => void;
+    const holding = new Promise<void>((r) => {
+      leased = r;
+    });
+    let release!: () => void;
+    const hold = new Promise<void>((r) => {
+      release = r;
+    });
+    const consumer = queue.consume(
+      async (d) => {
+        done.push(d.payload.n);
+        if (d.payload.n === 3) {
+          leased();
+          await hold;
+        }
+      },
+      { concurrency: 2 },
+    );
+    await holding;
+    // n = 3 is leased right now, and still live.
+    assert.equal((await queue.countLive(['b'])).get('b'), 1);
+    release();
+    const until = Date.now() + 8000;
+    while (done.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    await consumer.stop();
+    assert.deepEqual(Object.fromEntries(await queue.countLive(['a', 'b'])), { a: 1 });
+  } finally {
+    await queue.close();
+  }
 });

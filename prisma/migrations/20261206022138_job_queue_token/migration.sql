@@ -1,0 +1,4 @@
+-- AlterTable
+ALTER TABLE "Job" ADD COLUMN     "heartbeatAt" TIMESTAMP(3),
+ADD COLUMN     "queueToken" UUID;
+
