@@ -7,7 +7,6 @@
 import type { MountedApi } from '../api/mount.ts';
 import { createEngineRunner } from '../jobs/engine-runner.ts';
 import { startWorkerService } from '../jobs/service.ts';
-import { fetchPolicyFromEnv } from '../net/safe-fetch.ts';
 import type { SetupHook } from '../server/server.ts';
 
 export function embeddedWorkerSetup(
@@ -28,7 +27,6 @@ export function embeddedWorkerSetup(
       queue: mounted.queue,
       log: ctx.log,
       maxImageBytes: ctx.config.maxUploadBytes,
-      fetchPolicy: fetchPolicyFromEnv(),
     });
     // Registered after the runner, so it runs before it on close: release the job, then stop engines.
     ctx.onClose(() => service.stop({ mode: 'release' }));

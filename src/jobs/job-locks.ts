@@ -5,13 +5,26 @@
  * (reconcile.ts) gives a RUNNING job whose lock nobody holds a new queue message, and the next
  * worker claims it. A live worker keeps its connection however busy its CPU is, so it is never
  * mistaken for dead. A worker that is alive but frozen (SIGSTOP, a hung host) keeps the lock;
- * once its heartbeat is older than the lease, `seize` ends its lock session so another worker can
- * take the job over (the frozen one is fenced out by the job lifecycle when it wakes).
+ * once its heartbeat is older than the lease, `seize` ends its database sessions so another
+ * worker can take the job over (the frozen one is fenced out by the job lifecycle when it wakes).
  */
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 
-const APPLICATION_NAME = 'harmon-worker-locks';
+const SESSION_PREFIX = 'harmon-worker:';
+
+/**
+ * The database URL for every connection of one worker process (Prisma, pg-boss, the lock
+ * connection): all its sessions carry one application_name, so `seize` can end them together.
+ * Ending only the lock session is not enough: a worker frozen inside a transaction holds the Job
+ * row lock there, and the taking-over claim would wait on it until the frozen worker wakes up.
+ */
+export function workerSessionUrl(databaseUrl: string): string {
+  const u = new URL(databaseUrl);
+  u.searchParams.set('application_name', `${SESSION_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  return u.toString();
+}
 
 /** The advisory lock key text of a job (hashed with hashtextextended(key, 7) by every user). */
 export const jobLockKey = (jobId: string) => `harmon-job:${jobId}`;
@@ -39,7 +52,7 @@ export class JobLocks {
 
   #connection(): Promise<pg.Client> {
     this.#client ??= (async () => {
-      const client = new pg.Client({ connectionString: this.#url, application_name: APPLICATION_NAME });
+      const client = new pg.Client({ connectionString: this.#url });
       client.on('error', (e) => {
         // Locks died with the connection; the next call reconnects. A job running now keeps
         // running until the reconciler hands it on; the lifecycle's fence then stops this attempt.
@@ -65,18 +78,20 @@ export class JobLocks {
   }
 
   /**
-   * Ends the worker lock session holding the job's lock (a stalled worker's) and takes the lock.
-   * Only sessions of this class are ended, never a transaction that holds the key briefly (the
-   * reconciler's). False when the lock could not be taken (no privilege to end the session, or
-   * the holder was not a worker lock session).
+   * Ends every database session of the worker process holding the job's lock (a frozen worker's,
+   * tagged by workerSessionUrl) and takes the lock. Never ends an untagged session, such as the
+   * reconciler's transaction that holds the key for a moment. False when the lock could not be
+   * taken (the holder is untagged, or ending sessions is not permitted).
    */
   async seize(jobId: string): Promise<boolean> {
     const c = await this.#connection();
     await c.query(
-      `SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a
-       WHERE a.pid <> pg_backend_pid() AND a.application_name = $2
-         AND a.pid IN (SELECT l.pid FROM pg_locks l WHERE ${jobLockRowSql('$1::uuid')})`,
-      [jobId, APPLICATION_NAME],
+      `WITH holder AS (
+         SELECT a.application_name AS name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE ${jobLockRowSql('$1::uuid')} AND a.pid <> pg_backend_pid())
+       SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN holder h ON a.application_name = h.name
+       WHERE h.name LIKE $2 AND a.pid <> pg_backend_pid()`,
+      [jobId, `${SESSION_PREFIX}%`],
     );
     for (let i = 0; i < 30; i++) {
       if (await this.tryLock(jobId)) return true;

@@ -11,10 +11,15 @@ import { isIP, type LookupFunction } from 'node:net';
 import { AppError } from '../shared/errors.ts';
 import { classifyAddress, isForbiddenHostname } from './ssrf.ts';
 
+/**
+ * Test-only allowances. Nothing reads them from configuration or the environment: only code that
+ * builds a worker service or enqueues in-process (tests) can pass them, so a production process
+ * cannot be switched into fetching loopback or plain-http URLs by a stray setting.
+ */
 export interface FetchPolicy {
-  /** Test/dev only: allow loopback addresses (never private or link-local). */
+  /** Allow loopback addresses (never private or link-local). */
   allowLoopback?: boolean;
-  /** Test/dev only: allow plain http (production accepts https only). */
+  /** Allow plain http (production accepts https only). */
   allowHttp?: boolean;
 }
 
@@ -36,12 +41,6 @@ export interface SafeResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
   body: Buffer;
-}
-
-/** The loopback test flag: HARMON_ALLOW_LOOPBACK_FETCH=1 (never set in production). */
-export function fetchPolicyFromEnv(env: NodeJS.ProcessEnv = process.env): FetchPolicy {
-  const on = env.HARMON_ALLOW_LOOPBACK_FETCH === '1' || env.HARMON_ALLOW_LOOPBACK_FETCH === 'true';
-  return { allowLoopback: on, allowHttp: on };
 }
 
 /** Parses and checks a URL and resolves it to one allowed address; throws before any connection. */

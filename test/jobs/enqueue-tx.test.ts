@@ -175,7 +175,7 @@ test('QUOTA_EXCEEDED writes no job and no message', async () => {
   assert.equal(await allMessages(), messagesBefore);
 });
 
-test('a consumer receives the committed message with the job\'s queue token as its key', async () => {
+test("a consumer receives the committed message with the job's queue token as its key", async () => {
   const job = await enqueueJob({ prisma: db.prisma, queue }, gen('deliver me'));
   const seen: Delivery<HarmonJobPayload>[] = [];
   let done!: () => void;

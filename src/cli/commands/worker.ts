@@ -10,9 +10,9 @@ import { resolveDatabase, resolveS3 } from '../../embedded/resolve.ts';
 import { ensureDemoModel } from '../../harmon/demo-model.ts';
 import { DEMO_NOTICE } from '../../harmon/events.ts';
 import { createEngineRunner } from '../../jobs/engine-runner.ts';
+import { workerSessionUrl } from '../../jobs/job-locks.ts';
 import { queueOptionsFromConfig } from '../../jobs/queue/from-config.ts';
 import { startWorkerService } from '../../jobs/service.ts';
-import { fetchPolicyFromEnv } from '../../net/safe-fetch.ts';
 import { AppError } from '../../shared/errors.ts';
 import { logger } from '../../shared/logger.ts';
 import { createBlobStore } from '../../storage/blob-store.ts';
@@ -77,7 +77,10 @@ export function register(program: Command): void {
         const db = await resolveDatabase(config, 'client');
         cleanups.push(db.stop);
         await migrate(db.url);
-        const prisma = createPrisma(db.url, { max: db.embedded ? 2 : 5 });
+        // One application_name on all of this process's sessions (job-locks.ts: taking over from a
+        // frozen worker ends them all, including a transaction it froze in).
+        const url = workerSessionUrl(db.url);
+        const prisma = createPrisma(url, { max: db.embedded ? 2 : 5 });
         cleanups.push(() => prisma.$disconnect());
         const s3 = await resolveS3(config, 'client');
         cleanups.push(s3.stop);
@@ -88,7 +91,7 @@ export function register(program: Command): void {
         });
         cleanups.push(() => runner.close());
 
-        const queueOptions = queueOptionsFromConfig(config, db.url);
+        const queueOptions = queueOptionsFromConfig(config, url);
         const policy = {
           ...queueOptions.policy,
           ...(opts.visibilityTimeout
@@ -99,7 +102,7 @@ export function register(program: Command): void {
         const maintenance = int(opts.maintenanceInterval, 'maintenance-interval');
         const service = await startWorkerService({
           prisma,
-          databaseUrl: db.url,
+          databaseUrl: url,
           blobStore,
           runner,
           queue: {
@@ -111,7 +114,6 @@ export function register(program: Command): void {
           },
           concurrency: int(opts.concurrency, 'concurrency'),
           maxImageBytes: config.maxUploadBytes,
-          fetchPolicy: fetchPolicyFromEnv(),
         });
         process.stdout.write(
           `harmon worker ready (pid ${process.pid}; models ${runner.models().join(', ')})\n`,
