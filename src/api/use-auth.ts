@@ -95,7 +95,7 @@ export function contextFor(deps: ApiDeps, p: Principal, requestId: string = rand
  * Scopes: '*' allows everything; 'jobs:read' reads (queries, subscriptions); 'jobs:write' also
  * creates and cancels jobs and uploads.
  */
-export function requireScope(ctx: ApiContext, scope: 'jobs:read' | 'jobs:write'): void {
+export function requireScope(ctx: ApiContext, scope: 'jobs:read' | 'jobs:write' | 'webhooks:write'): void {
   const s = ctx.scopes;
   const ok = s.includes('*') || s.includes(scope) || (scope === 'jobs:read' && s.includes('jobs:write'));
   if (!ok) throw new AppError('FORBIDDEN', `This API key lacks the "${scope}" scope.`);

@@ -12,6 +12,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { appendFirstEvent } from '../events/event-log.ts';
 import type { Job, JobKind, Prisma as P } from '../generated/prisma/client.ts';
+import { checkUrl, type FetchPolicy, resolverOf } from '../net/safe-fetch.ts';
 import { AppError } from '../shared/errors.ts';
 import { logger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
@@ -23,6 +24,10 @@ export interface EnqueueDeps {
   prisma: Prisma;
   /** `sendInTransaction`, when present, is used instead of `send` (see the file comment). */
   queue: Pick<JobQueue<HarmonJobPayload>, 'send' | 'sendInTransaction'>;
+  /** Resolves the webhook URL's host (default DNS; tests inject). */
+  lookup?: (host: string) => Promise<string[]>;
+  /** Test-only allowances for the webhook URL; nothing in configuration sets them (net/safe-fetch.ts). */
+  urlPolicy?: FetchPolicy;
 }
 
 export interface EnqueueRequest {
@@ -73,6 +78,16 @@ export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promis
   ) {
     throw new AppError('BAD_USER_INPUT', `idempotencyKey must be 1..${MAX_KEY_LENGTH} characters`, {
       details: { fields: { idempotencyKey: 'length' } },
+    });
+  }
+  if (req.webhookUrl !== undefined) {
+    // The SSRF rule, at once: a loopback, private or metadata target is the client's error now, not
+    // eight failed deliveries later. The worker checks again (DNS may change) before every delivery.
+    await checkUrl(req.webhookUrl, {
+      ...deps.urlPolicy,
+      what: 'webhook URL',
+      field: 'webhookUrl',
+      ...(deps.lookup ? { resolve: resolverOf(deps.lookup) } : {}),
     });
   }
   const hash = inputHash(req);

@@ -33,6 +33,8 @@ export interface SafeFetchOptions extends FetchPolicy {
   signal?: AbortSignal;
   /** For error messages: "image URL", "webhook URL". */
   what?: string;
+  /** The input field the URL came from: refusals name it in `details.fields` (API errors). */
+  field?: string;
   /** Injected resolver (tests use it to simulate DNS answers without a DNS server). */
   resolve?: (host: string) => Promise<{ address: string; family: number }[]>;
 }
@@ -43,15 +45,23 @@ export interface SafeResponse {
   body: Buffer;
 }
 
-/** Parses and checks a URL and resolves it to one allowed address; throws before any connection. */
+/**
+ * Parses and checks a URL and resolves it to one allowed address; throws BAD_USER_INPUT before any
+ * connection. The one URL rule for everything fetched or called on a client's behalf: checked
+ * when a job is enqueued (webhooks) and again by safeFetch at every request.
+ */
 export async function checkUrl(
   raw: string,
-  options: FetchPolicy & Pick<SafeFetchOptions, 'resolve' | 'what'> = {},
+  options: FetchPolicy & Pick<SafeFetchOptions, 'resolve' | 'what' | 'field'> = {},
 ): Promise<{ url: URL; address: string; family: 4 | 6 }> {
   const what = options.what ?? 'URL';
-  const refuse = (why: string) =>
+  const refuse = (why: string, cause?: unknown) =>
     new AppError('BAD_USER_INPUT', `The ${what} was refused: ${why}.`, {
-      details: { url: raw.slice(0, 200) },
+      cause,
+      details: {
+        url: raw.slice(0, 200),
+        ...(options.field ? { fields: [{ path: options.field, message: why }] } : {}),
+      },
     });
   if (!URL.canParse(raw)) throw refuse('it is not a valid URL');
   const url = new URL(raw);
@@ -66,11 +76,7 @@ export async function checkUrl(
     ? [{ address: host, family: isIP(host) }]
     : await (options.resolve ?? ((h) => dnsLookup(h, { all: true, verbatim: true })))(host).catch(
         (cause: unknown) => {
-          throw new AppError(
-            'BAD_USER_INPUT',
-            `The ${what} was refused: host "${host}" could not be resolved.`,
-            { cause },
-          );
+          throw refuse(`host "${host}" could not be resolved`, cause);
         },
       );
   if (addresses.length === 0) throw refuse(`host "${host}" has no addresses`);
@@ -144,4 +150,11 @@ function requestPinned(
     if (options.body !== undefined) req.end(options.body);
     else req.end();
   });
+}
+
+/** A resolver over a `host -> addresses` lookup (the API's injectable one) for checkUrl. */
+export function resolverOf(
+  lookup: (host: string) => Promise<string[]>,
+): (host: string) => Promise<{ address: string; family: number }[]> {
+  return async (host) => (await lookup(host)).map((address) => ({ address, family: isIP(address) }));
 }

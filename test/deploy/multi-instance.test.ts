@@ -29,16 +29,9 @@ let workers: Harmon[] = [];
 
 const LISTENING = /harmon listening on (http:\/\/\S+)/;
 const WORKER_READY = /harmon worker ready \(pid (\d+)/;
-// Short lease + frequent lease checks: a killed worker's job is re-delivered within seconds.
-const WORKER_ARGS = [
-  'worker',
-  '--visibility-timeout',
-  '3',
-  '--maintenance-interval',
-  '1',
-  '--preview-every',
-  '8',
-];
+// The default lease: a killed worker's job is handed on by the other worker's reconciler as soon
+// as the killed one's lock session is gone, not when its lease runs out.
+const WORKER_ARGS = ['worker', '--preview-every', '8'];
 
 async function serve(): Promise<string> {
   const p = await startHarmon(['serve', '--no-worker', '--port', '0'], env, LISTENING, 60_000);
@@ -70,7 +63,7 @@ before(async () => {
   };
   // API #1 alone first: it creates the pg-boss schema and queue, which the others then share.
   api1 = await serve();
-  // Workers last: each applies its queue policy (the short lease) after the APIs applied theirs.
+  // Workers last: each applies its queue policy after the APIs applied theirs.
   api2 = await serve();
   workers = await Promise.all([worker(), worker()]);
 });

@@ -48,7 +48,12 @@ const enqueue = (
   kind: 'GENERATE' | 'DESCRIBE',
   input: Record<string, unknown>,
   extra: { webhookUrl?: string } = {},
-) => enqueueJob({ prisma: fx.db.prisma, queue: fx.queue }, { tenantId, kind, modelId, input, ...extra });
+) =>
+  enqueueJob(
+    // Test-only: the webhook receiver below listens on loopback over plain http.
+    { prisma: fx.db.prisma, queue: fx.queue, urlPolicy: { allowLoopback: true, allowHttp: true } },
+    { tenantId, kind, modelId, input, ...extra },
+  );
 
 test('generate on the tiny model: QUEUED, RUNNING, PROGRESS x steps (+previews), RESULT, SUCCEEDED; PNG in S3 decodes', async () => {
   const job = await enqueue('GENERATE', { prompt: 'a red fox', size: 64, steps: 4, seed: 7 });

@@ -10,6 +10,7 @@ import { requestCancel } from '../../jobs/job-lifecycle.ts';
 import { AppError } from '../../shared/errors.ts';
 import { tenantKey } from '../../storage/blob-store.ts';
 import { imagesOf } from '../../tenancy/quota.ts';
+import { rotateWebhookSecret } from '../../tenancy/webhook-secret.ts';
 import { checkImageSource, IMAGE_CONTENT_TYPES, isUuid } from '../image-source.ts';
 import { checkWebhookUrl, toDescribeOptions, toGenerateInput } from '../inputs.ts';
 import { pickModel } from '../models.ts';
@@ -39,7 +40,7 @@ export const mutationResolvers = {
     // The quota is checked by enqueueJob in the insert transaction (a replay of a known key skips
     // it and returns the existing job or CONFLICT).
     const job = await enqueueJob(
-      { prisma: ctx.deps.prisma, queue: ctx.deps.queue },
+      { prisma: ctx.deps.prisma, queue: ctx.deps.queue, lookup: ctx.deps.lookup },
       {
         tenantId: ctx.tenantId,
         kind: 'GENERATE',
@@ -67,7 +68,7 @@ export const mutationResolvers = {
       lookup: ctx.deps.lookup,
     });
     const job = await enqueueJob(
-      { prisma: ctx.deps.prisma, queue: ctx.deps.queue },
+      { prisma: ctx.deps.prisma, queue: ctx.deps.queue, lookup: ctx.deps.lookup },
       {
         tenantId: ctx.tenantId,
         kind: 'DESCRIBE',
@@ -112,5 +113,16 @@ export const mutationResolvers = {
     if (!isUuid(args.id)) throw new AppError('NOT_FOUND', `job ${args.id} was not found`);
     await ownJob(ctx, args.id);
     return requestCancel(ctx.deps.prisma, ctx.tenantId, args.id);
+  },
+
+  async rotateWebhookSecret(
+    _: unknown,
+    __: unknown,
+    ctx: ApiContext,
+  ): Promise<{ secret: string; createdAt: Date }> {
+    requireScope(ctx, 'webhooks:write');
+    const { secret, createdAt } = await rotateWebhookSecret(ctx.deps.prisma, { id: ctx.tenantId });
+    ctx.log.info('webhook secret rotated');
+    return { secret, createdAt };
   },
 };

@@ -6,12 +6,14 @@ import { register as registerGenerate } from './generate.ts';
 import { register as registerKeys } from './keys.ts';
 import { register as registerModel } from './model.ts';
 import { register as registerServe } from './serve.ts';
+import { register as registerTenants } from './tenants.ts';
 import { register as registerWorker } from './worker.ts';
 
 /** One line per subcommand module; each module exports `register(program)`. */
 export function registerCommands(program: Command): void {
   registerServe(program);
   registerKeys(program);
+  registerTenants(program);
   registerDb(program);
   registerGenerate(program);
   registerDescribe(program);
