@@ -1,8 +1,21 @@
 /**
- * Tenant isolation at the data layer. Resolvers and workers reach tenant-owned rows only through
- * `forTenant(prisma, tenantId)`: every read filters on tenantId, every write stamps it, and
- * updates/deletes match on (id, tenantId), so a forgotten filter cannot leak another tenant's data.
- * Rows that point at a job (events, assets, usage) are refused unless the job is the tenant's own.
+ * Tenant isolation at the data layer. THE rule (test/storage/tenant-scope-rule.test.ts checks
+ * what can be checked mechanically):
+ *
+ * 1. For a request (API resolvers) the tenant is the API key's. Resolvers reach tenant-owned rows
+ *    only through `forTenant(prisma, tenantId)` below (`ctx.db`): every read filters on tenantId,
+ *    every write stamps it, updates/deletes match on (id, tenantId), and rows that point at a job
+ *    are refused unless the job is the tenant's own. A write that is more than one row goes through
+ *    a function that takes that tenantId and matches every row on it (enqueueJob, requestCancel,
+ *    rotateWebhookSecret); no resolver touches a tenant-owned Prisma model directly.
+ * 2. For a job (src/jobs, src/events: worker, job lifecycle, webhooks, sweeps) the tenant is the
+ *    one stored on the Job row, and the job's id comes from our own queue, not from a client.
+ *    Rows are addressed through the job (its id; its rows by jobId), every row written for it is
+ *    stamped with the Job row's tenantId, and an id the CLIENT gave (an uploadId in the job's
+ *    input) is resolved only through `forTenant(prisma, job.tenantId)`, since a client-given id
+ *    is the one way a job could reach another tenant's row. Sweeps (retention, reconcile) work
+ *    across tenants by design, handle each row under its own tenantId and return nothing to
+ *    clients.
  */
 import type { Prisma as P } from '../generated/prisma/client.ts';
 import { AppError } from '../shared/errors.ts';
