@@ -3,7 +3,7 @@
  * (harmon-inference.md §1.3-§1.7). This map is what the loader asserts against, what the tiny
  * model's random weights are generated from, and what parameter counts are computed from.
  */
-import type { HarmonConfig, VaeConfig } from './config.ts';
+import type { HarmonConfig, VaeConfig } from '../model/config.ts';
 import { numelOf } from './weights/dtype.ts';
 
 export type Shape = readonly number[];

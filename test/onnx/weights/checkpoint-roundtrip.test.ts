@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { HARMON_TINY } from '../../../src/onnx/config.ts';
+import { HARMON_TINY } from '../../../src/model/config.ts';
 import {
   expectedHarmonTensors,
   expectedVaeTensors,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { HARMON_0_5B, HARMON_1_5B, HARMON_TINY } from '../../../src/onnx/config.ts';
+import { HARMON_0_5B, HARMON_1_5B, HARMON_TINY } from '../../../src/model/config.ts';
 import {
   expectedHarmonTensors,
   expectedVaeTensors,
