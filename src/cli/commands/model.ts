@@ -59,7 +59,7 @@ async function writeRandom(variant: string, o: RandomOpts): Promise<void> {
   const gb = (await dirBytes(o.out)) / 1e9;
   process.stderr.write(
     `wrote ${m.modelId}: ${Object.keys(m.graphs).length} graphs, ${gb.toFixed(2)} GB in ` +
-      `${((Date.now() - t0) / 1000).toFixed(1)} s (random weights: outputs are noise)\n`,
+      `${((Date.now() - t0) / 1000).toFixed(1)} s (random-weight demo model: outputs are noise)\n`,
   );
   process.stdout.write(`${o.out}\n`);
 }
