@@ -34,7 +34,7 @@ function workerTask(overrides: Record<string, unknown> = {}) {
   assert.ok(gpu, 'the stack has a GPU worker task');
   const [container] = gpu.Properties.ContainerDefinitions as { MemoryReservation: number }[];
   const [template] = Object.values(compute.findResources('AWS::EC2::LaunchTemplate'));
-  const instance = (template.Properties?.LaunchTemplateData as { InstanceType: string }).InstanceType;
+  const instance = (template.Properties.LaunchTemplateData as { InstanceType: string }).InstanceType;
   return { reservationMiB: container.MemoryReservation, instance };
 }
 
