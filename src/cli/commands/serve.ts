@@ -6,8 +6,8 @@
 import type { Command } from 'commander';
 import type { MountedApi } from '../../api/mount.ts';
 import { loadConfig } from '../../config/config.ts';
-import { ensureDemoModel } from '../../harmon/demo-model.ts';
 import { queueOptionsFromConfig } from '../../jobs/queue/from-config.ts';
+import { ensureDemoModel } from '../../onnx/demo-model.ts';
 import { startServer } from '../../server/server.ts';
 import { AppError } from '../../shared/errors.ts';
 import { logger } from '../../shared/logger.ts';
