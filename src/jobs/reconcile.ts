@@ -10,8 +10,8 @@
  * 2. Dead workers: a RUNNING job whose advisory lock no session holds lost its worker (SIGKILL,
  *    crash, lost host) -> new message now, so the next worker re-runs it within seconds instead of
  *    after the dead worker's lease. A live worker keeps its lock session however busy it is.
- * 3. Lost messages: on a queue that can count its messages (pg-boss), an unfinished job without a
- *    live message gets one. SQS cannot be looked into, so there a QUEUED job untouched for
+ * 3. Lost messages (every 12th pass by default): on a queue that can count its messages (pg-boss),
+ *    an unfinished job without a live message gets one. SQS cannot be looked into, so there a QUEUED job untouched for
  *    `staleSeconds`, or a RUNNING one whose heartbeat is older than twice the lease, gets one
  *    (enqueue sends to SQS after its commit; a crash in between loses the message).
  */
@@ -38,6 +38,11 @@ export interface ReconcileOptions {
   batch?: number;
   /** The clock of the SQS staleness rules (tests). */
   now?: Date;
+  /**
+   * Skip step 3 (lost messages). startReconciler runs it on every `lostEvery`-th pass only: on
+   * pg-boss it reads the queue table, whose completed rows stay there for hours.
+   */
+  skipLostMessages?: boolean;
 }
 
 export interface ReconcileReport {
@@ -70,6 +75,7 @@ export async function reconcileJobs(d: ReconcileDeps, o: ReconcileOptions = {}):
     if (await reclaimFromDeadWorker(d.prisma, d.queue, id)) report.reclaimed.push(id);
   }
 
+  if (o.skipLostMessages) return done(report, log);
   const now = (o.now ?? new Date()).getTime();
   const unfinished = await d.prisma.job.findMany({
     where: { status: { in: ['QUEUED', 'RUNNING'] } },
@@ -94,7 +100,10 @@ export async function reconcileJobs(d: ReconcileDeps, o: ReconcileOptions = {}):
   for (const j of lost) {
     if (await resendLostMessage(d.prisma, d.queue, j.id, j.queueToken)) report.resent.push(j.id);
   }
+  return done(report, log);
+}
 
+function done(report: ReconcileReport, log: Logger): ReconcileReport {
   if (report.failed.length > 0)
     log.warn({ jobIds: report.failed }, 'jobs failed: their queue message was dead-lettered');
   if (report.reclaimed.length > 0) log.warn({ jobIds: report.reclaimed }, 'jobs of dead workers re-sent');
@@ -103,16 +112,22 @@ export async function reconcileJobs(d: ReconcileDeps, o: ReconcileOptions = {}):
   return report;
 }
 
-/** Runs a pass every `intervalMs` (the first one right away) until stopped; a slow pass is never overlapped. */
+/**
+ * Runs a pass every `intervalMs` (default 5 s: how soon a dead worker's job is handed on; the
+ * first pass right away) until stopped, the lost-message step on every `lostEvery`-th pass
+ * (default 12: once a minute); a slow pass is never overlapped.
+ */
 export function startReconciler(
   deps: ReconcileDeps,
-  options: ReconcileOptions & { intervalMs?: number } = {},
+  options: ReconcileOptions & { intervalMs?: number; lostEvery?: number } = {},
 ): { stop(): Promise<void> } {
   let pass: Promise<unknown> | undefined;
   let stopped = false;
+  let passes = 0;
   const run = () => {
     if (pass || stopped) return;
-    pass = reconcileJobs(deps, options)
+    const skipLostMessages = passes++ % Math.max(1, options.lostEvery ?? 12) !== 0;
+    pass = reconcileJobs(deps, { ...options, skipLostMessages })
       .catch((e: unknown) => (deps.log ?? rootLogger).warn({ err: e }, 'reconcile pass failed'))
       .finally(() => {
         pass = undefined;

@@ -31,8 +31,8 @@ export interface WorkerServiceOptions {
   maxImageBytes?: number;
   fetchPolicy?: FetchPolicy;
   webhooks?: false | (WebhookOptions & { intervalMs?: number });
-  /** The queue check (reconcile.ts): default every 5 s. */
-  reconciler?: false | { intervalMs?: number; staleSeconds?: number };
+  /** The queue check (reconcile.ts): default every 5 s, lost messages every 12th pass. */
+  reconciler?: false | { intervalMs?: number; lostEvery?: number; staleSeconds?: number };
   /** Tenant retention enforcement (default: every 10 minutes, 200 rows per kind per sweep). */
   retention?: false | { intervalMs?: number; firstRunMs?: number; batch?: number };
   worker?: Partial<Pick<WorkerDeps, 'slotRetrySeconds' | 'canStart' | 'heartbeatMs'>>;
