@@ -29,16 +29,32 @@ export function workerSessionUrl(databaseUrl: string): string {
 /** The advisory lock key text of a job (hashed with hashtextextended(key, 7) by every user). */
 export const jobLockKey = (jobId: string) => `harmon-job:${jobId}`;
 
+/** SQL condition on `pg_locks l`: a granted bigint advisory lock in this database. */
+const HELD_ADVISORY = `l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+
 /**
- * SQL condition on `pg_locks l`: "l is a granted lock on the job whose id is the uuid expression
- * `idSql`" (pg_locks shows a bigint advisory key as classid = high 32 bits, objid = low 32 bits).
+ * SQL condition: the advisory key split into `hi`/`lo` (pg_locks shows a bigint key as classid =
+ * high 32 bits, objid = low 32 bits) is the lock of the job whose id is the uuid expression `idSql`.
  */
-export function jobLockRowSql(idSql: string): string {
+function jobKeyIs(hi: string, lo: string, idSql: string): string {
   const h = `hashtextextended('harmon-job:' || ${idSql}::text, 7)`;
-  return `l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-    AND l.classid::bigint = ((${h} >> 32) & 4294967295) AND l.objid::bigint = (${h} & 4294967295)`;
+  return `${hi}::bigint = ((${h} >> 32) & 4294967295) AND ${lo}::bigint = (${h} & 4294967295)`;
 }
+
+/** SQL condition on `pg_locks l`: l is a granted lock on the job with id `idSql`. */
+export const jobLockRowSql = (idSql: string) =>
+  `${HELD_ADVISORY} AND ${jobKeyIs('l.classid', 'l.objid', idSql)}`;
+
+/**
+ * A query for up to $1 RUNNING jobs whose lock no session holds (their worker is gone); pg_locks
+ * is read once, not once per job.
+ */
+export const UNLOCKED_RUNNING_JOBS_SQL = `
+  WITH held AS MATERIALIZED (SELECT l.classid AS hi, l.objid AS lo FROM pg_locks l WHERE ${HELD_ADVISORY})
+  SELECT j.id::text AS id FROM "Job" j
+  WHERE j.status = 'RUNNING' AND NOT EXISTS (SELECT 1 FROM held h WHERE ${jobKeyIs('h.hi', 'h.lo', 'j.id')})
+  ORDER BY j."heartbeatAt" NULLS FIRST LIMIT $1`;
 
 export class JobLocks {
   readonly #url: string;

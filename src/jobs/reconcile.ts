@@ -18,7 +18,7 @@
 import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
 import { failDeadLettered, reclaimFromDeadWorker, resendLostMessage } from './job-lifecycle.ts';
-import { jobLockRowSql } from './job-locks.ts';
+import { UNLOCKED_RUNNING_JOBS_SQL } from './job-locks.ts';
 import type { HarmonJobPayload, JobQueue } from './queue/port.ts';
 
 export interface ReconcileDeps {
@@ -64,12 +64,7 @@ export async function reconcileJobs(d: ReconcileDeps, o: ReconcileOptions = {}):
       report.failed.push(letter.payload.jobId);
   }, batch);
 
-  const orphans = await d.prisma.$queryRawUnsafe<{ id: string }[]>(
-    `SELECT j.id::text AS id FROM "Job" j
-     WHERE j.status = 'RUNNING' AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE ${jobLockRowSql('j.id')})
-     ORDER BY j."heartbeatAt" NULLS FIRST LIMIT $1`,
-    batch,
-  );
+  const orphans = await d.prisma.$queryRawUnsafe<{ id: string }[]>(UNLOCKED_RUNNING_JOBS_SQL, batch);
   for (const { id } of orphans) {
     if (d.running?.has(id)) continue;
     if (await reclaimFromDeadWorker(d.prisma, d.queue, id)) report.reclaimed.push(id);
