@@ -1,12 +1,13 @@
 /**
  * Webhooks: terminal job events delivered from the durable log to the job's webhookUrl.
  *
- * terminateJob writes a WebhookDelivery row in the job's final transaction; the dispatcher here
- * claims due rows (SKIP LOCKED, so several workers never send the same row at once), reads the
+ * The job's ending (job-lifecycle.ts) writes a WebhookDelivery row in its final transaction; the
+ * dispatcher here claims due rows (SKIP LOCKED, so several workers never send the same row at once), reads the
  * event from the log, signs `${timestamp}.${body}` with HMAC-SHA256 under the tenant's
  * webhookSecret (header `Harmon-Signature: t=<unix seconds>,v1=<hex>`), POSTs it through the
  * SSRF-safe fetch, and on failure (non-2xx, timeout, refused) schedules a retry with exponential
- * backoff until `maxAttempts`. Receivers must check the timestamp too (replay window).
+ * backoff until `maxAttempts`. Receivers must check the timestamp too (replay window). The URL
+ * rule is checked when the job is enqueued too (enqueue.ts), so a refused target fails the request.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { toEventRecord } from '../events/job-events.ts';

@@ -42,7 +42,7 @@ export async function freshDatabase(options: { migrate?: boolean } = {}): Promis
     async drop() {
       await prisma.$disconnect().catch(() => {});
       await exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      // The API mounts its pg-boss queue in `<schema>_boss` (src/api/mount.ts).
+      // The pg-boss queue of a schema lives in `<schema>_boss` (src/jobs/queue/from-config.ts).
       await exec(`DROP SCHEMA IF EXISTS "${schema}_boss" CASCADE`);
     },
   };

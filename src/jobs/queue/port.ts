@@ -175,7 +175,8 @@ export interface QueuePolicy {
 
 export const DEFAULT_QUEUE_POLICY: QueuePolicy = {
   // Long enough for the longest blocking ONNX call (a VAE decode at 1024px on a slow GPU) plus
-  // slack; heartbeats keep longer jobs alive, so this only bounds crash-recovery latency.
+  // slack; heartbeats keep longer jobs alive. For the worker it bounds only how soon a FROZEN
+  // worker's job is taken over: a dead one's is handed on within seconds (jobs/reconcile.ts).
   visibilityTimeoutSeconds: 120,
   maxAttempts: 3,
   retryDelaySeconds: 10,
