@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { Job, JobKind, Prisma as P } from '../generated/prisma/client.ts';
 import { AppError } from '../shared/errors.ts';
+import { checkIdempotencyKey } from '../shared/job-inputs.ts';
 import { logger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
 import { assertQuota, lockTenantQuota } from '../tenancy/quota.ts';
@@ -41,8 +42,6 @@ export interface EnqueueRequest {
   quotaImages?: number;
 }
 
-const MAX_KEY_LENGTH = 200;
-
 /** JSON with object keys sorted at every level, so the hash ignores key order. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
@@ -68,14 +67,7 @@ export function inputHash(req: Pick<EnqueueRequest, 'kind' | 'modelId' | 'input'
 
 export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promise<Job> {
   const { prisma, queue } = deps;
-  if (
-    req.idempotencyKey !== undefined &&
-    (req.idempotencyKey.length === 0 || req.idempotencyKey.length > MAX_KEY_LENGTH)
-  ) {
-    throw new AppError('BAD_USER_INPUT', `idempotencyKey must be 1..${MAX_KEY_LENGTH} characters`, {
-      details: { fields: { idempotencyKey: 'length' } },
-    });
-  }
+  checkIdempotencyKey(req.idempotencyKey);
   const hash = inputHash(req);
   if (req.idempotencyKey) {
     const existing = await findByKey(prisma, req.tenantId, req.idempotencyKey);
