@@ -136,6 +136,16 @@ export function attachGraphqlWs(
     },
     wss,
   );
+  // ws closes a socket with 1009 itself when a frame is over maxPayload, then emits 'error';
+  // graphql-ws's listener would log every such client mistake with console.error. Registered
+  // after useServer's, so it replaces that listener on each new socket.
+  wss.on('connection', (socket: WebSocket) => {
+    socket.removeAllListeners('error');
+    socket.on('error', (err: Error & { code?: string }) => {
+      deps.log.debug({ err }, 'graphql-ws socket error');
+      if (socket.readyState === WebSocket.OPEN) socket.close(1011, 'Internal server error');
+    });
+  });
 
   return {
     wss,
