@@ -253,8 +253,32 @@ test('heap stays bounded over 100,000 rejected subscribes (invalid and RATE_LIMI
   refused += await rejectedSubscribes(limited, 2000, '{ models { id } }', 'lim', rateLimited);
   assert.ok(refused >= 99_990, `${refused} refused`);
   const grown = (await heapAfterGc(gc)) - baseline;
-  t.diagnostic(`heap after GC grew by ${(grown / 1024 / 1024).toFixed(1)} MB over 100,000 rejected subscribes`);
+  t.diagnostic(
+    `heap after GC grew by ${(grown / 1024 / 1024).toFixed(1)} MB over 100,000 rejected subscribes`,
+  );
   assert.ok(grown < 20 * 1024 * 1024, `heap grew by ${(grown / 1024 / 1024).toFixed(1)} MB`);
   invalid.ws.close();
   limited.ws.close();
+});
+
+test('an SSE subscription stream ends when its key is revoked', async () => {
+  const t = await h.newTenant('sse-revoke');
+  const res = await fetch(`${h.url}/graphql/stream`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'text/event-stream',
+      authorization: `Bearer ${t.key}`,
+    },
+    body: JSON.stringify({ query: 'subscription { jobs { jobId } }' }),
+  });
+  assert.equal(res.status, 200);
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  await reader.read(); // the stream is open (graphql-sse writes a comment first)
+  await revokeApiKey(h.db.prisma, prefixOf(t.key));
+  const ended = (async () => {
+    for (;;) if ((await reader.read()).done) return true;
+  })();
+  const result = await Promise.race([ended, new Promise<false>((r) => setTimeout(r, 10_000, false))]);
+  assert.ok(result, 'the stream is still open 10 s after the revoke');
 });
