@@ -15,6 +15,12 @@ import {
 import { checkIdempotencyKey, LIMITS, validateGenerateInput } from '../../src/shared/job-inputs.ts';
 import { unstorableDate, unstorableText } from '../../src/shared/storable.ts';
 
+/** The first field path of a BAD_USER_INPUT AppError's `details.fields`. */
+function firstPath(e: AppError): string {
+  const fields = e.details?.fields as { path: string }[] | undefined;
+  assert.ok(fields, 'details.fields');
+  return fields[0].path;
+}
 const bytes = (...b: number[]) => Uint8Array.from(b);
 const latin1 = (s: string) => Buffer.from(s, 'latin1');
 
@@ -54,7 +60,7 @@ test('inline base64: well-formed and within the limit, else BAD_USER_INPUT namin
       f();
     } catch (e) {
       assert.ok(e instanceof AppError && e.code === 'BAD_USER_INPUT');
-      return (e.details?.fields as { path: string }[])[0].path;
+      return firstPath(e);
     }
     assert.fail('no error');
   };
@@ -104,10 +110,7 @@ test('idempotencyKey: one rule and one error shape (fields array) for the API an
   for (const bad of ['', 'k'.repeat(LIMITS.idempotencyKeyMaxChars + 1), 'k\u0000', '\ud800']) {
     assert.throws(
       () => checkIdempotencyKey(bad),
-      (e) =>
-        e instanceof AppError &&
-        e.code === 'BAD_USER_INPUT' &&
-        (e.details?.fields as { path: string }[])[0].path === 'idempotencyKey',
+      (e) => e instanceof AppError && e.code === 'BAD_USER_INPUT' && firstPath(e) === 'idempotencyKey',
     );
   }
 });
