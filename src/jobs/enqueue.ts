@@ -14,6 +14,7 @@ import { appendFirstEvent } from '../events/event-log.ts';
 import type { Job, JobKind, Prisma as P } from '../generated/prisma/client.ts';
 import { checkUrl, type FetchPolicy, resolverOf } from '../net/safe-fetch.ts';
 import { AppError } from '../shared/errors.ts';
+import { checkIdempotencyKey } from '../shared/job-inputs.ts';
 import { logger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
 import { assertQuota, lockTenantQuota } from '../tenancy/quota.ts';
@@ -45,8 +46,6 @@ export interface EnqueueRequest {
   quotaImages?: number;
 }
 
-const MAX_KEY_LENGTH = 200;
-
 /** JSON with object keys sorted at every level, so the hash ignores key order. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
@@ -72,14 +71,7 @@ export function inputHash(req: Pick<EnqueueRequest, 'kind' | 'modelId' | 'input'
 
 export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promise<Job> {
   const { prisma, queue } = deps;
-  if (
-    req.idempotencyKey !== undefined &&
-    (req.idempotencyKey.length === 0 || req.idempotencyKey.length > MAX_KEY_LENGTH)
-  ) {
-    throw new AppError('BAD_USER_INPUT', `idempotencyKey must be 1..${MAX_KEY_LENGTH} characters`, {
-      details: { fields: { idempotencyKey: 'length' } },
-    });
-  }
+  checkIdempotencyKey(req.idempotencyKey);
   if (req.webhookUrl !== undefined) {
     // The SSRF rule, at once: a loopback, private or metadata target is the client's error now, not
     // eight failed deliveries later. The worker checks again (DNS may change) before every delivery.

@@ -6,6 +6,7 @@
  */
 
 import type { FetchPolicy } from '../net/safe-fetch.ts';
+import { IMAGE_BYTES } from '../shared/images.ts';
 import type { Logger } from '../shared/logger.ts';
 import { logger as rootLogger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -62,7 +63,7 @@ export async function startWorkerService(o: WorkerServiceOptions): Promise<Worke
       canStart: (tx, tenantId) => canStart(tx, tenantId, { lock: true }),
       maxAttempts: policy.maxAttempts,
       leaseSeconds: policy.visibilityTimeoutSeconds,
-      images: { maxBytes: o.maxImageBytes ?? 10 * 1024 * 1024, fetchPolicy: o.fetchPolicy },
+      images: { maxBytes: o.maxImageBytes ?? IMAGE_BYTES.default, fetchPolicy: o.fetchPolicy },
       ...o.worker,
     },
     { concurrency: o.concurrency ?? 1 },

@@ -22,6 +22,7 @@
 import type { Tx } from '../events/event-log.ts';
 import { isTerminalStatus } from '../events/job-events.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
+import { IMAGE_BYTES } from '../shared/images.ts';
 import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Prisma } from '../storage/db.ts';
@@ -236,7 +237,7 @@ async function runClaimed(deps: WorkerDeps, run: Run, qctx: HandlerContext, log:
     log,
     signal: abort.signal,
     onEvent: (e) => sink.onEvent(e),
-    images: deps.images ?? { maxBytes: 10 * 1024 * 1024 },
+    images: deps.images ?? { maxBytes: IMAGE_BYTES.default },
   };
 
   let outcome: JobOutcome | undefined;

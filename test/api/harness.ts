@@ -5,7 +5,7 @@
  */
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { apiSetup, type MountedApi } from '../../src/api/mount.ts';
+import { type ApiOptions, apiSetup, type MountedApi } from '../../src/api/mount.ts';
 import { embeddedWorkerSetup } from '../../src/cli/embedded-worker.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { queueOptionsFromConfig } from '../../src/jobs/queue/from-config.ts';
@@ -45,6 +45,8 @@ export async function startApi(
     env?: Record<string, string>;
     lookup?: (host: string) => Promise<string[]>;
     workerModelDirs?: string[];
+    /** Passed to apiSetup: key cache, admission tuning. */
+    apiOptions?: Pick<ApiOptions, 'keyCache' | 'admission'>;
   } = {},
 ): Promise<ApiHarness> {
   const db = await freshDatabase({ migrate: false });
@@ -63,7 +65,10 @@ export async function startApi(
   let api: MountedApi | undefined;
   const queue = (databaseUrl: string) => queueOptionsFromConfig(config, databaseUrl);
   const setup = [
-    apiSetup({ queue, lookup: options.lookup, modelDirs: options.workerModelDirs }, (a) => (api = a)),
+    apiSetup(
+      { queue, lookup: options.lookup, modelDirs: options.workerModelDirs, ...options.apiOptions },
+      (a) => (api = a),
+    ),
   ];
   // The real in-process worker of `harmon serve`, on the given model directories.
   if (options.workerModelDirs) setup.push(embeddedWorkerSetup(options.workerModelDirs, () => api));
