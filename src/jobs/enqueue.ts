@@ -14,7 +14,7 @@ import type { Job, JobKind, Prisma as P } from '../generated/prisma/client.ts';
 import { AppError } from '../shared/errors.ts';
 import { logger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
-import { assertQuota, lockTenantQuota } from '../tenancy/quota.ts';
+import { assertQuotaAfterInsert } from '../tenancy/quota.ts';
 import { appendFirstEvent } from './event-log.ts';
 import { lockJob, terminateJob } from './job-state.ts';
 import type { HarmonJobPayload, JobQueue } from './queue/port.ts';
@@ -35,8 +35,9 @@ export interface EnqueueRequest {
   webhookUrl?: string;
   modelId: string;
   /**
-   * Images this job reserves against the tenant's monthly quota (0/undefined: no check). Checked
-   * inside the insert transaction under a per-tenant lock, so concurrent requests cannot all pass.
+   * Images this job reserves against the tenant's monthly quota (0/undefined: no check); must be
+   * what `imagesOf` counts for `input`. Checked inside the insert transaction, after the insert,
+   * under a per-tenant lock, so concurrent requests cannot all pass.
    */
   quotaImages?: number;
 }
@@ -84,22 +85,7 @@ export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promis
 
   let job: Job;
   try {
-    const out = await prisma.$transaction(async (tx): Promise<{ replay: Job } | { created: Job }> => {
-      if (req.quotaImages && req.quotaImages > 0) {
-        // Held until commit: the next request of this tenant counts this job as in flight.
-        await lockTenantQuota(tx, req.tenantId);
-        // A same-key request that committed while we waited for the lock is a replay, not a
-        // second reservation (its own quota check already counted it).
-        if (req.idempotencyKey) {
-          const replay = await tx.job.findUnique({
-            where: {
-              tenantId_idempotencyKey: { tenantId: req.tenantId, idempotencyKey: req.idempotencyKey },
-            },
-          });
-          if (replay) return { replay };
-        }
-        await assertQuota(tx, req.tenantId, req.quotaImages);
-      }
+    job = await prisma.$transaction(async (tx) => {
       const created = await tx.job.create({
         data: {
           tenantId: req.tenantId,
@@ -126,10 +112,16 @@ export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promis
           { key: created.id },
         );
       }
-      return { created };
+      // Last before COMMIT: it takes the tenant's quota lock, which then serialises this tenant's
+      // enqueues only for this statement and the commit. It counts the job inserted above; over
+      // the quota, the throw rolls everything back. A same-key request racing this one waits on
+      // the unique index at its insert and then replays this job (the catch below), so it never
+      // reserves twice.
+      if (req.quotaImages && req.quotaImages > 0) {
+        await assertQuotaAfterInsert(tx, req.tenantId, req.quotaImages);
+      }
+      return created;
     });
-    if ('replay' in out) return sameOrConflict(out.replay, hash);
-    job = out.created;
   } catch (e) {
     // Two requests with the same key raced past the lookup: the loser reads the winner's job.
     if (req.idempotencyKey && isUniqueViolation(e)) {

@@ -1,8 +1,9 @@
 /**
  * Statements enqueueJob sends, counted from Prisma's query log on a real Postgres schema with a
- * real pg-boss queue. The locked section (advisory lock -> COMMIT) serialises a tenant's enqueues,
- * so every statement in it is latency all of that tenant's requests pay; this file pins the count
- * so a regression shows. Also checks what the one-statement paths must still do: appendFirstEvent's
+ * real pg-boss queue. The locked section (quota lock -> COMMIT) serialises a tenant's enqueues,
+ * so every statement in it is latency all of that tenant's requests pay; this file pins the
+ * statements and their order (the quota statement, which takes the lock, is the last before
+ * COMMIT) so a regression shows. Also checks what the one-statement paths must still do: appendFirstEvent's
  * NOTIFY is byte-identical to appendEvent's, and quotaUsage reads all of its figures.
  */
 import assert from 'node:assert/strict';
@@ -51,8 +52,9 @@ after(async () => {
 
 /** What each logged statement is, in order (Prisma logs COMMIT but not BEGIN). */
 function classify(sql: string): string {
+  if (sql.includes('harmon_quota_locked_usage(')) return 'lock+quota';
   if (sql.includes('pg_advisory_xact_lock')) return 'lock';
-  if (sql.includes('"monthlyImageQuota"') && sql.includes('"UsageRecord"')) return 'quota';
+  if (sql.includes('harmon_quota_usage(')) return 'quota';
   if (/^INSERT INTO "[^"]+"\."Job"/.test(sql)) return 'job';
   if (sql.includes('INSERT INTO "JobEvent"') && sql.includes('pg_notify')) return 'event+notify';
   if (/INSERT INTO \S+_boss\.job/.test(sql)) return 'message';
@@ -76,16 +78,16 @@ const gen = (prompt: string, over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-test('an enqueue with a quota check sends 5 statements + COMMIT inside its transaction (was 11 + COMMIT)', async () => {
+test('an enqueue with a quota check sends 4 statements + COMMIT, the quota lock last (was lock first, then 4 + COMMIT)', async () => {
   const got = await statementsOf(() => enqueueJob({ prisma, queue }, gen('count me')));
-  assert.deepEqual(got, ['lock', 'quota', 'job', 'event+notify', 'message', 'commit']);
+  assert.deepEqual(got, ['job', 'event+notify', 'message', 'lock+quota', 'commit']);
 });
 
-test('with an idempotency key: one lookup before the transaction and the replay check under the lock', async () => {
+test('with an idempotency key: one lookup before the transaction; a racing same-key insert waits on the unique index, not the lock', async () => {
   const got = await statementsOf(() =>
     enqueueJob({ prisma, queue }, gen('keyed', { idempotencyKey: 'k-1' })),
   );
-  assert.deepEqual(got, ['by-key', 'lock', 'by-key', 'quota', 'job', 'event+notify', 'message', 'commit']);
+  assert.deepEqual(got, ['by-key', 'job', 'event+notify', 'message', 'lock+quota', 'commit']);
   // A replay reads the key and returns before any transaction.
   const again = await statementsOf(() =>
     enqueueJob({ prisma, queue }, gen('keyed', { idempotencyKey: 'k-1' })),
