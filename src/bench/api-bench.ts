@@ -144,7 +144,6 @@ export async function runApiBench(opts: ApiBenchOptions = {}): Promise<ApiBenchR
     });
     cleanups.push(() => floor.close());
     const generate = 'mutation { generate(input: { prompt: "bench", size: 64, steps: 2 }) { id status } }';
-    let nextTenant = 0;
     const enq = await runInterleaved(
       [
         { name: 'enqueue', options: post(server.url, generate) },
@@ -154,10 +153,8 @@ export async function runApiBench(opts: ApiBenchOptions = {}): Promise<ApiBenchR
         },
         {
           name: 'enqueue, 10 tenants',
-          options: post(server.url, generate, {
-            setupClient: (c: { setHeaders(h: Record<string, string>): void }) =>
-              c.setHeaders(auth(tenKeys[nextTenant++ % tenKeys.length].key)),
-          }),
+          options: post(server.url, generate),
+          headersPerConnection: tenKeys.map((k) => auth(k.key)),
         },
       ],
       { rounds, sliceSeconds, log },

@@ -4,15 +4,21 @@
  * slices. On a shared, loaded machine the load changes from second to second; back-to-back runs
  * of several seconds each would charge one variant for a busy spell the other never saw.
  *
- * Latencies are taken per request (autocannon's 'response' event, sub-millisecond), not from
- * autocannon's whole-millisecond histogram, so ratios of small means are not rounding artefacts.
+ * The load generator (autocannon) runs on a worker thread: on the servers' own event loop its
+ * per-request work would be added to every latency alike and flatten the ratios. Latencies are
+ * taken per request (autocannon's 'response' event, sub-millisecond), not from autocannon's
+ * whole-millisecond histogram, so ratios of small means are not rounding artefacts.
  */
-import autocannon, { type AutocannonOptions } from 'autocannon';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type { AutocannonOptions } from 'autocannon';
 
 export type Variant = {
   name: string;
-  /** autocannon options for one slice, without duration. */
-  options: Omit<AutocannonOptions, 'duration'>;
+  /** autocannon options for one slice (plain data: they go to the load thread). */
+  options: Omit<AutocannonOptions, 'duration' | 'setupClient'>;
+  /** Headers per connection, assigned round-robin (e.g. one tenant's key per connection). */
+  headersPerConnection?: Record<string, string>[];
 };
 
 export type LatencyStats = {
@@ -33,23 +39,63 @@ export type InterleaveOptions = {
   log?: (line: string) => void;
 };
 
-export function percentile(xs: number[], p: number): number {
+export function percentile(xs: ArrayLike<number>, p: number): number {
   const s = Float64Array.from(xs).sort();
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : Number.NaN;
 }
 
-type Slice = { latencies: number[]; failed: number; seconds: number };
+type Slice = { latencies: Float64Array; failed: number; seconds: number };
 
-async function slice(v: Variant, seconds: number): Promise<Slice> {
-  const latencies: number[] = [];
-  let failed = 0;
-  const instance = autocannon({ ...v.options, duration: seconds });
-  instance.on('response', (_client, status, _bytes, ms) => {
-    if (status >= 200 && status < 300) latencies.push(ms);
-    else failed++;
+// Plain CommonJS, evaluated on the worker thread (which has no TypeScript loader).
+const LOAD_THREAD = `
+const { parentPort, workerData } = require('node:worker_threads');
+const autocannon = require(workerData.autocannon);
+parentPort.on('message', async ({ options, seconds, headersPerConnection }) => {
+  try {
+    let next = 0;
+    const latencies = [];
+    let failed = 0;
+    const setupClient = headersPerConnection
+      ? (c) => c.setHeaders(headersPerConnection[next++ % headersPerConnection.length])
+      : undefined;
+    const instance = autocannon({ ...options, duration: seconds, ...(setupClient ? { setupClient } : {}) });
+    instance.on('response', (_client, status, _bytes, ms) => {
+      if (status >= 200 && status < 300) latencies.push(ms);
+      else failed++;
+    });
+    const r = await instance;
+    const out = Float64Array.from(latencies);
+    parentPort.postMessage(
+      { latencies: out, failed: failed + r.errors + r.timeouts, seconds: r.duration },
+      [out.buffer],
+    );
+  } catch (e) {
+    parentPort.postMessage({ error: String((e && e.stack) || e) });
+  }
+});
+`;
+
+/** One load thread running one slice at a time. */
+function loadThread() {
+  const worker = new Worker(LOAD_THREAD, {
+    eval: true,
+    workerData: { autocannon: createRequire(import.meta.url).resolve('autocannon') },
   });
-  const r = await instance;
-  return { latencies, failed: failed + r.errors + r.timeouts, seconds: r.duration };
+  return {
+    slice(v: Variant, seconds: number): Promise<Slice> {
+      return new Promise((resolve, reject) => {
+        const onError = (e: Error) => reject(e);
+        worker.once('error', onError);
+        worker.once('message', (m: Slice & { error?: string }) => {
+          worker.off('error', onError);
+          if (m.error) reject(new Error(`${v.name}: ${m.error}`));
+          else resolve(m);
+        });
+        worker.postMessage({ options: v.options, seconds, headersPerConnection: v.headersPerConnection });
+      });
+    },
+    close: () => worker.terminate(),
+  };
 }
 
 /**
@@ -61,22 +107,27 @@ export async function runInterleaved(
   o: InterleaveOptions,
 ): Promise<Record<string, LatencyStats>> {
   const samples = new Map<string, Slice[]>(variants.map((v) => [v.name, []]));
-  for (const v of variants) {
-    const w = await slice(v, o.warmupSeconds ?? 1);
-    if (w.failed > 0) throw new Error(`${v.name}: ${w.failed} failed requests during warm-up`);
-  }
-  for (let r = 0; r < o.rounds; r++) {
-    // Rotate who goes first, so no variant always runs right after the same neighbour.
-    for (let i = 0; i < variants.length; i++) {
-      const v = variants[(i + r) % variants.length];
-      const s = await slice(v, o.sliceSeconds);
-      if (s.failed > 0) throw new Error(`${v.name}: ${s.failed} failed requests in round ${r + 1}`);
-      samples.get(v.name)?.push(s);
+  const load = loadThread();
+  try {
+    for (const v of variants) {
+      const w = await load.slice(v, o.warmupSeconds ?? 1);
+      if (w.failed > 0) throw new Error(`${v.name}: ${w.failed} failed requests during warm-up`);
     }
+    for (let r = 0; r < o.rounds; r++) {
+      // Rotate who goes first, so no variant always runs right after the same neighbour.
+      for (let i = 0; i < variants.length; i++) {
+        const v = variants[(i + r) % variants.length];
+        const s = await load.slice(v, o.sliceSeconds);
+        if (s.failed > 0) throw new Error(`${v.name}: ${s.failed} failed requests in round ${r + 1}`);
+        samples.get(v.name)?.push(s);
+      }
+    }
+  } finally {
+    await load.close();
   }
   const out: Record<string, LatencyStats> = {};
   for (const [name, slices] of samples) {
-    const all = slices.flatMap((s) => s.latencies);
+    const all = slices.flatMap((s) => Array.from(s.latencies));
     const seconds = slices.reduce((a, s) => a + s.seconds, 0);
     out[name] = {
       requests: all.length,

@@ -4,10 +4,11 @@
  * jobs stops a burst of requests from overshooting the quota before any of them is billed.
  *
  * The check is only sound when it runs in the same transaction as the Job insert, after it, under
- * the tenant's quota lock (`assertQuotaAfterInsert`): otherwise two concurrent requests both read
- * "1 image left" and both insert. The formula lives in SQL (prisma/migrations/*_quota_functions).
+ * the tenant's quota lock: otherwise two concurrent requests both read "1 image left" and both
+ * insert. Postgres runs it at COMMIT (`armQuotaCheck`); the formula lives in SQL
+ * (prisma/migrations/*_quota_functions).
  */
-import type { Prisma as P } from '../generated/prisma/client.ts';
+import { Prisma as P } from '../generated/prisma/client.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Prisma } from '../storage/db.ts';
 
@@ -70,32 +71,38 @@ export async function quotaUsage(prisma: Db, tenantId: string, now: Date = new D
 }
 
 /**
- * Checks the quota of a transaction that has ALREADY inserted its job(s): one statement takes the
- * tenant's quota lock (held until the transaction ends) and then reads usage, which counts the
- * caller's own uncommitted jobs. Throws QUOTA_EXCEEDED (retryAfter = seconds until the next
- * period) when usage is over the quota; the caller's rollback then removes its jobs.
- *
- * Send it as the last statement before COMMIT: the lock serialises one tenant's enqueues from
- * here to the commit, so nothing else should wait inside that window.
+ * A one-row query that arms the quota check for the GENERATE jobs its transaction inserts after
+ * it has run: Postgres runs the check at COMMIT (trigger "Job_quota_check",
+ * prisma/migrations/*_quota_functions) under the tenant's quota lock, counting this transaction's
+ * jobs; over the quota the COMMIT fails and nothing is written (`quotaExceededFrom` turns that
+ * failure into QUOTA_EXCEEDED). At commit, so the lock serialises one tenant's enqueues only for
+ * the commit itself: a check sent as a statement would hold it across a client round trip (and a
+ * busy event loop) until COMMIT. enqueueJob runs it as a CTE of its Job insert (no round trip of
+ * its own). Transaction-local: the next transaction on the same pooled connection is unarmed.
  */
-export async function assertQuotaAfterInsert(
-  tx: P.TransactionClient,
-  tenantId: string,
-  images: number,
-  now: Date = new Date(),
-): Promise<void> {
-  const { start, end } = billingPeriod(now);
-  const rows = await tx.$queryRaw<UsageRow[]>`
-    SELECT * FROM harmon_quota_locked_usage(${tenantId}::uuid, ${start.toISOString()}::timestamp)`;
-  if (!rows[0]) throw new AppError('NOT_FOUND', `tenant ${tenantId} was not found`);
-  const u = toUsage(rows[0], start, end);
-  if (u.images + u.inFlightImages <= u.quota) return;
+export function armQuotaCheckSql(now: Date = new Date()): P.Sql {
+  const { start } = billingPeriod(now);
+  return P.sql`SELECT set_config('harmon.quota_period_start', ${start.toISOString()}, true) AS armed`;
+}
+
+/**
+ * QUOTA_EXCEEDED (retryAfter = seconds until the next period) for the COMMIT failure of an armed
+ * check; undefined for any other error. `images` is what the refused request asked for.
+ */
+export function quotaExceededFrom(e: unknown, images: number, now: Date = new Date()): AppError | undefined {
+  // A failed COMMIT surfaces as the adapter's error; inside a query Prisma wraps it in meta.
+  type Cause = { message?: unknown; detail?: unknown };
+  const err = e as { cause?: Cause; meta?: { driverAdapterError?: { cause?: Cause } } } | null;
+  const cause = err?.cause ?? err?.meta?.driverAdapterError?.cause;
+  if (cause?.message !== 'harmon_quota_exceeded' || typeof cause.detail !== 'string') return undefined;
+  const { quota, used } = JSON.parse(cause.detail) as { quota: number; used: number };
   // What was left before this request's own images.
-  const remaining = Math.max(0, u.quota - u.images - (u.inFlightImages - images));
+  const remaining = Math.max(0, quota - (used - images));
+  const { end } = billingPeriod(now);
   const retryAfter = Math.max(1, Math.ceil((end.getTime() - now.getTime()) / 1000));
-  throw new AppError(
+  return new AppError(
     'QUOTA_EXCEEDED',
-    `This request needs ${images} image(s) but only ${remaining} of the monthly quota of ${u.quota} remain; wait for the next period or ask for a higher quota.`,
-    { details: { retryAfter, remainingImages: remaining, quota: u.quota } },
+    `This request needs ${images} image(s) but only ${remaining} of the monthly quota of ${quota} remain; wait for the next period or ask for a higher quota.`,
+    { details: { retryAfter, remainingImages: remaining, quota }, cause: e },
   );
 }

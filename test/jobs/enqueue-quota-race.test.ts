@@ -1,6 +1,6 @@
 /**
- * The monthly quota under concurrency, with the quota lock taken last in the insert transaction
- * (src/tenancy/quota.ts assertQuotaAfterInsert): concurrent enqueues from two clients (two API
+ * The monthly quota under concurrency, checked at COMMIT under the tenant's quota lock
+ * (src/tenancy/quota.ts armQuotaCheck): concurrent enqueues from two clients (two API
  * processes' pools) never exceed the quota, idempotency stays exact, and one tenant's enqueue no
  * longer waits for another of its enqueues that is still inserting. Real Postgres, real pg-boss.
  */
@@ -145,8 +145,8 @@ test("one tenant's enqueue does not wait for another of its enqueues that is sti
   const first = enqueueJob({ prisma: db.prisma, queue: slow }, gen(t, 'slow'));
   try {
     await isPaused;
-    // The quota lock is taken by the last statement before COMMIT, so this one can finish while
-    // the first is parked. Under a lock taken at the start it would wait for `first` forever.
+    // The quota lock is taken at COMMIT, so this one can finish while the first is parked. Under
+    // a lock taken at the start of the transaction it would wait for `first` forever.
     const second = enqueueJob({ prisma: other, queue }, gen(t, 'fast'));
     const deadline = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000).unref());
     const won = await Promise.race([second.then(() => 'done' as const), deadline]);
@@ -156,4 +156,20 @@ test("one tenant's enqueue does not wait for another of its enqueues that is sti
   }
   await first;
   assert.equal(await db.prisma.job.count({ where: { tenantId: t } }), 2);
+});
+
+test('the armed check is transaction-local: the next transaction on the same pooled connection is unchecked', async () => {
+  const t = await newTenant('arm-local', 1);
+  const single = createPrisma(TEST_DATABASE_URL, { schema: db.schema, max: 1 });
+  try {
+    await enqueueJob({ prisma: single, queue }, gen(t, 'armed'));
+    await assert.rejects(enqueueJob({ prisma: single, queue }, gen(t, 'armed, over')), isQuota);
+    // A plain insert (what the bench's floor does) on that same connection is not checked.
+    await single.$transaction((tx) =>
+      tx.job.create({ data: { tenantId: t, kind: 'GENERATE', modelId: 'tiny', input: { prompt: 'plain' } } }),
+    );
+    assert.equal(await db.prisma.job.count({ where: { tenantId: t } }), 2);
+  } finally {
+    await single.$disconnect();
+  }
 });
