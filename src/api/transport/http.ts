@@ -9,7 +9,7 @@ import { ApolloServer, HeaderMap } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import type { GraphQLSchema } from 'graphql';
 import { AppError } from '../../shared/errors.ts';
-import { formatApiError } from '../errors.ts';
+import { formatApiError, serviceUnavailableStatus } from '../errors.ts';
 import type { ApiContext, ApiDeps } from '../types.ts';
 import { admit, authenticate, contextFor } from '../use-auth.ts';
 import { limitsRule } from '../use-limits.ts';
@@ -32,7 +32,7 @@ export function newApollo(schema: GraphQLSchema, deps: ApiDeps): ApolloServer<Ap
     csrfPrevention: true,
     // The schema sets no cache hints and responses are per tenant; the default cache-control
     // plugin would still wrap every field resolver (willResolveField) on every request.
-    plugins: [ApolloServerPluginCacheControlDisabled()],
+    plugins: [ApolloServerPluginCacheControlDisabled(), serviceUnavailableStatus],
     // `harmon serve` owns shutdown (drain the worker, close the database, then exit 0); Apollo's
     // own SIGTERM handler would stop only itself and re-raise the signal, killing the process
     // mid-drain with exit code 130.
