@@ -190,7 +190,12 @@ export function createBlobStore(cfg: S3Config) {
      * an upload of another size or type (a client cannot store more than it declared). The
      * presigner leaves Content-Type unsigned unless asked, hence signableHeaders.
      */
-    async presignPut(key: string, expiresInSeconds: number, contentType: string, bytes: number): Promise<string> {
+    async presignPut(
+      key: string,
+      expiresInSeconds: number,
+      contentType: string,
+      bytes: number,
+    ): Promise<string> {
       return wrap(`presign put ${key}`, () =>
         getSignedUrl(
           client,

@@ -81,6 +81,12 @@ async function tenant(name: string, fast = false) {
   return k;
 }
 
+function newJobId(a: Answer): string {
+  const id = (a.body.data?.generate as { id?: string } | undefined)?.id;
+  assert.ok(id, JSON.stringify(a.body));
+  return id;
+}
+
 const MODELS = '{ models { id } }';
 const GENERATE = 'mutation { generate(input: { prompt: "outage", size: 64, steps: 2 }) { id status } }';
 const jobQuery = (id: string) => `{ job(id: "${id}") { id status } }`;
@@ -109,7 +115,7 @@ test('database refusing connections: SERVICE_UNAVAILABLE + retryAfter, HTTP 503,
   const slow = await tenant('refuse-admission'); // 60/min: every request takes a token in Postgres
   const fast = await tenant('refuse-resolver', true);
   const job = await gql(fast.key, GENERATE);
-  const jobId = (job.body.data?.generate as { id: string }).id;
+  const jobId = newJobId(job);
   assert.equal((await gql(slow.key, MODELS)).status, 200); // caches the key
   assert.equal((await gql(fast.key, jobQuery(jobId))).status, 200);
   const unseen = await tenant('refuse-unseen-key'); // never used: its key lookup needs Postgres
@@ -133,7 +139,7 @@ test('database silent (accepts, never answers): requests answer SERVICE_UNAVAILA
   const slow = await tenant('silent-admission');
   const fast = await tenant('silent-resolver', true);
   const job = await gql(fast.key, GENERATE);
-  const jobId = (job.body.data?.generate as { id: string }).id;
+  const jobId = newJobId(job);
   assert.equal((await gql(slow.key, MODELS)).status, 200);
   assert.equal((await gql(fast.key, jobQuery(jobId))).status, 200);
 
@@ -175,7 +181,7 @@ test('a slow database and 100 simultaneous generates: each gets its job or a ret
   for (const a of answers) {
     if (!a.body.errors) {
       assert.equal(a.status, 200);
-      assert.equal((a.body.data?.generate as { status: string }).status, 'QUEUED');
+      assert.equal((a.body.data?.generate as { status?: string } | undefined)?.status, 'QUEUED');
     } else assertUnavailable(a, `burst ${JSON.stringify(tally)}`);
   }
   assert.ok((tally.OK ?? 0) > 0, `some succeed: ${JSON.stringify(tally)}`);
