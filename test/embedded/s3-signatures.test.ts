@@ -5,15 +5,9 @@
  * real HTTP (fetch for presigned URLs, the AWS SDK for header-signed requests).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { loadConfig } from '../../src/config/config.ts';
-import { embeddedS3Credentials, resolveS3 } from '../../src/embedded/resolve.ts';
-import { removeServerInfo, writeServerInfo } from '../../src/embedded/server-info.ts';
-import { type BlobStore, createBlobStore, tenantKey } from '../../src/storage/blob-store.ts';
+import { tenantKey } from '../../src/storage/blob-store.ts';
 import { startS3, type TestS3 } from '../helpers/s3.ts';
 
 let s3: TestS3;
@@ -131,37 +125,4 @@ test('CORS preflights still pass (browsers do not sign them)', async () => {
   await r.arrayBuffer();
   assert.equal(r.status, 200);
   assert.equal(r.headers.get('access-control-allow-origin'), '*');
-});
-
-test('a served embedded store signs with credentials of its own, kept in HARMON_HOME and shared with CLI clients', async () => {
-  const home = mkdtempSync(join(tmpdir(), 'harmon-s3-home-'));
-  let stop = async () => {};
-  let client: BlobStore | undefined;
-  try {
-    const config = loadConfig({ HARMON_HOME: home, LOG_LEVEL: 'silent' });
-    const served = await resolveS3(config, 'server');
-    stop = served.stop;
-    assert.notEqual(served.s3.accessKeyId, 'S3RVER', 'not the well-known pair');
-    assert.equal(statSync(join(home, 's3-credentials.json')).mode & 0o777, 0o600);
-    assert.deepEqual(embeddedS3Credentials(home), {
-      accessKeyId: served.s3.accessKeyId,
-      secretAccessKey: served.s3.secretAccessKey,
-    });
-    // s3rver's default pair no longer signs anything here.
-    const wellKnown = createBlobStore({ ...served.s3, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
-    await assert.rejects(wellKnown.ensureBucket(), (e: { code?: string }) => e.code === 'STORAGE_ERROR');
-    wellKnown.close();
-    // A CLI command finds the running server and signs with the same credentials.
-    writeServerInfo(home, { pid: process.pid, s3Port: served.port, startedAt: new Date().toISOString() });
-    const cli = await resolveS3(config, 'client');
-    assert.deepEqual(cli.s3, served.s3);
-    client = createBlobStore(cli.s3);
-    await client.ensureBucket();
-    await client.put(tenantKey('t', 'misc'), 'ok');
-  } finally {
-    client?.close();
-    removeServerInfo(home);
-    await stop();
-    rmSync(home, { recursive: true, force: true });
-  }
 });
