@@ -3,41 +3,24 @@
  * directory's manifest.json without loading any weights: the API never touches the runtime. With
  * no directory configured the worker builds the random-weight tiny demo model, listed here as such.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { DEMO_CONFIG, DEMO_MODEL_ID } from '../model/demo.ts';
+import { readManifestSync } from '../model/model-dir.ts';
 import { AppError } from '../shared/errors.ts';
 
 export type ModelInfo = { id: string; dir?: string; demo: boolean; maxImageSize?: number };
 
 /**
- * Id of the model a worker serves when nothing is configured: the manifest id of the pipeline's
- * random-weight demo model (src/onnx/tiny.ts, seed 0). `harmon serve` passes the built demo
- * directory instead, so this literal only matters for an API running without a local model.
+ * Each directory's manifest, parsed by the model format's own schema (src/model): a directory
+ * without a valid manifest is refused at start (MODEL_INVALID naming the file), not served under
+ * a guessed id. With no directory, the worker builds the demo model, whose id and size limit come
+ * from the same definition the builder uses.
  */
-export const DEMO_MODEL_ID = 'harmon-tiny-demo-seed0';
-const TINY_MAX_IMAGE_SIZE = 256;
-
-type ManifestLike = { modelId?: unknown; demo?: unknown; config?: { maxImageSize?: unknown } };
-
 export function listModels(modelDirs: string[]): ModelInfo[] {
-  if (modelDirs.length === 0) return [{ id: DEMO_MODEL_ID, demo: true, maxImageSize: TINY_MAX_IMAGE_SIZE }];
+  if (modelDirs.length === 0)
+    return [{ id: DEMO_MODEL_ID, demo: true, maxImageSize: DEMO_CONFIG.maxImageSize }];
   return modelDirs.map((dir) => {
-    const path = join(dir, 'manifest.json');
-    let m: ManifestLike = {};
-    if (existsSync(path)) {
-      try {
-        m = JSON.parse(readFileSync(path, 'utf8')) as ManifestLike;
-      } catch (cause) {
-        throw new AppError('MODEL_INVALID', `${path} is not valid JSON`, { cause });
-      }
-    }
-    return {
-      // The manifest's id is what the worker's engines answer to; the folder name is a fallback.
-      id: typeof m.modelId === 'string' && m.modelId ? m.modelId : basename(dir.replace(/\/+$/, '')) || dir,
-      dir,
-      demo: m.demo === true,
-      maxImageSize: typeof m.config?.maxImageSize === 'number' ? m.config.maxImageSize : undefined,
-    };
+    const m = readManifestSync(dir);
+    return { id: m.modelId, dir, demo: m.demo, maxImageSize: m.config.maxImageSize };
   });
 }
 

@@ -7,8 +7,8 @@
  * cfg scale, temperature.
  */
 import { outF32 } from '../harmon/harmon-model.ts';
+import type { HarmonConfig } from '../model/config.ts';
 import { diffusionSchedule } from '../onnx/builders/diffusion-schedule.ts';
-import type { HarmonConfig } from '../onnx/config.ts';
 import type { ModelRuntime } from '../runtime/sessions.ts';
 
 const C = 16; // latent channels per token

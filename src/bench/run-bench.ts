@@ -9,9 +9,9 @@
  *     ─► targets ─► report JSON + chart
  */
 import os from 'node:os';
-import { ensureDemoModel } from '../harmon/demo-model.ts';
-import { HARMON_SMALL, HARMON_TINY } from '../onnx/config.ts';
-import { readManifest } from '../runtime/model-dir.ts';
+import { HARMON_SMALL, HARMON_TINY } from '../model/config.ts';
+import { readManifest } from '../model/model-dir.ts';
+import { ensureDemoModel } from '../onnx/demo-model.ts';
 import { runDescribeBench } from './describe-bench.ts';
 import { type Measurement, type MeasureOptions, peakRssMb } from './harness.ts';
 import { machineInfo } from './machine.ts';

@@ -12,6 +12,8 @@
  * (151643) too, which can only end a run earlier — a deliberate deviation from §4.4. The stop
  * token counts as a generated token but is not part of the returned text.
  */
+
+import { ENDOFTEXT, IM_END } from '../model/tokens.ts';
 import type { HostTensor } from '../runtime/tensors.ts';
 import { int64 } from '../runtime/tensors.ts';
 import { AppError } from '../shared/errors.ts';
@@ -28,7 +30,6 @@ import {
 import { decodeImage, preprocessForDescribe } from './image-io.ts';
 import { Rng } from './prng.ts';
 import { buildDescribePrompt } from './prompts.ts';
-import { ENDOFTEXT, IM_END } from './tokenizer.ts';
 
 export const STOP_TOKENS: ReadonlySet<number> = new Set([IM_END, ENDOFTEXT]);
 

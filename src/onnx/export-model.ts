@@ -6,9 +6,10 @@
  */
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { GraphEntry, GraphName, Manifest } from '../runtime/manifest.ts';
-import { GRAPH_NAMES, MANIFEST_FORMAT, MANIFEST_VERSION } from '../runtime/manifest.ts';
-import { sha256File } from '../runtime/model-dir.ts';
+import type { HarmonConfig } from '../model/config.ts';
+import type { GraphEntry, GraphName, Manifest } from '../model/manifest.ts';
+import { GRAPH_NAMES, MANIFEST_FORMAT, MANIFEST_VERSION } from '../model/manifest.ts';
+import { sha256File } from '../model/model-dir.ts';
 import { buildDiffusionMlp } from './builders/diffusion-mlp.ts';
 import { buildDiffusionSampler, samplerStructureFor } from './builders/diffusion-sampler.ts';
 import { buildEmbedTokens } from './builders/embed-tokens.ts';
@@ -19,7 +20,6 @@ import { buildMarStep } from './builders/mar-step.ts';
 import { buildPosTables } from './builders/pos-tables.ts';
 import { buildVaeDecoder } from './builders/vae-decoder.ts';
 import { buildVaeEncoder } from './builders/vae-encoder.ts';
-import type { HarmonConfig } from './config.ts';
 import type { WeightDType } from './graph/context.ts';
 import type { GraphBuilder } from './graph/graph-builder.ts';
 import { saveModel } from './graph/serialize.ts';

@@ -3,8 +3,7 @@
  * (harmon-inference.md §1.3-§1.7). This map is what the loader asserts against, what the tiny
  * model's random weights are generated from, and what parameter counts are computed from.
  */
-import type { HarmonConfig, VaeConfig } from './config.ts';
-import { numelOf } from './weights/dtype.ts';
+import type { HarmonConfig, VaeConfig } from '../model/config.ts';
 
 export type Shape = readonly number[];
 
@@ -187,9 +186,3 @@ export function expectedHarmonTensors(
     for (const [k, s] of expectedVaeTensors(config.vae, options.vaePrefix ?? 'vae.')) m.set(k, s);
   return m;
 }
-
-/** Element count of a shape (the one helper: numelOf in weights/dtype.ts). */
-export const shapeNumel: (shape: Shape) => number = numelOf;
-
-export { randomHarmonWeights } from './weights/random.ts';
-export { validateWeights } from './weights/validate.ts';

@@ -7,10 +7,10 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { IMAGE_TOKEN_ID } from '../harmon/tokenizer.ts';
-import type { Manifest } from '../runtime/manifest.ts';
-import { HARMON_TINY, type HarmonConfig } from './config.ts';
-import { TOKENIZER_SOURCE } from './convert.ts';
+import { HARMON_TINY, type HarmonConfig } from '../model/config.ts';
+import { randomModelId } from '../model/demo.ts';
+import type { Manifest } from '../model/manifest.ts';
+import { IMAGE_TOKEN_ID, TOKENIZER_SOURCE } from '../model/tokens.ts';
 import { exportHarmon } from './export-model.ts';
 import type { WeightDType } from './graph/context.ts';
 import { randomHarmonWeights } from './weights/random.ts';
@@ -18,14 +18,13 @@ import { randomHarmonWeights } from './weights/random.ts';
 let fingerprint: string | undefined;
 
 /**
- * sha256 over the graph-building sources (src/onnx/**), so a cached demo model built by an
- * older version of the builders (e.g. before a faster sampler layout) is detected and rebuilt.
- * Computed once per process: the sources do not change under a running process, and
- * ensureDemoModel asks up to three times (check, build, re-check).
+ * sha256 over the graph-building sources (src/onnx/** and the model format in src/model/**), so a
+ * cached demo model built by an older version of the builders or configs (e.g. before a faster
+ * sampler layout) is detected and rebuilt. Computed once per process: the sources do not change
+ * under a running process, and ensureDemoModel asks up to three times (check, build, re-check).
  */
 export function builderFingerprint(): string {
   if (fingerprint) return fingerprint;
-  const root = fileURLToPath(new URL('.', import.meta.url));
   const hash = createHash('sha256');
   const walk = (dir: string) => {
     for (const name of readdirSync(dir).sort()) {
@@ -34,7 +33,7 @@ export function builderFingerprint(): string {
       else if (name.endsWith('.ts')) hash.update(name).update(readFileSync(path));
     }
   };
-  walk(root);
+  for (const folder of ['.', '../model/']) walk(fileURLToPath(new URL(folder, import.meta.url)));
   fingerprint = hash.digest('hex').slice(0, 16);
   return fingerprint;
 }
@@ -53,7 +52,7 @@ export async function buildTinyModel(opts: TinyOptions): Promise<Manifest> {
   const weights = randomHarmonWeights(config, seed, { includeVae: true, vaePrefix: 'vae.' });
   return exportHarmon(config, weights, {
     outDir: opts.outDir,
-    modelId: `harmon-${config.variant}-demo-seed${seed}`,
+    modelId: randomModelId(config.variant, seed),
     weightDType: opts.dtype ?? 'float32',
     demo: true,
     vaePrefix: 'vae.',

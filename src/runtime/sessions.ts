@@ -10,9 +10,9 @@
  */
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { GRAPH_NAMES, type GraphName, type Manifest } from '../model/manifest.ts';
+import { readManifest, verifyModelDir } from '../model/model-dir.ts';
 import { AppError } from '../shared/errors.ts';
-import { GRAPH_NAMES, type GraphName, type Manifest } from './manifest.ts';
-import { readManifest, verifyModelDir } from './model-dir.ts';
 import { elementCount, type HostTensor } from './tensors.ts';
 
 export interface RuntimeOptions {

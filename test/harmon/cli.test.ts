@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { demoModelDir, ensureDemoModel } from '../../src/harmon/demo-model.ts';
+import { demoModelDir, ensureDemoModel } from '../../src/onnx/demo-model.ts';
 import { buildTinyFixture, type TinyFixture } from './tiny-model-fixture.ts';
 
 const run = promisify(execFile);

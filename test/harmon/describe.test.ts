@@ -15,7 +15,7 @@ import {
 } from '../../src/harmon/describe.ts';
 import type { PipelineEvent } from '../../src/harmon/events.ts';
 import { Rng } from '../../src/harmon/prng.ts';
-import { ENDOFTEXT, IM_END } from '../../src/harmon/tokenizer.ts';
+import { ENDOFTEXT, IM_END } from '../../src/model/tokens.ts';
 import { useTinyModel } from './tiny-model-fixture.ts';
 
 const tiny = useTinyModel();

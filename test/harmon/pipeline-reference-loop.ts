@@ -12,7 +12,7 @@ import { resizeGrid } from '../../src/harmon/pos-embed.ts';
 import { Rng } from '../../src/harmon/prng.ts';
 import { buildGeneratePrompt } from '../../src/harmon/prompts.ts';
 import type { QwenTokenizer } from '../../src/harmon/tokenizer.ts';
-import type { HarmonConfig } from '../../src/onnx/config.ts';
+import type { HarmonConfig } from '../../src/model/config.ts';
 import type { WeightSource } from '../../src/onnx/weights/types.ts';
 import { diffusionSampleReference } from '../reference/diffusion.ts';
 import { marDecode, marEncode } from '../reference/mar.ts';

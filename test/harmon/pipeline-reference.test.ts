@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { generate } from '../../src/harmon/generate.ts';
 import { getTokenizer } from '../../src/harmon/tokenizer.ts';
-import { HARMON_TINY } from '../../src/onnx/config.ts';
+import { HARMON_TINY } from '../../src/model/config.ts';
 import { randomHarmonWeights } from '../../src/onnx/weights/random.ts';
 import { compareLatents, REFERENCE_RUNS, referenceGenerate } from './pipeline-reference-loop.ts';
 import { TINY_SEED, useTinyModel } from './tiny-model-fixture.ts';

@@ -7,7 +7,8 @@ import {
   GENERATE_PREFIX,
   PAD_ID,
 } from '../../src/harmon/prompts.ts';
-import { ENDOFTEXT, getTokenizer, IM_END, IM_START, IMAGE_TOKEN_ID } from '../../src/harmon/tokenizer.ts';
+import { getTokenizer } from '../../src/harmon/tokenizer.ts';
+import { ENDOFTEXT, IM_END, IM_START, IMAGE_TOKEN_ID } from '../../src/model/tokens.ts';
 import { AppError } from '../../src/shared/errors.ts';
 
 const tok = getTokenizer();

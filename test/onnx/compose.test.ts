@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { HARMON_TINY } from '../../src/model/config.ts';
 import { buildDiffusionSampler } from '../../src/onnx/builders/diffusion-sampler.ts';
-import { HARMON_TINY } from '../../src/onnx/config.ts';
 import { type ComposeSpec, composeGraphs } from '../../src/onnx/graph/compose.ts';
 import { GraphBuilder } from '../../src/onnx/graph/graph-builder.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';

@@ -10,11 +10,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { HARMON_TINY } from '../../src/onnx/config.ts';
+import { HARMON_TINY } from '../../src/model/config.ts';
+import { GRAPH_NAMES, type Manifest } from '../../src/model/manifest.ts';
 import { convertCheckpoint } from '../../src/onnx/convert.ts';
 import { buildTinyModel } from '../../src/onnx/tiny.ts';
 import { randomHarmonWeights } from '../../src/onnx/weights/random.ts';
-import { GRAPH_NAMES, type Manifest } from '../../src/runtime/manifest.ts';
 import { ModelRuntime } from '../../src/runtime/sessions.ts';
 import { type TensorData, writeSafetensors, writeTorchZip } from '../helpers/checkpoint-writers.ts';
 

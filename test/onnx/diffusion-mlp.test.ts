@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { HARMON_TINY } from '../../src/model/config.ts';
 import { buildDiffusionMlp } from '../../src/onnx/builders/diffusion-mlp.ts';
-import { HARMON_TINY } from '../../src/onnx/config.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
 import { MemoryWeights } from '../../src/onnx/weights/types.ts';
 import { f32, maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';

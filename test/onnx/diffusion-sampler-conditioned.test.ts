@@ -7,12 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { HARMON_TINY } from '../../src/model/config.ts';
 import {
   buildDiffusionSampler,
   type SamplerStructure,
   samplerStructureFor,
 } from '../../src/onnx/builders/diffusion-sampler.ts';
-import { HARMON_TINY } from '../../src/onnx/config.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
 import { maxAbsDiff, randomArray } from '../helpers/ort.ts';
 import { diffusionMlpReference, randomDiffusionWeights } from '../reference/diffusion.ts';

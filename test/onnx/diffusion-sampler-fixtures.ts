@@ -5,7 +5,7 @@
  * reference from them the same way for all three, so they cannot drift apart.
  */
 import assert from 'node:assert/strict';
-import type { HarmonConfig } from '../../src/onnx/config.ts';
+import type { HarmonConfig } from '../../src/model/config.ts';
 import type { WeightSource } from '../../src/onnx/weights/types.ts';
 import { type Feed, f32, randomArray, runModel } from '../helpers/ort.ts';
 import { diffusionSampleReference, type SamplerVariant } from '../reference/diffusion.ts';

@@ -13,9 +13,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { samplePerStep } from '../../src/bench/per-step-sampler.ts';
+import { HARMON_TINY } from '../../src/model/config.ts';
 import { buildDiffusionMlp } from '../../src/onnx/builders/diffusion-mlp.ts';
 import { buildDiffusionSampler } from '../../src/onnx/builders/diffusion-sampler.ts';
-import { HARMON_TINY } from '../../src/onnx/config.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
 import { graphRunner, maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';
 import {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { HARMON_0_5B, HARMON_1_5B, HARMON_TINY } from '../../src/model/config.ts';
 import { diffusionSchedule, respacedTimesteps } from '../../src/onnx/builders/diffusion-schedule.ts';
-import { HARMON_0_5B, HARMON_1_5B, HARMON_TINY } from '../../src/onnx/config.ts';
 
 // Check values copied verbatim from harmon-inference.md §3.1–§3.3 (computed there with numpy).
 const s = diffusionSchedule({ trainSteps: 1000, samplingSteps: 100 });

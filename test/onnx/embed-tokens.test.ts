@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { HARMON_TINY } from '../../src/model/config.ts';
 import { buildEmbedTokens } from '../../src/onnx/builders/embed-tokens.ts';
 import { EMBED_KEY } from '../../src/onnx/builders/llm.ts';
-import { HARMON_TINY } from '../../src/onnx/config.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
 import { MemoryWeights } from '../../src/onnx/weights/types.ts';
 import { i64, randomArray, runModel } from '../helpers/ort.ts';

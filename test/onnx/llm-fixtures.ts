@@ -4,8 +4,8 @@
  * masking mistakes show up as large differences), plus small feed helpers.
  */
 
+import { HARMON_TINY, type HarmonConfig } from '../../src/model/config.ts';
 import { llmWeightShapes } from '../../src/onnx/builders/llm.ts';
-import { HARMON_TINY, type HarmonConfig } from '../../src/onnx/config.ts';
 import { MemoryWeights } from '../../src/onnx/weights/types.ts';
 import { randomArray } from '../helpers/ort.ts';
 

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { HARMON_TINY } from '../../src/model/config.ts';
 import { buildLlm } from '../../src/onnx/builders/llm.ts';
-import { HARMON_TINY } from '../../src/onnx/config.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
 import { type Feed, f32, i64, randomArray, runModel } from '../helpers/ort.ts';
 import { type KvPair, qwen2Forward } from '../reference/qwen2.ts';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { HARMON_TINY } from '../../src/model/config.ts';
 import { buildMarDecoder } from '../../src/onnx/builders/mar-decoder.ts';
 import { buildMarEncoder } from '../../src/onnx/builders/mar-encoder.ts';
-import { HARMON_TINY } from '../../src/onnx/config.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
 import type { WeightSource } from '../../src/onnx/weights/types.ts';
 import { f32, i64, maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';

@@ -2,7 +2,7 @@
  * Shared setup for the MAR graph tests: seeded random MAR + projector weights of the tiny config
  * at scales that keep activations O(1), random index sets, and the fp16 tolerance check.
  */
-import type { HarmonConfig } from '../../src/onnx/config.ts';
+import type { HarmonConfig } from '../../src/model/config.ts';
 import { MemoryWeights } from '../../src/onnx/weights/types.ts';
 import { randomArray } from '../helpers/ort.ts';
 

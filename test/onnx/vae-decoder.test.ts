@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { HARMON_0_5B, HARMON_TINY } from '../../src/model/config.ts';
 import { buildVaeDecoder } from '../../src/onnx/builders/vae-decoder.ts';
 import { vaeDecoderShapes } from '../../src/onnx/builders/vae-weights.ts';
-import { HARMON_0_5B, HARMON_TINY } from '../../src/onnx/config.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
 import type { WeightSource } from '../../src/onnx/weights/types.ts';
 import { f32, maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';

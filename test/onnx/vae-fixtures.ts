@@ -1,7 +1,7 @@
 /** Seeded random KL-16 VAE weights for the tiny config, scaled so activations stay O(1). */
 
+import type { VaeConfig } from '../../src/model/config.ts';
 import { vaeShapes } from '../../src/onnx/builders/vae-weights.ts';
-import type { VaeConfig } from '../../src/onnx/config.ts';
 import { MemoryWeights } from '../../src/onnx/weights/types.ts';
 import { randomArray } from '../helpers/ort.ts';
 

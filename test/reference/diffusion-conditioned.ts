@@ -32,7 +32,7 @@
  * does), and at 999 rad that rounding would otherwise dominate ε̂'s error. Measured on the tiny
  * config (CFG s = 3): |ε̂ − x| ≈ 0.015 at t = 999, x_0 O(1), fused sampler vs float64 ≈ 1e-5.
  */
-import type { HarmonConfig } from '../../src/onnx/config.ts';
+import type { HarmonConfig } from '../../src/model/config.ts';
 import { MemoryWeights } from '../../src/onnx/weights/types.ts';
 import { randomArray } from '../helpers/ort.ts';
 

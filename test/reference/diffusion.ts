@@ -7,8 +7,8 @@
  * `variant` switches in the wrong conventions the tests must be able to tell apart.
  */
 
+import type { HarmonConfig } from '../../src/model/config.ts';
 import { diffusionSchedule } from '../../src/onnx/builders/diffusion-schedule.ts';
-import type { HarmonConfig } from '../../src/onnx/config.ts';
 import { float32ToFloat16Bits } from '../../src/onnx/graph/dtypes.ts';
 import { MemoryWeights, type WeightSource } from '../../src/onnx/weights/types.ts';
 import { randomArray } from '../helpers/ort.ts';

@@ -6,7 +6,7 @@
  * show that each pitfall (qkv channel order, GELU variant, LayerNorm eps, rotation direction)
  * moves the output far outside the tolerance the graphs are held to.
  */
-import type { HarmonConfig } from '../../src/onnx/config.ts';
+import type { HarmonConfig } from '../../src/model/config.ts';
 import type { WeightSource } from '../../src/onnx/weights/types.ts';
 
 export interface MarVariant {

@@ -7,7 +7,7 @@
  * `variant` switches in the classic mistakes (interleaved RoPE, h % nkv head grouping) so tests
  * can show that a wrong convention would fail their tolerance.
  */
-import type { HarmonConfig } from '../../src/onnx/config.ts';
+import type { HarmonConfig } from '../../src/model/config.ts';
 import type { WeightSource } from '../../src/onnx/weights/types.ts';
 
 export interface KvPair {

@@ -3,7 +3,7 @@
  * with plain loops. Test-only. Tensors are NCHW Float64Arrays with explicit sizes.
  * `variant` switches in deliberately WRONG conventions so tests can show each pitfall is caught.
  */
-import type { HarmonConfig } from '../../src/onnx/config.ts';
+import type { HarmonConfig } from '../../src/model/config.ts';
 import type { WeightSource } from '../../src/onnx/weights/types.ts';
 
 export interface VaeVariant {

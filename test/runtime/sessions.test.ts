@@ -4,10 +4,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { HARMON_TINY } from '../../src/onnx/config.ts';
+import { HARMON_TINY } from '../../src/model/config.ts';
+import { GRAPH_NAMES, MANIFEST_FORMAT, MANIFEST_VERSION } from '../../src/model/manifest.ts';
 import { GraphBuilder } from '../../src/onnx/graph/graph-builder.ts';
 import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
-import { GRAPH_NAMES, MANIFEST_FORMAT, MANIFEST_VERSION } from '../../src/runtime/manifest.ts';
 import { ModelRuntime } from '../../src/runtime/sessions.ts';
 import { float32 } from '../../src/runtime/tensors.ts';
 

@@ -4,8 +4,8 @@
  * cancellation, and always close the worker so the process can exit.
  */
 
-import { resolveModelDir } from '../../harmon/demo-model.ts';
 import { HarmonEngine } from '../../harmon/engine.ts';
+import { resolveModelDir } from '../../onnx/demo-model.ts';
 import { AppError } from '../../shared/errors.ts';
 
 export async function withEngine<T>(

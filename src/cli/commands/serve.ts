@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { apiSetup, type MountedApi } from '../../api/mount.ts';
 import { loadConfig } from '../../config/config.ts';
-import { ensureDemoModel } from '../../harmon/demo-model.ts';
+import { ensureDemoModel } from '../../onnx/demo-model.ts';
 import { startServer } from '../../server/server.ts';
 import { AppError } from '../../shared/errors.ts';
 import { logger } from '../../shared/logger.ts';

@@ -12,7 +12,7 @@
  *   final:             [shift|scale] = adaLN(SiLU(y));  out = linear(LN_noaffine(h)·(1+scale)+shift)
  *   out [R,32] = ε̂ (0..15) ‖ v (16..31)
  */
-import type { HarmonConfig } from '../config.ts';
+import type { HarmonConfig } from '../../model/config.ts';
 import { float } from '../graph/attributes.ts';
 import { type BuildContext, transpose2d, type WeightDType, weight } from '../graph/context.ts';
 import { GraphBuilder } from '../graph/graph-builder.ts';

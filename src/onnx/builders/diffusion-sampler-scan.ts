@@ -18,7 +18,7 @@
  * modulation tables hold S·rows·(3·depth+2)·W floats (tiny: 205 KB per row), which is why the
  * export picks this structure only for small widths (see samplerStructureFor).
  */
-import type { HarmonConfig } from '../config.ts';
+import type { HarmonConfig } from '../../model/config.ts';
 import { float } from '../graph/attributes.ts';
 import type { GraphBuilder } from '../graph/graph-builder.ts';
 import { type DiffusionMlpParams, TOKEN_CHANNELS } from './diffusion-mlp.ts';

@@ -16,7 +16,7 @@
  *
  * Without CFG (`cfg: false`) c is [n,D], xx = x and ε, v come straight from the n rows.
  */
-import type { HarmonConfig } from '../config.ts';
+import type { HarmonConfig } from '../../model/config.ts';
 import type { BuildContext } from '../graph/context.ts';
 import { GraphBuilder } from '../graph/graph-builder.ts';
 import type { WeightSource } from '../weights/types.ts';

@@ -4,7 +4,7 @@
  * float64 (JavaScript numbers), as the reference computes it with numpy; graphs cast to float32
  * only when a table becomes an initializer. Pure: the TS pipeline and the tests import it too.
  */
-import type { DiffusionConfig } from '../config.ts';
+import type { DiffusionConfig } from '../../model/config.ts';
 
 export interface DiffusionSchedule {
   /** Original-scale timestep τ[i] fed to the network for spaced step i (0 … samplingSteps−1). */

@@ -2,7 +2,7 @@
  * `embed_tokens.onnx` (spec §6.3): input_ids int64 [B,T] -> inputs_embeds f32 [B,T,H], a single
  * Gather on the embedding table `llm.model.embed_tokens.weight` [vocab,H] (not scaled, §1.3).
  */
-import type { HarmonConfig } from '../config.ts';
+import type { HarmonConfig } from '../../model/config.ts';
 import { type BuildContext, weight } from '../graph/context.ts';
 import { GraphBuilder } from '../graph/graph-builder.ts';
 import type { WeightSource } from '../weights/types.ts';

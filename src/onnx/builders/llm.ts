@@ -26,7 +26,7 @@
  *   final RMSNorm ─► last_hidden_state [B,S,H]
  *        └─► [:, S−1] · Eᵀ (tied embed_tokens) ─► logits [B,vocab]
  */
-import type { HarmonConfig, LlmConfig } from '../config.ts';
+import type { HarmonConfig, LlmConfig } from '../../model/config.ts';
 import {
   applyRope,
   attentionBias,

@@ -20,7 +20,7 @@
  *
  * N is taken from dec_pos_grid's first dimension, so any grid size works without rebuilding.
  */
-import type { HarmonConfig } from '../config.ts';
+import type { HarmonConfig } from '../../model/config.ts';
 import { weight } from '../graph/context.ts';
 import { GraphBuilder } from '../graph/graph-builder.ts';
 import { layerNorm, linear, silu } from '../graph/layers.ts';

@@ -16,8 +16,9 @@
  * rows of the learned table are used from the checkpoint. V = 0 (step 0) gives empty image
  * tensors and both rotations become identities; V = N is the describe path.
  */
+
+import type { HarmonConfig } from '../../model/config.ts';
 import { AppError } from '../../shared/errors.ts';
-import type { HarmonConfig } from '../config.ts';
 import type { BuildContext, WeightDType } from '../graph/context.ts';
 import { weight } from '../graph/context.ts';
 import { GraphBuilder } from '../graph/graph-builder.ts';

@@ -17,7 +17,7 @@
  * Built from the unfused builders themselves (composeGraphs), so the fused graph cannot drift
  * from the per-module graphs the tests check against the references. S = V + 64 and P = L.
  */
-import type { HarmonConfig } from '../config.ts';
+import type { HarmonConfig } from '../../model/config.ts';
 import { composeGraphs } from '../graph/compose.ts';
 import type { GraphBuilder } from '../graph/graph-builder.ts';
 import type { WeightSource } from '../weights/types.ts';

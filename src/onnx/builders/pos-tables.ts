@@ -8,7 +8,7 @@
  *   decoder_pos_embed_learned [1, 64+256, D] --rows 64..319--> dec_pos_grid16  [256, D]
  *   diffusion_pos_embed_learned [1, 256, D]  ---------------->  diff_pos_grid16 [256, D]
  */
-import type { HarmonConfig } from '../config.ts';
+import type { HarmonConfig } from '../../model/config.ts';
 import { type BuildContext, type WeightDType, weight } from '../graph/context.ts';
 import { GraphBuilder } from '../graph/graph-builder.ts';
 import type { WeightSource } from '../weights/types.ts';

@@ -4,7 +4,7 @@
  * (`block.0`, `attn_1`, `conv_in`); callers open the parent scopes (`/encoder/down.4/...`).
  * All tensors are NCHW fp32 with dynamic batch and spatial dims.
  */
-import type { VaeConfig } from '../config.ts';
+import type { VaeConfig } from '../../model/config.ts';
 import { float } from '../graph/attributes.ts';
 import { type BuildContext, weight } from '../graph/context.ts';
 import { silu } from '../graph/layers.ts';

@@ -2,7 +2,7 @@
  * `vae_decoder.onnx` (spec §1.7, §2.9, §6.2): channel-last scaled latent tokens -> pixels
  * (unclamped fp32, NCHW) and 8-bit RGB (NHWC).
  */
-import type { HarmonConfig } from '../config.ts';
+import type { HarmonConfig } from '../../model/config.ts';
 import type { BuildContext } from '../graph/context.ts';
 import { GraphBuilder } from '../graph/graph-builder.ts';
 import type { WeightSource } from '../weights/types.ts';

@@ -3,7 +3,7 @@
  * channel-last latent tokens. Structure derived from VaeConfig (real KL-16: ch 128,
  * chMult (1,1,2,2,4), 2 blocks per level; the tiny config only narrows it).
  */
-import type { HarmonConfig } from '../config.ts';
+import type { HarmonConfig } from '../../model/config.ts';
 import type { BuildContext, WeightDType } from '../graph/context.ts';
 import { GraphBuilder } from '../graph/graph-builder.ts';
 import type { WeightSource } from '../weights/types.ts';

@@ -3,7 +3,7 @@
  * tiny-weight generator and by loaders to assert every expected tensor; the builders read the
  * same keys through `weight()`, which checks each shape again.
  */
-import type { VaeConfig } from '../config.ts';
+import type { VaeConfig } from '../../model/config.ts';
 
 export type ShapeMap = Map<string, number[]>;
 

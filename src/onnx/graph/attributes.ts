@@ -1,5 +1,3 @@
-import type { GraphBuilder } from './graph-builder.ts';
-
 /**
  * Attribute values. A bare number is an INT and a number[] is INTS; floats must be wrapped with
  * `float()`/`floats()` because `epsilon: 1` vs `alpha: 1.0` cannot be told apart in JS and a
@@ -18,8 +16,6 @@ export class TensorAttr {
     readonly data: Float32Array | BigInt64Array | Int32Array,
   ) {}
 }
-
-export type AttrValue = number | number[] | string | FloatAttr | FloatsAttr | TensorAttr | GraphBuilder;
 
 export const float = (v: number) => new FloatAttr(v);
 export const floats = (v: number[]) => new FloatsAttr(v);

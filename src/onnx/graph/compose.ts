@@ -18,9 +18,9 @@
  * the part value it exposes (no Identity node).
  */
 import { AppError } from '../../shared/errors.ts';
-import type { AttrValue } from './attributes.ts';
 import type { GraphDType } from './dtypes.ts';
 import {
+  type AttrValue,
   type Dim,
   GraphBuilder,
   type InitializerDecl,

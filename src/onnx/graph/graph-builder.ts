@@ -5,10 +5,13 @@
  * a ModelProto. Constants are de-duplicated by content so repeated shapes/axes cost one tensor.
  */
 import { createHash } from 'node:crypto';
-import type { AttrValue } from './attributes.ts';
+import type { FloatAttr, FloatsAttr, TensorAttr } from './attributes.ts';
 import type { GraphDType } from './dtypes.ts';
 
 export type Dim = number | string;
+
+/** A node attribute; a GraphBuilder value is a subgraph (Loop/Scan/If body). */
+export type AttrValue = number | number[] | string | FloatAttr | FloatsAttr | TensorAttr | GraphBuilder;
 
 export interface ValueDecl {
   name: string;

@@ -7,9 +7,10 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import onnxProto, { type onnx as OnnxTypes } from 'onnx-proto';
 import { numelOf } from '../weights/dtype.ts';
-import { type AttrValue, FloatAttr, FloatsAttr, TensorAttr } from './attributes.ts';
+import { FloatAttr, FloatsAttr, TensorAttr } from './attributes.ts';
 import { ONNX_DTYPE } from './dtypes.ts';
 import {
+  type AttrValue,
   type Dim,
   GraphBuilder,
   type InitializerDecl,

@@ -5,10 +5,20 @@
  */
 import { endianness } from 'node:os';
 import { AppError } from '../../shared/errors.ts';
-import type { StoredDType } from './types.ts';
 
 // Every file format we read is little-endian, and typed arrays use host order.
 if (endianness() !== 'LE') throw new Error('weight readers assume a little-endian host');
+
+/** Element types a checkpoint may store (converted to float32 on read). */
+export type StoredDType =
+  | 'float32'
+  | 'float16'
+  | 'bfloat16'
+  | 'float64'
+  | 'int64'
+  | 'int32'
+  | 'uint8'
+  | 'bool';
 
 export const DTYPE_BYTES: Readonly<Record<StoredDType, number>> = {
   float32: 4,

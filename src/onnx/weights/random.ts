@@ -5,7 +5,7 @@
  * O(1) through the tiny model: matrices U(±1/√fan_in), embeddings and learned position tables
  * std 0.02, norm weights 1 ± 0.05, biases ±0.02.
  */
-import type { HarmonConfig } from '../config.ts';
+import type { HarmonConfig } from '../../model/config.ts';
 import { expectedHarmonTensors, type Shape } from '../harmon-keys.ts';
 import { numelOf } from './dtype.ts';
 import { MemoryWeights } from './types.ts';

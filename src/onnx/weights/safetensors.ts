@@ -7,9 +7,10 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { AppError } from '../../shared/errors.ts';
+import type { StoredDType } from './dtype.ts';
 import { DTYPE_BYTES, decodeToFloat32, numelOf } from './dtype.ts';
 import { RandomAccessFile } from './file-io.ts';
-import type { StoredDType, WeightEntry, WeightSource } from './types.ts';
+import type { WeightEntry, WeightSource } from './types.ts';
 
 const DTYPES: Record<string, StoredDType> = {
   F32: 'float32',

@@ -5,8 +5,9 @@
  * storage bytes.
  */
 import { AppError } from '../../shared/errors.ts';
+import type { StoredDType } from './dtype.ts';
 import { DTYPE_BYTES, decodeToFloat32, numelOf } from './dtype.ts';
-import type { StoredDType, WeightEntry } from './types.ts';
+import type { WeightEntry } from './types.ts';
 import { PyGlobal, type PyValue, type UnpickleHooks } from './unpickle.ts';
 
 const STORAGE_DTYPES: Record<string, StoredDType> = {

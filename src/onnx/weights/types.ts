@@ -3,17 +3,7 @@
  * `read()` is called, so a converter can stream a multi-GB checkpoint tensor by tensor instead of
  * holding it twice (once parsed, once serialised).
  */
-import { numelOf } from './dtype.ts';
-
-export type StoredDType =
-  | 'float32'
-  | 'float16'
-  | 'bfloat16'
-  | 'float64'
-  | 'int64'
-  | 'int32'
-  | 'uint8'
-  | 'bool';
+import { numelOf, type StoredDType } from './dtype.ts';
 
 export interface WeightEntry {
   readonly name: string;

@@ -4,7 +4,7 @@
  * name, not discovered as garbage images later.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppError } from '../shared/errors.ts';
@@ -17,6 +17,21 @@ export async function readManifest(dir: string): Promise<Manifest> {
   } catch (e) {
     throw new AppError('MODEL_INVALID', `no manifest.json in model directory ${dir}`, { cause: e });
   }
+  return parseManifest(raw, dir);
+}
+
+/** readManifest for callers that cannot await (the API's model list, built once at mount). */
+export function readManifestSync(dir: string): Manifest {
+  let raw: string;
+  try {
+    raw = readFileSync(join(dir, 'manifest.json'), 'utf8');
+  } catch (e) {
+    throw new AppError('MODEL_INVALID', `no manifest.json in model directory ${dir}`, { cause: e });
+  }
+  return parseManifest(raw, dir);
+}
+
+function parseManifest(raw: string, dir: string): Manifest {
   let json: unknown;
   try {
     json = JSON.parse(raw);

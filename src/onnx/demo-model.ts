@@ -12,14 +12,13 @@ import { randomBytes } from 'node:crypto';
 import { rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { HARMON_TINY, type HarmonConfig } from '../onnx/config.ts';
-import { builderFingerprint, buildTinyModel } from '../onnx/tiny.ts';
-import { OPTIONAL_GRAPHS } from '../runtime/manifest.ts';
-import { readManifest, verifyModelDir } from '../runtime/model-dir.ts';
+import type { HarmonConfig } from '../model/config.ts';
+import { DEMO_CONFIG, DEMO_SEED } from '../model/demo.ts';
+import { OPTIONAL_GRAPHS } from '../model/manifest.ts';
+import { readManifest, verifyModelDir } from '../model/model-dir.ts';
+import { builderFingerprint, buildTinyModel } from './tiny.ts';
 
 export const DEMO_MODEL_NAME = 'tiny-demo';
-/** Weight seed of the demo model; fixed so every install has the same demo. */
-export const DEMO_SEED = 0;
 
 export function demoModelDir(name = DEMO_MODEL_NAME, env: NodeJS.ProcessEnv = process.env): string {
   return env.HARMON_HOME ? join(env.HARMON_HOME, 'models', name) : join(homedir(), '.cache', 'harmon', name);
@@ -54,7 +53,7 @@ export async function ensureDemoModel(opts: DemoModelOptions = {}): Promise<stri
   opts.onBuild?.(dir);
   const tmp = join(dirname(dir), `.${basename(dir)}-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
-    await buildTinyModel({ outDir: tmp, seed: DEMO_SEED, config: opts.config ?? HARMON_TINY });
+    await buildTinyModel({ outDir: tmp, seed: DEMO_SEED, config: opts.config ?? DEMO_CONFIG });
     if (!(await usable(dir))) {
       await rm(dir, { recursive: true, force: true }); // a broken leftover
       try {

@@ -5,7 +5,7 @@
  * message naming the bad field instead of a crash deep inside the pipeline.
  */
 import { z } from 'zod';
-import type { HarmonConfig } from '../onnx/config.ts';
+import type { HarmonConfig } from './config.ts';
 
 export const MANIFEST_FORMAT = 'harmon-onnx';
 export const MANIFEST_VERSION = 1;
