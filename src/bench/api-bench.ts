@@ -174,6 +174,19 @@ export async function runApiBench(opts: ApiBenchOptions = {}): Promise<ApiBenchR
     const floorOne = await server.prisma.job.findFirstOrThrow({ where: { tenantId: floorTenant } });
     const fields = 'id kind status progress model params createdAt';
     const jobQuery = `{ job(id: "${one.id}") { ${fields} } }`;
+    // Each server must answer with the row itself before its latency means anything.
+    for (const [url, id, h] of [
+      [server.url, one.id, auth(key.key)],
+      [floor.url, floorOne.id, json],
+    ] as const) {
+      const r = await fetch(`${url}/graphql`, {
+        method: 'POST',
+        headers: h,
+        body: JSON.stringify({ query: `{ job(id: "${id}") { ${fields} } }` }),
+      });
+      const body = (await r.json()) as { data?: { job?: { id?: string } } };
+      if (body.data?.job?.id !== id) throw new Error(`job query at ${url}: ${JSON.stringify(body)}`);
+    }
     const constant = await startConstantServer();
     cleanups.push(() => constant.close());
     const q = await runInterleaved(

@@ -35,7 +35,5 @@ test('runApiBench reports enqueue/query latency, throughput, overhead, floors an
       name,
     );
   assert.ok(r.details.enqueueFloorP50Ms > 0 && r.details.bareReadMeanMs > 0);
-  // A bare server that also reads the row is slower than one returning a constant.
-  assert.ok(r.details.bareReadMeanMs > r.details.bareQueryMeanMs, 'the floor does the read');
   assert.ok(r.enqueueP99Ms10Tenants >= r.details.enqueueP50Ms10Tenants);
 });
