@@ -7,9 +7,9 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { HarmonConfig } from '../model/config.ts';
+import { sha256File } from '../model/hash-marker.ts';
 import type { GraphEntry, GraphName, Manifest } from '../model/manifest.ts';
 import { GRAPH_NAMES, MANIFEST_FORMAT, MANIFEST_VERSION } from '../model/manifest.ts';
-import { sha256File } from '../model/model-dir.ts';
 import { buildDiffusionMlp } from './builders/diffusion-mlp.ts';
 import { buildDiffusionSampler, samplerStructureFor } from './builders/diffusion-sampler.ts';
 import { buildEmbedTokens } from './builders/embed-tokens.ts';
