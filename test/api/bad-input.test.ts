@@ -41,14 +41,20 @@ before(async () => {
   ({ key } = await h.newTenant('bad-input'));
   await h.db.prisma.tenant.updateMany({ data: { ratePerMinute: 100_000 } });
   const other = await h.newTenant('someone-else');
-  const o = await createUpload(other.key, 'image/png', 1000);
+  const o = await createUpload(other.key, 'image/png', PNG_1x1.length);
   await put(o.uploadUrl, 'image/png', PNG_1x1);
   otherUploadId = o.id;
-  const text = await createUpload(key, 'image/png', 1000);
-  await put(text.uploadUrl, 'image/png', Buffer.from('this is not an image at all'));
+  const notImage = Buffer.from('this is not an image at all');
+  const text = await createUpload(key, 'image/png', notImage.length);
+  await put(text.uploadUrl, 'image/png', notImage);
   uploads.text = text.id;
+  // The presigned PUT refuses more bytes than declared; an object that is bigger anyway (another
+  // S3 that does not check) is written straight into the store under the upload's key.
   const big = await createUpload(key, 'image/png', 50);
-  await put(big.uploadUrl, 'image/png', Buffer.concat([PNG_1x1, Buffer.alloc(100)]));
+  const bigRow = await h.db.prisma.upload.findUniqueOrThrow({ where: { id: big.id } });
+  await h.s3.blobStore.put(bigRow.key, Buffer.concat([PNG_1x1, Buffer.alloc(100)]), {
+    contentType: 'image/png',
+  });
   uploads.big = big.id;
   uploads.empty = (await createUpload(key, 'image/png', 1000)).id;
 });

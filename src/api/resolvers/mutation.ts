@@ -97,7 +97,7 @@ export const mutationResolvers = {
     const ttl = ctx.deps.config.presignTtlSeconds;
     const key = tenantKey(ctx.tenantId, 'uploads');
     const expiresAt = new Date(Date.now() + ttl * 1000);
-    const uploadUrl = await ctx.deps.blobStore.presignPut(key, ttl, contentType);
+    const uploadUrl = await ctx.deps.blobStore.presignPut(key, ttl, contentType, args.bytes);
     const row = await ctx.db.uploads.create({ key, contentType, bytes: args.bytes, expiresAt });
     return { id: row.id, uploadUrl, contentType, maxBytes: args.bytes, expiresAt };
   },

@@ -15,7 +15,7 @@ import {
 import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import { AppError, isAppError } from '../../shared/errors.ts';
-import { formatApiError, httpStatusFor } from '../errors.ts';
+import { formatApiError, httpStatusFor, serviceUnavailableStatus } from '../errors.ts';
 import type { Admission } from '../plugins.ts';
 import type { ApiContext, ApiDeps } from '../types.ts';
 import { clientAddress } from '../use-auth-throttle.ts';
@@ -79,7 +79,7 @@ export function newApollo(
     csrfPrevention: true,
     // The schema sets no cache hints and responses are per tenant; the default cache-control
     // plugin would still wrap every field resolver (willResolveField) on every request.
-    plugins: [ApolloServerPluginCacheControlDisabled(), operationChecks(admission)],
+    plugins: [ApolloServerPluginCacheControlDisabled(), operationChecks(admission), serviceUnavailableStatus],
     // `harmon serve` owns shutdown (drain the worker, close the database, then exit 0); Apollo's
     // own SIGTERM handler would stop only itself and re-raise the signal, killing the process
     // mid-drain with exit code 130.
