@@ -8,7 +8,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppError } from '../shared/errors.ts';
-import { GRAPH_NAMES, type Manifest, manifestSchema } from './manifest.ts';
+import { GRAPH_NAMES, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, manifestSchema } from './manifest.ts';
 
 export async function readManifest(dir: string): Promise<Manifest> {
   let raw: string;
@@ -38,6 +38,16 @@ function parseManifest(raw: string, dir: string): Manifest {
   } catch (e) {
     throw new AppError('MODEL_INVALID', `manifest.json in ${dir} is not valid JSON`, { cause: e });
   }
+  const version = (json as { format?: unknown; formatVersion?: unknown } | null) ?? {};
+  if (version.format === MANIFEST_FORMAT && version.formatVersion !== MANIFEST_VERSION) {
+    throw new AppError(
+      'MODEL_INVALID',
+      `model directory ${dir} is in model format version ${String(version.formatVersion)}; this version of ` +
+        `harmon reads version ${MANIFEST_VERSION} only (each weight stored once). Re-export it: ` +
+        'harmon convert for a checkpoint, harmon tiny / harmon random for random weights.',
+      { details: { formatVersion: version.formatVersion, expected: MANIFEST_VERSION } },
+    );
+  }
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) {
     const fields = parsed.error.issues.map((i) => i.path.join('.') || '(root)').join(', ');
@@ -63,7 +73,6 @@ export async function verifyModelDir(
   const problems: string[] = [];
   for (const name of GRAPH_NAMES) {
     const entry = manifest.graphs[name];
-    if (!entry) continue; // an optional graph this directory predates (the schema requires the rest)
     for (const ref of entry.data ? [entry, entry.data] : [entry]) {
       const path = join(dir, ref.file);
       const st = await stat(path).catch(() => null);
