@@ -105,7 +105,11 @@ export async function runSamplerBench(opts: SamplerBenchOptions): Promise<Sample
     toModelBytes(buildDiffusionSampler(config, weights, { structure: samplerStructureFor(config) })),
     threads,
   );
-  const mlp = await openGraphSession('diffusion_mlp', toModelBytes(buildDiffusionMlp(config, weights)), threads);
+  const mlp = await openGraphSession(
+    'diffusion_mlp',
+    toModelBytes(buildDiffusionMlp(config, weights)),
+    threads,
+  );
   try {
     const S = config.diffusion.samplingSteps;
     const D = config.mar.width;
@@ -120,7 +124,11 @@ export async function runSamplerBench(opts: SamplerBenchOptions): Promise<Sample
         row_state: { dtype: 'int64', dims: [2 * tokens], data: rows.rowState },
         uncond_row: { dtype: 'int64', dims: [tokens], data: rows.uncondRow },
         cfg_scale: { dtype: 'float32', dims: [tokens], data: new Float32Array(tokens).fill(inp.cfgScale) },
-        temperature: { dtype: 'float32', dims: [tokens], data: new Float32Array(tokens).fill(inp.temperature) },
+        temperature: {
+          dtype: 'float32',
+          dims: [tokens],
+          data: new Float32Array(tokens).fill(inp.temperature),
+        },
       });
       return outF32(out, 'x_0', 'diffusion_sampler').data;
     };

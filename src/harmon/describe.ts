@@ -29,8 +29,8 @@ import {
   RequestTimer,
   throwIfCanceled,
 } from './harmon-model.ts';
-import { type LmCall, lmFeeds } from './lm-feeds.ts';
 import { decodeImage, preprocessForDescribe } from './image-io.ts';
+import { type LmCall, lmFeeds } from './lm-feeds.ts';
 import { Rng } from './prng.ts';
 import { buildDescribePrompt } from './prompts.ts';
 
@@ -138,7 +138,11 @@ export async function describe(
       'lm',
       lmFeeds(cfg, {
         inputIds: int64([1, s], ids),
-        attentionMask: { dtype: 'int64', dims: [1, pastLen + s], data: new BigInt64Array(pastLen + s).fill(1n) },
+        attentionMask: {
+          dtype: 'int64',
+          dims: [1, pastLen + s],
+          data: new BigInt64Array(pastLen + s).fill(1n),
+        },
         positionIds: int64(
           [1, s],
           Array.from({ length: s }, (_, i) => pastLen + i),

@@ -42,7 +42,9 @@ export const manifestSchema = z.object({
   demo: z.boolean(),
   dtype: z.enum(['float32', 'float16']),
   config: z.custom<HarmonConfig>((v) => typeof v === 'object' && v !== null && 'llm' in v && 'mar' in v),
-  graphs: z.object(Object.fromEntries(GRAPH_NAMES.map((n) => [n, graphEntry])) as Record<GraphName, typeof graphEntry>),
+  graphs: z.object(
+    Object.fromEntries(GRAPH_NAMES.map((n) => [n, graphEntry])) as Record<GraphName, typeof graphEntry>,
+  ),
   tokenizer: z.object({ source: z.string(), imageTokenId: z.number().int() }),
   source: z.record(z.string(), z.unknown()).optional(),
   createdAt: z.string(),

@@ -39,7 +39,12 @@ function parseManifest(raw: string, dir: string): Manifest {
     throw new AppError('MODEL_INVALID', `manifest.json in ${dir} is not valid JSON`, { cause: e });
   }
   const version = (json as { format?: unknown; formatVersion?: unknown } | null) ?? {};
-  if (version.format === MANIFEST_FORMAT && version.formatVersion !== MANIFEST_VERSION) {
+  // A directory of another format version is refused whole (not field by field): say what to do.
+  if (
+    version.format === MANIFEST_FORMAT &&
+    typeof version.formatVersion === 'number' &&
+    version.formatVersion !== MANIFEST_VERSION
+  ) {
     throw new AppError(
       'MODEL_INVALID',
       `model directory ${dir} is in model format version ${String(version.formatVersion)}; this version of ` +

@@ -60,21 +60,30 @@ function builders(imageTokenId: number): Record<GraphName, { build: Builder; vae
   };
 }
 
+/** One graph of the model directory, built as the export builds it (also for tests). */
+export function buildModelGraph(
+  name: GraphName,
+  config: HarmonConfig,
+  weights: WeightSource,
+  opts: Pick<ExportOptions, 'weightDType' | 'vaePrefix' | 'imageTokenId'>,
+): GraphBuilder {
+  const { build, vae } = builders(opts.imageTokenId)[name];
+  return build(config, weights, {
+    weightDType: opts.weightDType,
+    keyPrefix: vae ? opts.vaePrefix : undefined,
+  });
+}
+
 export async function exportHarmon(
   config: HarmonConfig,
   weights: WeightSource,
   opts: ExportOptions,
 ): Promise<Manifest> {
   await mkdir(opts.outDir, { recursive: true });
-  const table = builders(opts.imageTokenId);
   const graphs = {} as Record<GraphName, GraphEntry>;
   let done = 0;
   for (const name of GRAPH_NAMES) {
-    const { build, vae } = table[name];
-    const g = build(config, weights, {
-      weightDType: opts.weightDType,
-      keyPrefix: vae ? opts.vaePrefix : undefined,
-    });
+    const g = buildModelGraph(name, config, weights, opts);
     // Always external (any size loads; onnxruntime maps the page-aligned weights from the file).
     const files = await saveModel(g, join(opts.outDir, `${name}.onnx`), {
       externalData: true,

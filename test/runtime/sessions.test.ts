@@ -46,14 +46,14 @@ function writeDir(): string {
 test('opens every graph, runs with validated feeds and counts runs', async () => {
   const rt = await ModelRuntime.open(writeDir());
   try {
-    const out = await rt.run('llm', { x: float32([1, 2], Float32Array.from([1, 2])) });
+    const out = await rt.run('lm', { x: float32([1, 2], Float32Array.from([1, 2])) });
     assert.deepEqual([...(out.y.data as Float32Array)], [2, 3]);
     assert.equal(rt.stats.runs, 1);
     assert.equal(rt.executionProvider, 'cpu');
-    await assert.rejects(rt.run('llm', {}), /missing input x/);
-    await assert.rejects(rt.run('llm', { x: float32([2], Float32Array.from([1, 2])) }), /rank 2/);
+    await assert.rejects(rt.run('lm', {}), /missing input x/);
+    await assert.rejects(rt.run('lm', { x: float32([2], Float32Array.from([1, 2])) }), /rank 2/);
     await assert.rejects(
-      rt.run('llm', { x: float32([1, 2], Float32Array.from([1, 2])), z: float32([1], new Float32Array(1)) }),
+      rt.run('lm', { x: float32([1, 2], Float32Array.from([1, 2])), z: float32([1], new Float32Array(1)) }),
       /unexpected input z/,
     );
   } finally {
@@ -76,9 +76,20 @@ test('a corrupted graph is refused by sha256 with its name', async () => {
 
 test('a missing graph file and a broken manifest give coded errors', async () => {
   const dir = writeDir();
-  writeFileSync(join(dir, 'llm.onnx'), '');
-  await assert.rejects(ModelRuntime.open(dir), /llm\.onnx \(graph llm\) has 0 bytes/);
+  writeFileSync(join(dir, 'lm.onnx'), '');
+  await assert.rejects(ModelRuntime.open(dir), /lm\.onnx \(graph lm\) has 0 bytes/);
   writeFileSync(join(dir, 'manifest.json'), '{"format":"harmon-onnx"}');
   await assert.rejects(ModelRuntime.open(dir), /manifest.json .* invalid at: formatVersion/);
   await assert.rejects(ModelRuntime.open(join(dir, 'nope')), /no manifest.json/);
+});
+
+test('a directory of model format 1 (LLM weights stored three times) is refused with a re-export message', async () => {
+  const dir = writeDir();
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, formatVersion: 1 }));
+  await assert.rejects(ModelRuntime.open(dir), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'MODEL_INVALID');
+    assert.match(e.message, /format version 1.*reads version 2.*Re-export it/);
+    return true;
+  });
 });

@@ -94,7 +94,10 @@ export function buildLm(config: HarmonConfig, weights: WeightSource, opts: LmBui
     // Slot k of a row (k-th <image> id) takes llm_in row k: inclusive CumSum − 1, floored at 0
     // so text positions index a valid row (their value is discarded by the Where).
     const seen = g.op1('CumSum', [imageCount, g.constant('int64', [], [1])]);
-    const slot = g.op1('Max', [g.op1('Sub', [seen, g.constant('int64', [], [1])]), g.constant('int64', [], [0])]);
+    const slot = g.op1('Max', [
+      g.op1('Sub', [seen, g.constant('int64', [], [1])]),
+      g.constant('int64', [], [0]),
+    ]);
     const image = g.op1('GatherND', [llmIn, g.op1('Unsqueeze', [slot, g.ints([-1])])], {
       attrs: { batch_dims: 1 },
     }); // [B,S,H]

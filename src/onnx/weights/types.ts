@@ -42,7 +42,9 @@ export class MemoryWeights implements WeightSource {
     const read = () => {
       const data = make();
       if (data.length !== n)
-        throw new Error(`MemoryWeights.setLazy(${name}): shape ${shape} needs ${n} values, got ${data.length}`);
+        throw new Error(
+          `MemoryWeights.setLazy(${name}): shape ${shape} needs ${n} values, got ${data.length}`,
+        );
       return data;
     };
     this.map.set(name, { name, dtype: 'float32', shape: [...shape], read });
