@@ -131,9 +131,9 @@ class ExternalWriter {
   write(decl: InitializerDecl): OnnxTypes.ITensorProto {
     const bytes = bytesOf(resolve(decl));
     const pad = (EXTERNAL_ALIGNMENT - (this.offset % EXTERNAL_ALIGNMENT)) % EXTERNAL_ALIGNMENT;
-    if (pad) writeSync(this.fd, new Uint8Array(pad));
+    if (pad) this.writeAll(new Uint8Array(pad));
     this.offset += pad;
-    writeSync(this.fd, bytes);
+    this.writeAll(bytes);
     const proto: OnnxTypes.ITensorProto = {
       name: decl.name,
       dataType: ONNX_DTYPE[decl.dtype],
@@ -150,6 +150,10 @@ class ExternalWriter {
   }
   close(): void {
     closeSync(this.fd);
+  }
+  /** writeSync may write less than asked (a 1 GB embedding table in one call): loop until done. */
+  private writeAll(bytes: Uint8Array): void {
+    for (let done = 0; done < bytes.byteLength; ) done += writeSync(this.fd, bytes, done);
   }
 }
 
