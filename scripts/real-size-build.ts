@@ -26,8 +26,11 @@ await buildTinyModel({
   config,
   seed: 1,
   dtype: dtype === 'fp16' ? 'float16' : 'float32',
-  onProgress: (done, total, graph) => console.error(`  ${done}/${total} ${graph} ${((performance.now() - t0) / 1000).toFixed(0)} s`),
+  onProgress: (done, total, graph) =>
+    console.error(`  ${done}/${total} ${graph} ${((performance.now() - t0) / 1000).toFixed(0)} s`),
 });
 const buildSeconds = (performance.now() - t0) / 1000;
 const dirBytes = readdirSync(outDir).reduce((sum, f) => sum + statSync(join(outDir, f)).size, 0);
-console.log(JSON.stringify({ variant, dtype, buildSeconds: Math.round(buildSeconds), weightBytes, dirBytes }));
+console.log(
+  JSON.stringify({ variant, dtype, buildSeconds: Math.round(buildSeconds), weightBytes, dirBytes }),
+);

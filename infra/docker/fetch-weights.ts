@@ -3,20 +3,23 @@
  *
  * The prefix must hold a `SHA256SUMS` file (`<sha256 hex>  <relative path>` per line, as written
  * by `sha256sum`) next to the model files. Every file is verified against it; a file already in
- * the cache is reused when its recorded checksum marker still matches its size and mtime, so a
- * task restarted on the same instance (or a warm-pool instance) starts without downloading or
- * re-hashing gigabytes. Unverifiable or corrupt weights stop the container instead of running.
+ * the cache is reused when its `<file>.sha256` marker (src/model/hash-marker.ts) still matches
+ * its stat stamp, so a task restarted on the same instance (or a warm-pool instance) starts
+ * without downloading or re-hashing gigabytes. The worker's model load reads the same markers,
+ * so it does not hash what this step just downloaded. Unverifiable or corrupt weights stop the
+ * container instead of running.
  *
  * Env: WEIGHTS_S3_URI (s3://bucket/prefix/), WEIGHTS_CACHE_DIR, MODEL_VARIANT (sub-directory),
  * optional S3_ENDPOINT / S3_REGION / S3_FORCE_PATH_STYLE for S3-compatible servers.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join, normalize, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { hashAndMark, markedSha256, writeMarker } from '../../src/model/hash-marker.ts';
 
 export interface FetchWeightsOptions {
   /** s3://bucket/prefix/ holding SHA256SUMS and the model files. */
@@ -86,26 +89,10 @@ export function parseSums(text: string): Entry[] {
   return entries;
 }
 
-/** `<file>.sha256` records the verified hash with the size and mtime it was computed for. */
 async function isCached(target: string, sha256: string): Promise<boolean> {
-  const info = await stat(target).catch(() => undefined);
-  if (!info) return false;
-  const marker = await readFile(`${target}.sha256`, 'utf8').catch(() => '');
-  if (marker === markerText(sha256, info.size, info.mtimeMs)) return true;
-  // No or stale marker (copied in by hand?): hash once, then trust the marker.
-  if ((await hashFile(target)) !== sha256) return false;
-  await writeFile(`${target}.sha256`, markerText(sha256, info.size, info.mtimeMs));
-  return true;
-}
-
-function markerText(sha256: string, size: number, mtimeMs: number): string {
-  return `${sha256} ${size} ${Math.trunc(mtimeMs)}\n`;
-}
-
-async function hashFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash);
-  return hash.digest('hex');
+  if ((await markedSha256(target)) === sha256) return true;
+  // No or stale marker (copied in by hand?): hash once; a match records a marker for next time.
+  return (await hashAndMark(target).catch(() => undefined))?.sha256 === sha256;
 }
 
 async function download(
@@ -138,8 +125,8 @@ async function download(
     await rm(tmp, { force: true });
     throw e;
   }
-  const info = await stat(target);
-  await writeFile(`${target}.sha256`, markerText(sha256, info.size, info.mtimeMs));
+  // The bytes were hashed as they were written, so the marker is recorded at once.
+  await writeMarker(target, sha256);
 }
 
 async function getText(s3: S3Client, bucket: string, key: string): Promise<string> {

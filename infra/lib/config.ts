@@ -1,14 +1,27 @@
 /**
  * Deployment parameters, read once from CDK context (`cdk.json` or `-c key=value`) and
- * validated, so a typo fails `cdk synth` instead of a half-deployed stack.
+ * validated, so a typo fails `cdk synth` instead of a half-deployed stack. That includes the
+ * memory fit: a GPU instance that cannot load or serve the configured model (memory.ts) fails
+ * synth with the numbers, instead of a worker that is OOM-killed at every start.
  */
+import { fitOn, variantOf } from './memory.ts';
+
 export interface InfraConfig {
-  /** GPU instance for workers; g6 (L4) is the cheapest fit for Harmon-1.5B in fp16. */
+  /**
+   * GPU instance for workers. g6e.xlarge (L40S 48 GB, 32 GiB RAM) is the cheapest single-GPU
+   * size that holds Harmon-1.5B as exported today (infra/README.md, "Memory"); Harmon-0.5B
+   * fits g6.xlarge / g5.xlarge.
+   */
   gpuInstanceType: string;
   /** Upper bound of GPU tasks (= instances: one GPU task per single-GPU instance). */
   maxWorkers: number;
-  /** Model directory name served by workers (`harmon-0.5b`, `harmon-1.5b`, ...). */
+  /**
+   * Model directory name served by workers: `harmon-<size>` optionally followed by `-anything`
+   * (`harmon-1.5b`, `harmon-0.5b-fp16`, ...); the size gives the shapes for the memory check.
+   */
   modelVariant: string;
+  /** Storage dtype of the exported model (`harmon convert --dtype`): download and disk size. */
+  modelDtype: 'fp16' | 'fp32';
   /** Where the exported ONNX model lives; unset -> s3://<bucket>/models/<modelVariant>/. */
   weightsS3Uri?: string;
   /** Queued-plus-running jobs one GPU task is expected to carry before another is added. */
@@ -42,9 +55,10 @@ export interface InfraConfig {
 }
 
 export const DEFAULTS: InfraConfig = {
-  gpuInstanceType: 'g6.xlarge',
+  gpuInstanceType: 'g6e.xlarge',
   maxWorkers: 4,
   modelVariant: 'harmon-1.5b',
+  modelDtype: 'fp16',
   backlogPerTask: 4,
   warmPool: false,
   graphqlLambda: false,
@@ -99,6 +113,19 @@ export function readConfig(context: Context): InfraConfig {
   const modelVariant = str('modelVariant') ?? DEFAULTS.modelVariant;
   if (!/^[a-z0-9][a-z0-9._-]*$/.test(modelVariant))
     throw new Error(`context modelVariant=${modelVariant}: bad name`);
+  const size = variantOf(modelVariant);
+  if (!size)
+    throw new Error(
+      `context modelVariant=${modelVariant}: must start with harmon-<size> (0.5b, 1.5b, small, tiny) so the memory check knows its shapes`,
+    );
+  const modelDtype = str('modelDtype') ?? DEFAULTS.modelDtype;
+  if (modelDtype !== 'fp16' && modelDtype !== 'fp32')
+    throw new Error(`context modelDtype=${modelDtype}: expected fp16 or fp32`);
+  const fit = fitOn(gpuInstanceType, size, modelDtype === 'fp16' ? 'float16' : 'float32');
+  if (fit.problems.length)
+    throw new Error(
+      `context gpuInstanceType=${gpuInstanceType} cannot serve ${modelVariant} (${modelDtype}): ${fit.problems.join('; ')} (see infra/README.md, "Memory")`,
+    );
   const weightsS3Uri = str('weightsS3Uri');
   if (weightsS3Uri !== undefined && !/^s3:\/\/[a-z0-9.-]{3,63}\/.+/.test(weightsS3Uri)) {
     throw new Error(`context weightsS3Uri=${weightsS3Uri}: expected s3://bucket/prefix/`);
@@ -115,6 +142,7 @@ export function readConfig(context: Context): InfraConfig {
     gpuInstanceType,
     maxWorkers: num('maxWorkers', DEFAULTS.maxWorkers, 1, 100),
     modelVariant,
+    modelDtype,
     weightsS3Uri,
     backlogPerTask: num('backlogPerTask', DEFAULTS.backlogPerTask, 1, 1000),
     warmPool: bool('warmPool', DEFAULTS.warmPool),

@@ -10,6 +10,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { InfraConfig } from './config.ts';
 import { containerImage } from './images.ts';
+import { workerReservationMiB } from './memory.ts';
 import { containerHealthCheck, sharedEnvironment, sharedSecrets } from './runtime-env.ts';
 import type { StatefulStack } from './stateful-stack.ts';
 
@@ -106,8 +107,8 @@ export class GpuWorkers extends Construct {
     task.addContainer('worker', {
       image: containerImage('worker', config.workerImage),
       gpuCount: 1,
-      // Leaves ~2 GiB of a 16 GiB g6/g5.xlarge to the OS and the ECS agent.
-      memoryReservationMiB: 12 * 1024,
+      // What loading the model needs in host RAM (memory.ts; readConfig has checked it fits).
+      memoryReservationMiB: workerReservationMiB(config),
       environment: {
         ...sharedEnvironment(stateful),
         MODEL_VARIANT: config.modelVariant,

@@ -15,6 +15,7 @@ import { HarmonModel } from '../harmon/harmon-model.ts';
 import { encodeImage } from '../harmon/image-io.ts';
 import { Rng } from '../harmon/prng.ts';
 import { buildDescribePrompt } from '../harmon/prompts.ts';
+import type { LoadStats } from '../runtime/sessions.ts';
 import { resolveDescribeOptions } from '../shared/job-inputs.ts';
 import { type Measurement, type MeasureOptions, measurementOf, summarize } from './harness.ts';
 import type { DescribeFigures } from './report.ts';
@@ -33,6 +34,7 @@ export interface DescribeBenchOptions {
 /** The report's describe figures plus the raw measurements behind them. */
 export interface DescribeBenchResult extends DescribeFigures {
   measurements: Measurement[];
+  load: LoadStats;
 }
 
 /** A deterministic noise picture, PNG-encoded, as a user upload would arrive. */
@@ -45,7 +47,9 @@ export async function benchImage(side: number, seed = 5): Promise<Uint8Array> {
 }
 
 export async function runDescribeBench(opts: DescribeBenchOptions): Promise<DescribeBenchResult> {
-  const model = await HarmonModel.open(opts.modelDir, { verifyHashes: false });
+  // Opened as a serving engine opens it. Hashes are checked as a worker would (hash markers make
+  // that a stat after the first load), so the reported load time is the worker's.
+  const model = await HarmonModel.open(opts.modelDir);
   try {
     const image = await benchImage(opts.imageSide ?? 96);
     const maxTokens = opts.maxTokens ?? 32;
@@ -120,6 +124,7 @@ export async function runDescribeBench(opts: DescribeBenchOptions): Promise<Desc
       sessionRunsPerRequest: sessionRuns,
       stageMs: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, summarize(v).median])),
       measurements,
+      load: model.runtime.loadStats,
     };
   } finally {
     await model.close();

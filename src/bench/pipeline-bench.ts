@@ -3,15 +3,18 @@
  * warm-up and repetitions. Reports per-stage wall time, session runs per image and the share of
  * wall time spent in JS orchestration, (wall − Σ session-run ms) / wall — the goal is ≤ 3 %.
  * The models are the random-weight builds run-bench.ts makes (or --model), one directory per variant.
+ * Real sizes (0.5b, 1.5b) run one request each in a child process of their own (model-bench.ts),
+ * so the bench process never holds gigabytes of weights and each peak RSS is that request's.
  */
 import type { RunMetadata } from '../harmon/events.ts';
 import { generate } from '../harmon/generate.ts';
 import { HarmonModel } from '../harmon/harmon-model.ts';
+import type { LoadStats } from '../runtime/sessions.ts';
 import { percentile } from './harness.ts';
 import type { PipelineConfigFigures } from './report.ts';
 
 export interface PipelineBenchCase {
-  name: 'tiny' | 'small';
+  name: string;
   size: number;
   steps: number;
   count: number;
@@ -34,23 +37,32 @@ export interface PipelineBenchEntry {
   sessionRunsPerImage: number;
   /** Median over repetitions of (wall − Σ session ms) / wall. */
   jsOverheadShare: number;
+  /** What opening the model cost (file checks, session creation per graph). */
+  load: LoadStats;
 }
 
 /** One case per variant; a run takes those it has a model directory for. */
-const CASES: readonly PipelineBenchCase[] = [
+export const CASES: readonly PipelineBenchCase[] = [
   { name: 'tiny', size: 64, steps: 8, count: 1, warmup: 1, repetitions: 3 },
   { name: 'small', size: 128, steps: 16, count: 1, warmup: 1, repetitions: 3 },
+  // Real sizes: the reference request (256², 4 MAR steps), once, cold, as a CLI user runs it.
+  { name: '0.5b', size: 256, steps: 4, count: 1, warmup: 0, repetitions: 1 },
+  { name: '1.5b', size: 256, steps: 4, count: 1, warmup: 0, repetitions: 1 },
 ];
+
+/** Variants benchmarked in a child process each (model-bench.ts), never in the bench process. */
+export const REAL_SIZES: readonly string[] = ['0.5b', '1.5b'];
 
 const median = (xs: number[]) => percentile(xs, 0.5);
 
-async function runPipelineBench(
+export async function runPipelineBench(
   cases: PipelineBenchCase[],
   modelDirs: Record<string, string>,
   log: (line: string) => void,
 ): Promise<PipelineBenchEntry[]> {
   const entries: PipelineBenchEntry[] = [];
   for (const c of cases) {
+    // Opened as a serving engine (harmon generate, the worker) opens it.
     const model = await HarmonModel.open(modelDirs[c.name]);
     try {
       const input = {
@@ -82,6 +94,7 @@ async function runPipelineBench(
         sessionMs: median(runs.map((m) => m.sessionMs)),
         sessionRunsPerImage: runs[0].sessions.runs / c.count,
         jsOverheadShare: median(runs.map((m) => (m.totalMs - m.sessionMs) / m.totalMs)),
+        load: model.runtime.loadStats,
       });
     } finally {
       await model.close();
@@ -99,7 +112,7 @@ export async function pipelineBenchProvider(ctx: {
   quick: boolean;
   log: (line: string) => void;
 }): Promise<{ configs: PipelineConfigFigures[] }> {
-  const cases = CASES.filter((c) => c.name in ctx.modelDirs);
+  const cases = CASES.filter((c) => c.name in ctx.modelDirs && !REAL_SIZES.includes(c.name));
   const entries = await runPipelineBench(cases, ctx.modelDirs, ctx.log);
   return {
     configs: entries.map((e) => ({

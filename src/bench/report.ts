@@ -6,6 +6,7 @@
 import type { StageRow } from './chart.ts';
 import type { Measurement } from './harness.ts';
 import type { MachineInfo } from './machine.ts';
+import type { ModelFigures } from './model-bench.ts';
 import type { TargetCheck } from './targets.ts';
 
 export const REPORT_SCHEMA_VERSION = 1;
@@ -103,6 +104,8 @@ export interface BenchReport {
     configs: Record<string, DescribeFigures>;
   };
   api: ApiFigures;
+  /** `--model DIR` only: bytes, load per graph and peak RSS of one generate and one describe. */
+  model: ModelFigures | null;
   memory: { peakRssMb: number; peakRssMbAfter: Record<string, number> };
   targets: TargetCheck[];
   notMeasured: Record<string, string>;
@@ -166,10 +169,28 @@ export function formatSummary(r: BenchReport): string {
   lines.push(
     `api: enqueue p99 ${nm('api.enqueueP99Ms', `${show(r.api.enqueueP99Ms, 1)} ms`)}; overhead vs bare Apollo ${nm('api.overheadVsBareApollo', `${show(r.api.overheadVsBareApollo)}×`)}; event delay p99 ${nm('api.subscriberEventDelayP99Ms', `${show(r.api.subscriberEventDelayP99Ms, 1)} ms`)}`,
   );
+  if (r.model) lines.push(...formatModel(r.model));
   lines.push(`peak RSS ${r.memory.peakRssMb.toFixed(0)} MiB`);
   lines.push('targets:');
   for (const t of r.targets) lines.push(`  [${t.status}] ${t.target}: ${t.why}`);
   return lines.join('\n');
+}
+
+function formatModel(m: ModelFigures): string[] {
+  const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+  const load = (l: ModelFigures['generate']['load']) =>
+    `load ${show(l.totalMs / 1000, 1)} s (files ${show(l.verifyMs / 1000, 1)} s: ${l.filesHashed} hashed, ${l.filesByMarker} by marker; sessions ${Object.entries(
+      l.msByGraph,
+    )
+      .map(([g, ms]) => `${g} ${show(ms / 1000, 1)}`)
+      .join(', ')} s)`;
+  const g = m.generate;
+  const d = m.describe;
+  return [
+    `model ${m.modelId} (${m.dtype}): directory ${gb(m.dirBytes)} for ${gb(m.weightBytes)} of weights counted once (${show(m.dirToWeightRatio)}×); fp32 ${gb(m.weightBytesFp32)}, held by the serving sessions ${gb(m.residentWeightBytes)}`,
+    `  generate ${g.size}² × ${g.steps} steps: ${show(g.totalMs / 1000, 1)} s, peak RSS ${show(g.peakRssMb / 1024, 2)} GiB (${show(g.peakRssToWeightRatio)}× fp32 weights); ${load(g.load)}`,
+    `  describe ${d.maxTokens} tokens: first token ${show(d.timeToFirstTokenMs / 1000, 1)} s, ${show(d.totalMs / 1000, 1)} s, peak RSS ${show(d.peakRssMb / 1024, 2)} GiB (${show(d.peakRssToWeightRatio)}×); ${load(d.load)}`,
+  ];
 }
 
 /** One chart bar per benchmarked generate config, then one per describe config. */

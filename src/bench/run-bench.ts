@@ -7,6 +7,12 @@
  *
  *   models (tiny; + small in a full run) ─► sampler: fused vs per-step ─► describe ─► pipeline ─► api
  *     ─► targets ─► report JSON + chart
+ *
+ * With --model DIR the model section (model-bench.ts: bytes, load per graph, peak RSS of one
+ * generate and one describe, each in a fresh process) comes first. A real-size model (0.5b, 1.5b)
+ * is measured only there: its generate and describe figures fill the pipeline and describe
+ * sections, and the in-process benchmarks, which would hold its weights in the bench process, do
+ * not run.
  */
 import os from 'node:os';
 import { HARMON_SMALL, HARMON_TINY } from '../model/config.ts';
@@ -15,6 +21,8 @@ import { ensureDemoModel } from '../onnx/demo-model.ts';
 import { runDescribeBench } from './describe-bench.ts';
 import { type Measurement, type MeasureOptions, peakRssMb } from './harness.ts';
 import { machineInfo } from './machine.ts';
+import { type ModelFigures, runModelBench } from './model-bench.ts';
+import { REAL_SIZES } from './pipeline-bench.ts';
 import {
   API_FIGURE_KEYS,
   type ApiFigures,
@@ -79,8 +87,34 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const measurements: Measurement[] = [];
   const rssAfter: Record<string, number> = {};
   const modelDirs: Record<string, string> = {};
+  let model: ModelFigures | null = null;
+  const describes: Record<string, DescribeFigures> = {};
+  const pipelineConfigs: Record<string, PipelineConfigFigures> = {};
+  let realSize = false;
   if (opts.modelDir) {
-    modelDirs[(await readManifest(opts.modelDir)).variant] = opts.modelDir;
+    const variant = (await readManifest(opts.modelDir)).variant;
+    modelDirs[variant] = opts.modelDir;
+    realSize = REAL_SIZES.includes(variant);
+    try {
+      model = await runModelBench({ modelDir: opts.modelDir, log });
+      if (realSize) {
+        const g = model.generate;
+        pipelineConfigs[variant] = {
+          variant,
+          size: g.size,
+          steps: g.steps,
+          stageMs: g.stageMs,
+          totalMs: g.totalMs,
+          jsOverheadShare: g.jsOverheadShare,
+          sessionRunsPerImage: g.sessionRunsPerImage,
+          details: { modelId: model.modelId, count: 1, repetitions: 1, peakRssMb: g.peakRssMb },
+        };
+        describes[variant] = model.describe.figures;
+      }
+    } catch (e) {
+      notMeasured.model = `the model benchmark failed: ${errMsg(e)}`;
+    }
+    rssAfter.model = peakRssMb();
   } else {
     // The same cached random-weight builds the pipeline benchmark uses (tiny = the demo model),
     // so one run builds each model at most once and later runs build nothing.
@@ -92,11 +126,17 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       });
     }
   }
+  if (!opts.modelDir) notMeasured.model = 'the model section needs --model DIR';
   const variants = Object.keys(modelDirs);
   const headline = variants.includes('small') ? 'small' : variants[0];
+  // Real sizes: the model section above measured generate and describe in fresh processes.
+  const inProcess = realSize ? [] : variants;
+  const skipped = 'not run in the bench process at real size (it would hold the weights there); see model.*';
 
   const samplers: Record<string, SamplerFigures> = {};
-  for (const v of variants) {
+  for (const v of variants.filter((x) => !inProcess.includes(x)))
+    notMeasured[`pipeline.fusedVsPerStep.${v}`] = skipped;
+  for (const v of inProcess) {
     log(`sampler: fused vs per-step (${v})…`);
     try {
       const r = await runSamplerBench({
@@ -132,11 +172,14 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     notMeasured['pipeline.fusedVsPerStepSpeedup'] =
       notMeasured[`pipeline.fusedVsPerStep.${headline}`] ?? 'no sampler result';
 
-  const describes: Record<string, DescribeFigures> = {};
-  for (const v of variants) {
+  for (const v of inProcess) {
     log(`describe: first token, prefill, decode (${v})…`);
     try {
-      const { measurements: ms, ...fig } = await runDescribeBench({
+      const {
+        measurements: ms,
+        load: _load,
+        ...fig
+      } = await runDescribeBench({
         modelDir: modelDirs[v],
         label: v,
         maxTokens: budget.describe.maxTokens,
@@ -153,8 +196,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   if (!describeHeadline)
     notMeasured['describe.tokensPerSecond'] = notMeasured[`describe.${headline}`] ?? 'no describe result';
 
-  const pipelineConfigs: Record<string, PipelineConfigFigures> = {};
-  if (opts.pipeline) {
+  if (realSize) {
+    // Filled from the model section above (or left to notMeasured.model if it failed).
+  } else if (opts.pipeline) {
     log('pipeline: generate per stage…');
     try {
       const r = await opts.pipeline({ modelDirs, quick: opts.quick, log });
@@ -257,6 +301,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       configs: describes,
     },
     api,
+    model,
     memory: { peakRssMb: peakRssMb(), peakRssMbAfter: rssAfter },
     targets,
     notMeasured,

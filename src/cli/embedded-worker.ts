@@ -9,6 +9,7 @@ import { createEngineRunner } from '../jobs/engine-runner.ts';
 import { fetchPolicyFromEnv } from '../jobs/safe-fetch.ts';
 import { startWorkerService } from '../jobs/service.ts';
 import type { SetupHook } from '../server/server.ts';
+import { loadSummary } from './load-summary.ts';
 
 export function embeddedWorkerSetup(
   modelDirs: string[],
@@ -18,8 +19,12 @@ export function embeddedWorkerSetup(
   return async (ctx) => {
     const mounted = api();
     if (!mounted) throw new Error('the API must be mounted before the embedded worker');
-    const runner = await createEngineRunner(modelDirs, { previewEvery: options.previewEvery });
+    const runner = await createEngineRunner(modelDirs, {
+      previewEvery: options.previewEvery,
+      runtime: { executionProviders: ctx.config.executionProviders },
+    });
     ctx.onClose(() => runner.close());
+    for (const e of runner.engines) ctx.log.info(loadSummary(e.info), 'model loaded');
     const service = await startWorkerService({
       prisma: ctx.prisma,
       databaseUrl: ctx.databaseUrl,

@@ -41,7 +41,6 @@ const schema = z.object({
   S3_ACCESS_KEY_ID: optionalString,
   S3_SECRET_ACCESS_KEY: optionalString,
   S3_FORCE_PATH_STYLE: bool,
-  REDIS_URL: url(['redis:', 'rediss:']),
   /** Model directory; a comma-separated list serves several models. */
   HARMON_MODEL: optionalString,
   QUEUE_BACKEND: z.preprocess(emptyToUndefined, z.enum(['postgres', 'sqs']).default('postgres')),
@@ -90,7 +89,6 @@ export type Config = {
   databaseUrl?: string;
   /** Undefined → embedded s3rver. */
   s3?: S3Config;
-  redisUrl?: string;
   modelDirs: string[];
   queue: { backend: 'postgres' | 'sqs'; sqsQueueUrl?: string; sqsDlqUrl?: string; sqsEndpoint?: string };
   logLevel: Env['LOG_LEVEL'];
@@ -135,7 +133,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           forcePathStyle: e.S3_FORCE_PATH_STYLE ?? Boolean(e.S3_ENDPOINT),
         }
       : undefined,
-    redisUrl: e.REDIS_URL,
     modelDirs: (e.HARMON_MODEL ?? '')
       .split(',')
       .map((s) => s.trim())

@@ -3,7 +3,7 @@
  * cancellation travels as a SharedArrayBuffer flag so the worker sees it between MAR steps even
  * while its own event loop is busy inside session runs.
  */
-import type { RuntimeOptions } from '../runtime/sessions.ts';
+import type { LoadStats, RuntimeOptions } from '../runtime/sessions.ts';
 import type { ErrorCode } from '../shared/errors.ts';
 import type { DescribeInput, GenerateInput } from '../shared/job-inputs.ts';
 import type { DescribeResult, GenerateResult, PipelineEvent, StepDebugInfo } from './events.ts';
@@ -20,6 +20,8 @@ export interface ModelInfo {
   demo: boolean;
   maxImageSize: number;
   executionProvider: string;
+  /** What loading cost (verify + per-graph session creation): the worker's cold start. */
+  load: LoadStats;
 }
 
 export type ToWorker =

@@ -53,6 +53,7 @@ post({
     demo: m.demo,
     maxImageSize: m.config.maxImageSize,
     executionProvider: model.runtime.executionProvider,
+    load: model.runtime.loadStats,
   },
 });
 

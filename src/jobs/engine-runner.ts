@@ -4,6 +4,7 @@
  * in-process worker of `harmon serve` build it from HARMON_MODEL (or the demo model).
  */
 import { HarmonEngine } from '../harmon/engine.ts';
+import type { RuntimeOptions } from '../runtime/sessions.ts';
 import { AppError } from '../shared/errors.ts';
 import type { JobRunner } from './runner.ts';
 
@@ -15,6 +16,8 @@ export interface EngineRunner extends JobRunner {
 export interface EngineRunnerOptions {
   /** Preview every N MAR steps (0/undefined: no previews). */
   previewEvery?: number;
+  /** Session options for every engine (execution providers from EXECUTION_PROVIDERS). */
+  runtime?: RuntimeOptions;
 }
 
 export async function createEngineRunner(
@@ -25,7 +28,8 @@ export async function createEngineRunner(
     throw new AppError('BAD_CONFIG', 'the worker needs at least one model directory');
   const engines: HarmonEngine[] = [];
   try {
-    for (const dir of modelDirs) engines.push(await HarmonEngine.start({ modelDir: dir }));
+    for (const dir of modelDirs)
+      engines.push(await HarmonEngine.start({ modelDir: dir, runtime: options.runtime }));
   } catch (e) {
     await Promise.all(engines.map((x) => x.close()));
     throw e;

@@ -1,13 +1,14 @@
 /**
  * Opens a model directory: reads and validates manifest.json and (optionally) checks every file's
  * size and sha256, so a truncated download or a swapped graph is refused at load with the file's
- * name, not discovered as garbage images later.
+ * name, not discovered as garbage images later. Verified hashes are remembered per file
+ * (hash-marker.ts), so a restart only stats what an earlier load already read.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppError } from '../shared/errors.ts';
+import { hashAndMark, markedSha256 } from './hash-marker.ts';
 import { GRAPH_NAMES, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, manifestSchema } from './manifest.ts';
 
 export async function readManifest(dir: string): Promise<Manifest> {
@@ -63,22 +64,34 @@ function parseManifest(raw: string, dir: string): Manifest {
   return parsed.data;
 }
 
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+/** How one listed file was checked at load. */
+export interface FileCheck {
+  file: string;
+  bytes: number;
+  /** `marker`: its recorded hash still applies (no read); `hashed`: read in full; `size`: size only. */
+  how: 'marker' | 'hashed' | 'size';
+  ms: number;
 }
 
-/** Checks presence and size of every listed file; with `hashes`, also the sha256 (slow for GB files). */
+/**
+ * Checks presence and size of every listed file; with `hashes`, also the sha256. A file whose
+ * `.sha256` marker (hash-marker.ts) still matches its stat stamp is not read again, so only the
+ * first load after a download, copy or edit pays for hashing gigabytes.
+ */
 export async function verifyModelDir(
   dir: string,
   manifest: Manifest,
   opts: { hashes: boolean },
-): Promise<void> {
+): Promise<FileCheck[]> {
   const problems: string[] = [];
+  const checks: FileCheck[] = [];
+  const seen = new Set<string>();
   for (const name of GRAPH_NAMES) {
     const entry = manifest.graphs[name];
     for (const ref of entry.data ? [entry, entry.data] : [entry]) {
+      if (seen.has(ref.file)) continue; // a file several graphs share is checked once
+      seen.add(ref.file);
+      const t0 = performance.now();
       const path = join(dir, ref.file);
       const st = await stat(path).catch(() => null);
       if (!st) {
@@ -89,9 +102,16 @@ export async function verifyModelDir(
         problems.push(`${ref.file} (graph ${name}) has ${st.size} bytes, manifest says ${ref.bytes}`);
         continue;
       }
-      if (opts.hashes && (await sha256File(path)) !== ref.sha256) {
-        problems.push(`${ref.file} (graph ${name}) is corrupted: sha256 mismatch`);
+      let how: FileCheck['how'] = 'size';
+      if (opts.hashes) {
+        how = 'marker';
+        if ((await markedSha256(path)) !== ref.sha256) {
+          how = 'hashed';
+          if ((await hashAndMark(path)).sha256 !== ref.sha256)
+            problems.push(`${ref.file} (graph ${name}) is corrupted: sha256 mismatch`);
+        }
       }
+      checks.push({ file: ref.file, bytes: st.size, how, ms: performance.now() - t0 });
     }
   }
   if (problems.length) {
@@ -99,4 +119,5 @@ export async function verifyModelDir(
       details: { problems },
     });
   }
+  return checks;
 }

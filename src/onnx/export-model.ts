@@ -13,9 +13,9 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { HarmonConfig } from '../model/config.ts';
+import { sha256File } from '../model/hash-marker.ts';
 import type { GraphEntry, GraphName, Manifest } from '../model/manifest.ts';
 import { GRAPH_NAMES, MANIFEST_FORMAT, MANIFEST_VERSION } from '../model/manifest.ts';
-import { sha256File } from '../model/model-dir.ts';
 import { buildDiffusionSampler, samplerStructureFor } from './builders/diffusion-sampler.ts';
 import { buildLm } from './builders/lm.ts';
 import { buildPosTables } from './builders/pos-tables.ts';

@@ -4,7 +4,6 @@
  * model's random weights are generated from, and what parameter counts are computed from.
  */
 import type { HarmonConfig, VaeConfig } from '../model/config.ts';
-import { numelOf } from './weights/dtype.ts';
 
 export type Shape = readonly number[];
 
@@ -187,9 +186,3 @@ export function expectedHarmonTensors(
     for (const [k, s] of expectedVaeTensors(config.vae, options.vaePrefix ?? 'vae.')) m.set(k, s);
   return m;
 }
-
-/** Element count of a shape (the one helper: numelOf in weights/dtype.ts). */
-export const shapeNumel: (shape: Shape) => number = numelOf;
-
-export { randomHarmonWeights } from './weights/random.ts';
-export { validateWeights } from './weights/validate.ts';

@@ -11,16 +11,20 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GRAPH_NAMES, type GraphName, type Manifest } from '../model/manifest.ts';
-import { readManifest, verifyModelDir } from '../model/model-dir.ts';
+import { type FileCheck, readManifest, verifyModelDir } from '../model/model-dir.ts';
 import { AppError } from '../shared/errors.ts';
+import { selectExecutionProviders } from './providers.ts';
 import { elementCount, type HostTensor } from './tensors.ts';
 
 export interface RuntimeOptions {
-  /** Execution providers in order of preference, e.g. ['cuda', 'cpu']. Unavailable ones are skipped. */
+  /**
+   * Execution providers in order of preference, e.g. ['cuda', 'cpu'] (default ['cpu']). One that
+   * cannot run here fails the open with EXECUTION_PROVIDER_UNAVAILABLE (providers.ts).
+   */
   executionProviders?: string[];
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   intraOpNumThreads?: number;
-  /** Verify sha256 of every file at load (default true; large models may turn it off). */
+  /** Verify sha256 of every file at load (default true); files with a current marker are not re-read. */
   verifyHashes?: boolean;
   /** Load only these graphs (default: every graph the manifest lists). */
   graphs?: readonly GraphName[];
@@ -32,6 +36,16 @@ export interface RunStats {
   runsByGraph: Record<string, number>;
 }
 
+/** What opening the model cost: the cold start a worker pays before its first job. */
+export interface LoadStats {
+  /** Checking the files (stat, marker or full sha256; see verifyModelDir). */
+  verifyMs: number;
+  files: FileCheck[];
+  /** InferenceSession creation per graph (parse, optimise, place weights on the device). */
+  msByGraph: Record<string, number>;
+  totalMs: number;
+}
+
 export class ModelRuntime {
   readonly stats: RunStats = { runs: 0, msByGraph: {}, runsByGraph: {} };
 
@@ -40,17 +54,21 @@ export class ModelRuntime {
     readonly manifest: Manifest,
     readonly executionProvider: string,
     private readonly sessions: Map<GraphName, ort.InferenceSession>,
+    readonly loadStats: LoadStats,
   ) {}
 
   static async open(dir: string, opts: RuntimeOptions = {}): Promise<ModelRuntime> {
+    const t0 = performance.now();
+    // First, before any gigabyte is read: a worker without its requested GPU must not start.
+    const providers = await selectExecutionProviders(opts.executionProviders ?? ['cpu']);
     const manifest = await readManifest(dir);
-    await verifyModelDir(dir, manifest, { hashes: opts.verifyHashes ?? true });
+    const tVerify = performance.now();
+    const files = await verifyModelDir(dir, manifest, { hashes: opts.verifyHashes ?? true });
+    const verifyMs = performance.now() - tVerify;
     // Optional graphs (OPTIONAL_GRAPHS) may be absent from older directories: load what is listed.
     const wanted = opts.graphs ?? GRAPH_NAMES.filter((n) => manifest.graphs[n]);
-    const available = new Set(ort.listSupportedBackends().map((b) => b.name));
-    const providers = (opts.executionProviders ?? ['cpu']).filter((p) => p === 'cpu' || available.has(p));
-    if (!providers.includes('cpu')) providers.push('cpu');
     const sessions = new Map<GraphName, ort.InferenceSession>();
+    const msByGraph: Record<string, number> = {};
     try {
       for (const name of wanted) {
         const entry = manifest.graphs[name];
@@ -60,6 +78,7 @@ export class ModelRuntime {
             `model directory ${dir} has no graph ${name}; re-export it with harmon convert/tiny`,
           );
         const path = join(dir, entry.file);
+        const tGraph = performance.now();
         try {
           sessions.set(
             name,
@@ -78,12 +97,14 @@ export class ModelRuntime {
             },
           );
         }
+        msByGraph[name] = performance.now() - tGraph;
       }
     } catch (e) {
       await Promise.all([...sessions.values()].map((s) => s.release()));
       throw e;
     }
-    return new ModelRuntime(dir, manifest, providers[0], sessions);
+    const loadStats = { verifyMs, files, msByGraph, totalMs: performance.now() - t0 };
+    return new ModelRuntime(dir, manifest, providers[0], sessions, loadStats);
   }
 
   has(graph: GraphName): boolean {

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'CANCELED'
   | 'MODEL_INVALID'
   | 'MODEL_LOAD_FAILED'
+  | 'EXECUTION_PROVIDER_UNAVAILABLE'
   | 'WEIGHTS_INVALID'
   | 'IMAGE_INVALID'
   | 'STORAGE_ERROR'
@@ -49,6 +50,7 @@ export function exitCodeFor(e: unknown): number {
     case 'IMAGE_INVALID':
       return 2;
     case 'BAD_CONFIG':
+    case 'EXECUTION_PROVIDER_UNAVAILABLE':
       return 3;
     case 'MODEL_INVALID':
     case 'MODEL_LOAD_FAILED':

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { getPath, missingKeys, REQUIRED_KEYS } from '../../src/bench/report.ts';
 import { type BenchBudget, runBench } from '../../src/bench/run-bench.ts';
+import { HARMON_TINY } from '../../src/model/config.ts';
 import { buildTinyModel } from '../../src/onnx/tiny.ts';
+import { SERVING_GRAPHS, weightBudget } from '../../src/onnx/weight-budget.ts';
 
 const BUDGET: BenchBudget = {
   sampler: { warmup: 0, reps: 2, maxMs: 5_000, tokens: 4 },
@@ -67,6 +69,21 @@ test('own benchmarks only: every required key present, absent ones null with a r
   assert.equal(byKey['api.subscriberEventDelayP99Ms'].status, 'not measured');
   assert.equal(byKey['pipeline.jsOverheadShare'].status, 'not measured');
   for (const t of json.targets) assert.ok(t.why.length > 10, `${t.key} says why`);
+
+  // --model: the model section, each request in a fresh process.
+  const m = json.model;
+  assert.equal(m.variant, 'tiny');
+  const weights = weightBudget(HARMON_TINY, 'float32');
+  assert.equal(m.weightBytes, weights.uniqueParams * 4);
+  assert.ok(m.dirBytes >= weights.dirBytes, 'the directory holds at least the weights as laid out');
+  assert.equal(m.dirToWeightRatio, m.dirBytes / m.weightBytes);
+  assert.deepEqual(Object.keys(m.generate.load.msByGraph).sort(), [...SERVING_GRAPHS].sort());
+  assert.ok(m.generate.load.filesHashed + m.generate.load.filesByMarker > 0);
+  assert.equal(m.generate.size, 256);
+  assert.ok(m.generate.stageMs.vae_decode > 0 && m.generate.totalMs > 0);
+  assert.ok(m.generate.peakRssMb > 50 && m.describe.peakRssMb > 50);
+  assert.equal(m.generate.peakRssToWeightRatio, (m.generate.peakRssMb * 2 ** 20) / m.weightBytesFp32);
+  assert.ok(m.describe.timeToFirstTokenMs > 0 && m.describe.stageMs.prefill > 0);
 
   assert.ok(json.machine.cpus >= 1 && json.machine.nodeVersion.startsWith('v'));
   assert.match(json.machine.onnxruntimeVersion, /^\d+\.\d+\.\d+/);

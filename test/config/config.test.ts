@@ -60,17 +60,17 @@ test('every bad variable is named in one BAD_CONFIG error', () => {
       PORT: 'abc',
       QUEUE_BACKEND: 'kafka',
       S3_FORCE_PATH_STYLE: 'maybe',
-      REDIS_URL: 'http://x',
+      SQS_ENDPOINT: 'ftp://x',
     });
     assert.fail('expected BAD_CONFIG');
   } catch (e) {
     assert.ok(e instanceof AppError);
     assert.equal(e.code, 'BAD_CONFIG');
-    for (const v of ['DATABASE_URL', 'PORT', 'QUEUE_BACKEND', 'S3_FORCE_PATH_STYLE', 'REDIS_URL'])
+    for (const v of ['DATABASE_URL', 'PORT', 'QUEUE_BACKEND', 'S3_FORCE_PATH_STYLE', 'SQS_ENDPOINT'])
       assert.match(e.message, new RegExp(v));
     assert.deepEqual(
       new Set(e.details?.variables as string[]),
-      new Set(['DATABASE_URL', 'PORT', 'QUEUE_BACKEND', 'S3_FORCE_PATH_STYLE', 'REDIS_URL']),
+      new Set(['DATABASE_URL', 'PORT', 'QUEUE_BACKEND', 'S3_FORCE_PATH_STYLE', 'SQS_ENDPOINT']),
     );
     assert.ok(!e.message.includes('\n'));
   }

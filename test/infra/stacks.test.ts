@@ -51,14 +51,15 @@ describe('CDK app', () => {
   test('GPU instance type is in the launch template (and follows the context)', () => {
     compute.hasResourceProperties('AWS::EC2::LaunchTemplate', {
       LaunchTemplateData: Match.objectLike({
-        InstanceType: 'g6.xlarge',
+        InstanceType: 'g6e.xlarge',
         MetadataOptions: { HttpTokens: 'required' },
       }),
     });
     compute.resourceCountIs('AWS::AutoScaling::LaunchConfiguration', 0);
-    synth({ gpuInstanceType: 'g5.2xlarge' }).compute.hasResourceProperties('AWS::EC2::LaunchTemplate', {
-      LaunchTemplateData: Match.objectLike({ InstanceType: 'g5.2xlarge' }),
-    });
+    synth({ gpuInstanceType: 'g5.2xlarge', modelVariant: 'harmon-0.5b' }).compute.hasResourceProperties(
+      'AWS::EC2::LaunchTemplate',
+      { LaunchTemplateData: Match.objectLike({ InstanceType: 'g5.2xlarge' }) },
+    );
     assert.throws(() => readConfig((k) => (k === 'gpuInstanceType' ? 'p4d.24xlarge' : undefined)), /g5\/g6/);
   });
 

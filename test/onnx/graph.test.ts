@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { BuildContext } from '../../src/onnx/graph/context.ts';
-import { float32ToFloat16Bits } from '../../src/onnx/graph/dtypes.ts';
 import { GraphBuilder } from '../../src/onnx/graph/graph-builder.ts';
 import { gelu, layerNorm, linear } from '../../src/onnx/graph/layers.ts';
 import { saveModel, toModelBytes } from '../../src/onnx/graph/serialize.ts';
+import { float32ToFloat16Bits } from '../../src/onnx/weights/dtype.ts';
 import { MemoryWeights } from '../../src/onnx/weights/types.ts';
 import { f32, maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';
 

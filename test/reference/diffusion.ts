@@ -9,7 +9,7 @@
 
 import type { HarmonConfig } from '../../src/model/config.ts';
 import { diffusionSchedule } from '../../src/onnx/builders/diffusion-schedule.ts';
-import { float32ToFloat16Bits } from '../../src/onnx/graph/dtypes.ts';
+import { float32ToFloat16Bits } from '../../src/onnx/weights/dtype.ts';
 import { MemoryWeights, type WeightSource } from '../../src/onnx/weights/types.ts';
 import { randomArray } from '../helpers/ort.ts';
 

@@ -1,9 +1,18 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { HARMON_TINY } from '../../src/model/config.ts';
 import { GRAPH_NAMES, MANIFEST_FORMAT, MANIFEST_VERSION } from '../../src/model/manifest.ts';
 import { GraphBuilder } from '../../src/onnx/graph/graph-builder.ts';
@@ -81,6 +90,64 @@ test('a missing graph file and a broken manifest give coded errors', async () =>
   writeFileSync(join(dir, 'manifest.json'), '{"format":"harmon-onnx"}');
   await assert.rejects(ModelRuntime.open(dir), /manifest.json .* invalid at: formatVersion/);
   await assert.rejects(ModelRuntime.open(join(dir, 'nope')), /no manifest.json/);
+});
+
+/** Waits until every file in `dir` last changed long enough ago for its hash marker to be safe. */
+async function settle(dir: string): Promise<void> {
+  const newest = () => Math.max(...readdirSync(dir).map((f) => Number(statSync(join(dir, f)).ctimeMs)));
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < newest() + 250 && Date.now() < deadline) await delay(50);
+}
+
+test('a verified load records markers; the next load reads no file; edits are still refused', async () => {
+  const dir = writeDir();
+  // A whole-second mtime, so putting it back after the edit below restores it exactly.
+  const path = join(dir, 'vae_encoder.onnx');
+  const stamp = new Date('2020-01-01T00:00:00Z');
+  utimesSync(path, stamp, stamp);
+  await settle(dir);
+  const first = await ModelRuntime.open(dir);
+  await first.close();
+  assert.ok(first.loadStats.files.length >= GRAPH_NAMES.length);
+  assert.deepEqual(new Set(first.loadStats.files.map((f) => f.how)), new Set(['hashed']));
+  assert.deepEqual(Object.keys(first.loadStats.msByGraph).sort(), [...GRAPH_NAMES].sort());
+  assert.ok(existsSync(join(dir, 'lm.onnx.sha256')));
+
+  const second = await ModelRuntime.open(dir);
+  await second.close();
+  assert.deepEqual(new Set(second.loadStats.files.map((f) => f.how)), new Set(['marker']));
+
+  // One byte changed in place (same size, same inode), then the mtime put back as it was: the
+  // change of ctime, which utimes cannot restore, still invalidates the marker.
+  const bytes = readFileSync(path);
+  bytes[bytes.length - 1] ^= 0x01;
+  writeFileSync(path, bytes);
+  utimesSync(path, stamp, stamp);
+  assert.equal(statSync(path, { bigint: true }).mtimeNs, BigInt(stamp.getTime()) * 1_000_000n);
+  await assert.rejects(
+    ModelRuntime.open(dir),
+    /vae_encoder\.onnx \(graph vae_encoder\) is corrupted: sha256/,
+  );
+
+  // Restored content loads again; a truncated file is refused by its size before any hashing.
+  bytes[bytes.length - 1] ^= 0x01;
+  writeFileSync(path, bytes);
+  await (await ModelRuntime.open(dir)).close();
+  writeFileSync(join(dir, 'lm.onnx'), readFileSync(join(dir, 'lm.onnx')).subarray(0, 10));
+  await assert.rejects(ModelRuntime.open(dir), /lm\.onnx \(graph lm\) has 10 bytes/);
+});
+
+test('a marker for other bytes does not vouch for a file: the forged hash is ignored', async () => {
+  const dir = writeDir();
+  await settle(dir);
+  await (await ModelRuntime.open(dir)).close();
+  // A marker whose stamp matches but whose hash differs from the manifest makes the load hash
+  // the file itself rather than trust or refuse on the marker's word.
+  const marker = join(dir, 'lm.onnx.sha256');
+  writeFileSync(marker, readFileSync(marker, 'utf8').replace(/^[0-9a-f]{64}/, '0'.repeat(64)));
+  const rt = await ModelRuntime.open(dir);
+  await rt.close();
+  assert.equal(rt.loadStats.files.find((f) => f.file === 'lm.onnx')?.how, 'hashed');
 });
 
 test('a directory of model format 1 (LLM weights stored three times) is refused with a re-export message', async () => {

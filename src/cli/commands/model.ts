@@ -1,5 +1,13 @@
-/** `harmon tiny` and `harmon convert`: build model directories (see src/onnx/tiny.ts, convert.ts). */
+/**
+ * `harmon random`, `harmon tiny` and `harmon convert`: build model directories (see
+ * src/onnx/tiny.ts, convert.ts). `random` writes seeded random weights at any registered
+ * variant's real shapes, in the format `convert` writes: how the 0.5B/1.5B path is exercised
+ * where no checkpoint can be downloaded. `tiny` is `random --variant tiny`.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
+import { VARIANTS, type VariantName } from '../../model/config.ts';
 import { convertCheckpoint } from '../../onnx/convert.ts';
 import { buildTinyModel } from '../../onnx/tiny.ts';
 import { AppError } from '../../shared/errors.ts';
@@ -18,28 +26,61 @@ function parseDtype(v: string): 'float32' | 'float16' {
   throw new AppError('BAD_USER_INPUT', `--dtype must be fp16 or fp32, got "${v}"`);
 }
 
+export function parseVariant(v: string): VariantName {
+  if (Object.hasOwn(VARIANTS, v)) return v as VariantName;
+  throw new AppError(
+    'BAD_USER_INPUT',
+    `--variant must be one of ${Object.keys(VARIANTS).join(', ')}, got "${v}"`,
+  );
+}
+
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir)) total += (await stat(join(dir, name))).size;
+  return total;
+}
+
+interface RandomOpts {
+  out: string;
+  seed: string;
+  dtype: string;
+}
+
+async function writeRandom(variant: string, o: RandomOpts): Promise<void> {
+  // Every option is checked before minutes of building start.
+  const config = VARIANTS[parseVariant(variant)];
+  const seed = parseSeed(o.seed);
+  const dtype = parseDtype(o.dtype);
+  const bar = progressBar(variant);
+  const t0 = Date.now();
+  const m = await buildTinyModel({ outDir: o.out, seed, config, dtype, onProgress: bar.update }).finally(() =>
+    bar.stop(),
+  );
+  const gb = (await dirBytes(o.out)) / 1e9;
+  process.stderr.write(
+    `wrote ${m.modelId}: ${Object.keys(m.graphs).length} graphs, ${gb.toFixed(2)} GB in ` +
+      `${((Date.now() - t0) / 1000).toFixed(1)} s (random-weight demo model: outputs are noise)\n`,
+  );
+  process.stdout.write(`${o.out}\n`);
+}
+
 export function register(program: Command): void {
+  program
+    .command('random')
+    .description('write a Harmon of any registered size with seeded random weights (convert format)')
+    .requiredOption('--variant <name>', `model size: ${Object.keys(VARIANTS).join(' | ')}`)
+    .requiredOption('--out <dir>', 'output model directory')
+    .option('--seed <n>', 'weight seed', '0')
+    .option('--dtype <fp32|fp16>', 'weight storage dtype', 'fp32')
+    .action((o: RandomOpts & { variant: string }) => writeRandom(o.variant, o));
+
   program
     .command('tiny')
     .description('write a tiny Harmon (real architecture, seeded random weights) for tests and demos')
     .requiredOption('--out <dir>', 'output model directory')
     .option('--seed <n>', 'weight seed', '0')
     .option('--dtype <fp32|fp16>', 'weight storage dtype', 'fp32')
-    .action(async (o: { out: string; seed: string; dtype: string }) => {
-      const bar = progressBar('tiny');
-      const t0 = Date.now();
-      const m = await buildTinyModel({
-        outDir: o.out,
-        seed: parseSeed(o.seed),
-        dtype: parseDtype(o.dtype),
-        onProgress: bar.update,
-      });
-      bar.stop();
-      process.stderr.write(
-        `wrote ${Object.keys(m.graphs).length} graphs in ${Date.now() - t0} ms (random-weight demo model)\n`,
-      );
-      process.stdout.write(`${o.out}\n`);
-    });
+    .action((o: RandomOpts) => writeRandom('tiny', o));
 
   program
     .command('convert')

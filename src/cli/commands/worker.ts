@@ -17,6 +17,7 @@ import { logger } from '../../shared/logger.ts';
 import { createBlobStore } from '../../storage/blob-store.ts';
 import { createPrisma } from '../../storage/db.ts';
 import { migrate } from '../../storage/migrate.ts';
+import { loadSummary } from '../load-summary.ts';
 
 type Opts = {
   model?: string;
@@ -84,8 +85,10 @@ export function register(program: Command): void {
         cleanups.push(async () => blobStore.close());
         const runner = await createEngineRunner(modelDirs, {
           previewEvery: int(opts.previewEvery, 'preview-every'),
+          runtime: { executionProviders: config.executionProviders },
         });
         cleanups.push(() => runner.close());
+        for (const e of runner.engines) logger.info(loadSummary(e.info), 'model loaded');
 
         const queueOptions = queueOptionsFromConfig(config, db.url);
         const policy = {
@@ -112,10 +115,9 @@ export function register(program: Command): void {
           maxImageBytes: config.maxUploadBytes,
           fetchPolicy: fetchPolicyFromEnv(),
         });
-        process.stdout.write(
-          `harmon worker ready (pid ${process.pid}; models ${runner.models().join(', ')})\n`,
-        );
-        await new Promise<void>((resolve) => {
+        // Signal handlers first, then the ready line: a supervisor may send SIGTERM as soon as it
+        // reads that line, and a signal before the handlers exist kills the process mid-job.
+        const stopped = new Promise<void>((resolve) => {
           const stop = (signal: string) => {
             logger.info({ signal }, 'worker stopping');
             // A second signal: hand the running job back at once.
@@ -128,6 +130,10 @@ export function register(program: Command): void {
           process.once('SIGTERM', () => stop('SIGTERM'));
           process.once('SIGINT', () => stop('SIGINT'));
         });
+        process.stdout.write(
+          `harmon worker ready (pid ${process.pid}; models ${runner.models().join(', ')})\n`,
+        );
+        await stopped;
         process.stdout.write('harmon worker stopped\n');
       } finally {
         await closeAll();

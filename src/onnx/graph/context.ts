@@ -3,9 +3,8 @@
  * Builders stay pure functions of (config, weights) -> graph; only load/save touch disk.
  */
 import { AppError } from '../../shared/errors.ts';
-import { numelOf } from '../weights/dtype.ts';
+import { numelOf, toFloat16Array } from '../weights/dtype.ts';
 import type { WeightSource } from '../weights/types.ts';
-import { toFloat16Array } from './dtypes.ts';
 import type { GraphBuilder, TensorData } from './graph-builder.ts';
 
 export type WeightDType = 'float32' | 'float16';

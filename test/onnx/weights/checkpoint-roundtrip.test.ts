@@ -6,14 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { HARMON_TINY } from '../../../src/model/config.ts';
-import {
-  expectedHarmonTensors,
-  expectedVaeTensors,
-  randomHarmonWeights,
-  validateWeights,
-} from '../../../src/onnx/harmon-keys.ts';
+import { expectedHarmonTensors, expectedVaeTensors } from '../../../src/onnx/harmon-keys.ts';
 import { openCheckpoint } from '../../../src/onnx/weights/open-checkpoint.ts';
+import { randomHarmonWeights } from '../../../src/onnx/weights/random.ts';
 import { MemoryWeights, type WeightSource } from '../../../src/onnx/weights/types.ts';
+import { validateWeights } from '../../../src/onnx/weights/validate.ts';
 import { writeSafetensors, writeTorchZip } from '../../helpers/checkpoint-writers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'harmon-ckpt-'));

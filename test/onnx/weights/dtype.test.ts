@@ -5,6 +5,7 @@ import {
   float16BitsToFloat32,
   float32ToBfloat16Bits,
   float32ToFloat16Bits,
+  toFloat16Array,
 } from '../../../src/onnx/weights/dtype.ts';
 
 test('fp16 bits decode exactly, including subnormals, signed zero, inf and NaN', () => {
@@ -43,6 +44,57 @@ test('float32 -> fp16 rounds to nearest even and saturates to inf', () => {
     if ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0) continue; // NaNs
     assert.equal(float32ToFloat16Bits(float16BitsToFloat32(h)), h);
   }
+});
+
+/**
+ * The spec, checked independently of the bit tricks: the result h is the fp16 value nearest to x
+ * (x lies between the midpoints to h's neighbours; on a midpoint h is even). Midpoints of fp16
+ * values are exact doubles, so the comparisons are exact.
+ */
+function assertNearestEven(x: number, h: number): void {
+  const mag = h & 0x7fff;
+  const v = Math.abs(float16BitsToFloat32(h));
+  const a = Math.abs(x);
+  const below = mag === 0 ? 0 : (float16BitsToFloat32(mag - 1) + v) / 2;
+  // Above 65504 the boundary to inf is the midpoint to the next (virtual) exponent step, 65520.
+  const above =
+    mag >= 0x7bff
+      ? mag === 0x7bff
+        ? 65520
+        : Number.POSITIVE_INFINITY
+      : (v + float16BitsToFloat32(mag + 1)) / 2;
+  const msg = `x=${x} -> 0x${h.toString(16)}`;
+  assert.equal(h & 0x8000 ? 1 : 0, x < 0 || Object.is(x, -0) ? 1 : 0, msg);
+  assert.ok(mag === 0x7c00 ? a >= 65520 : a >= below && a <= above, msg);
+  if (a === below || a === above) assert.equal(mag & 1, 0, `${msg} (tie must go to even)`);
+}
+
+test('toFloat16Array gives the nearest-even fp16 of every element, specials included', () => {
+  const bits = new Uint32Array(1 << 18);
+  let s = 12345;
+  for (let i = 0; i < bits.length; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    // Every float32 exponent (sign, subnormal, normal, overflow, inf/NaN) with random mantissas,
+    // and every 8th element a mantissa with the low 13 bits at the rounding midpoint.
+    const exp = i % 256;
+    const mant = i % 8 === 0 ? (s & 0x7fe000) | 0x1000 : s & 0x7fffff;
+    bits[i] = ((s >>> 31) << 31) | (exp << 23) | mant;
+  }
+  const src = new Float32Array(bits.buffer);
+  const out = toFloat16Array(src);
+  for (let i = 0; i < src.length; i++) {
+    const x = src[i];
+    if (Number.isNaN(x)) {
+      assert.equal(out[i] & 0x7c00, 0x7c00);
+      assert.notEqual(out[i] & 0x3ff, 0);
+    } else assertNearestEven(x, out[i]);
+    assert.equal(out[i], float32ToFloat16Bits(x)); // the scalar and array forms agree
+  }
+  // A view with an offset into a larger buffer converts only its own elements.
+  assert.deepEqual(
+    [...toFloat16Array(Float32Array.from([0, 1, -2, 65520]).subarray(1))],
+    [0x3c00, 0xc000, 0x7c00],
+  );
 });
 
 test('bfloat16 conversion is the upper half with round to nearest even', () => {

@@ -1,21 +1,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HARMON_0_5B, HARMON_1_5B, HARMON_TINY } from '../../../src/model/config.ts';
-import {
-  expectedHarmonTensors,
-  expectedVaeTensors,
-  randomHarmonWeights,
-  type Shape,
-  shapeNumel,
-  validateWeights,
-} from '../../../src/onnx/harmon-keys.ts';
+import { expectedHarmonTensors, expectedVaeTensors, type Shape } from '../../../src/onnx/harmon-keys.ts';
+import { numelOf } from '../../../src/onnx/weights/dtype.ts';
+import { randomHarmonWeights } from '../../../src/onnx/weights/random.ts';
 import { MemoryWeights } from '../../../src/onnx/weights/types.ts';
+import { validateWeights } from '../../../src/onnx/weights/validate.ts';
 import { AppError } from '../../../src/shared/errors.ts';
 
 /** Parameter count of the keys matching `re` (lm_head excluded: it is the tied embedding). */
 function params(m: Map<string, Shape>, re: RegExp): number {
   let n = 0;
-  for (const [k, s] of m) if (re.test(k) && k !== 'llm.lm_head.weight') n += shapeNumel(s);
+  for (const [k, s] of m) if (re.test(k) && k !== 'llm.lm_head.weight') n += numelOf(s);
   return n;
 }
 
