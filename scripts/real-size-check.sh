@@ -21,8 +21,12 @@ heavy() { flock "$lock" /usr/bin/time -f '%M KiB peak RSS, %e s wall' "$@"; }
 
 echo "== $variant $dtype -> $dir ($(uptime | sed 's/.*load/load/'))"
 rm -rf "$dir"
-heavy node --import tsx scripts/real-size-build.ts "$variant" "$dtype" "$dir"
-echo "du -sb: $(du -sb "$dir" | cut -f1) bytes"
+heavy node bin/harmon.js random --variant "$variant" --dtype "$dtype" --seed 1 --out "$dir"
+echo "du -sb: $(du -sb "$dir" | cut -f1) bytes; fp32 weights counted once: $(node --import tsx -e "
+  import('./src/onnx/weight-budget.ts').then(async ({ weightBudget }) => {
+    const { VARIANTS } = await import('./src/model/config.ts');
+    console.log(weightBudget(VARIANTS['$variant'], 'float32').uniqueParams * 4);
+  });") bytes"
 echo "== generate ($(uptime | sed 's/.*load/load/'))"
 heavy node bin/harmon.js generate --model "$dir" --prompt 'a red fox in the snow' --size 256 --steps 4 \
   --seed 1 --out "$root/$variant-$dtype.png"

@@ -65,8 +65,7 @@ export class ModelRuntime {
     const tVerify = performance.now();
     const files = await verifyModelDir(dir, manifest, { hashes: opts.verifyHashes ?? true });
     const verifyMs = performance.now() - tVerify;
-    // Optional graphs (OPTIONAL_GRAPHS) may be absent from older directories: load what is listed.
-    const wanted = opts.graphs ?? GRAPH_NAMES.filter((n) => manifest.graphs[n]);
+    const wanted = opts.graphs ?? GRAPH_NAMES;
     const sessions = new Map<GraphName, ort.InferenceSession>();
     const msByGraph: Record<string, number> = {};
     try {
