@@ -113,6 +113,7 @@ function graphProto(
 /** Streams weight bytes into one data file, each weight page-aligned, one tensor in memory at a time. */
 class ExternalWriter {
   private offset = 0;
+  private written = 0;
   private readonly fd: number;
   constructor(
     private readonly path: string,
@@ -126,9 +127,10 @@ class ExternalWriter {
   }
   /** True once any weight went to the file. */
   get used(): boolean {
-    return this.offset > 0;
+    return this.written > 0;
   }
   write(decl: InitializerDecl): OnnxTypes.ITensorProto {
+    this.written++;
     const bytes = bytesOf(resolve(decl));
     const pad = (EXTERNAL_ALIGNMENT - (this.offset % EXTERNAL_ALIGNMENT)) % EXTERNAL_ALIGNMENT;
     if (pad) this.writeAll(new Uint8Array(pad));
