@@ -12,6 +12,7 @@ import type { ALBEvent, ALBResult, Context } from 'aws-lambda';
 import { createMetrics } from './api/metrics.ts';
 import { listModels } from './api/models.ts';
 import { queueOptionsFromConfig } from './api/mount.ts';
+import { createAdmission } from './api/plugins.ts';
 import { resolvers } from './api/resolvers/index.ts';
 import { buildExecutableSchema } from './api/schema.ts';
 import {
@@ -58,10 +59,13 @@ export async function createGraphqlLambda(env: NodeJS.ProcessEnv = process.env):
     metrics: createMetrics(prisma, { queue }),
     log,
   };
-  const handler = createGraphqlLambdaHandler(buildExecutableSchema(resolvers), deps);
+  const schema = buildExecutableSchema(resolvers);
+  const admission = createAdmission(deps, schema);
+  const handler = createGraphqlLambdaHandler(schema, deps, admission);
   return {
     handler,
     async close() {
+      admission.close();
       await queue.close();
       blobStore.close();
       await prisma.$disconnect();

@@ -75,7 +75,12 @@ export class ApiService extends Construct {
     });
     task.addContainer('api', {
       image: containerImage('api', config.apiImage),
-      environment: { ...sharedEnvironment(stateful), HARMON_MODEL: apiModelDir(config) },
+      // The ALB appends the client's address to X-Forwarded-For (failed-auth throttling keys on it).
+      environment: {
+        ...sharedEnvironment(stateful),
+        HARMON_MODEL: apiModelDir(config),
+        TRUSTED_PROXY_HOPS: '1',
+      },
       secrets: sharedSecrets(stateful),
       portMappings: [{ containerPort: APP_PORT }],
       healthCheck: containerHealthCheck(60),

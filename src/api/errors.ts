@@ -2,12 +2,16 @@
  * One error policy for every transport (HTTP, graphql-ws, SSE): clients only ever see errors with
  * `extensions.code`. AppErrors with a client-facing code pass through (with `fields` for bad
  * input and `retryAfter` for limits); request errors from graphql itself (parse, validation,
- * variable coercion) pass through as they name the client's mistake; everything else is masked as
- * "Internal error" and logged with the request id, so stack traces and SQL never leak.
+ * variable coercion) pass through as they name the client's mistake; a database that refuses or
+ * does not answer in time is SERVICE_UNAVAILABLE with `retryAfter` (HTTP 503), since the request
+ * may well succeed when retried; everything else is masked as "Internal error" and logged with the
+ * request id, so stack traces and SQL never leak.
  */
+import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { type AppError, type ErrorCode, isAppError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
+import { isDatabaseUnavailable } from '../storage/db.ts';
 
 /** Codes a client may see verbatim; others are masked as INTERNAL. */
 const CLIENT_CODES = new Set<ErrorCode>([
@@ -19,7 +23,11 @@ const CLIENT_CODES = new Set<ErrorCode>([
   'RATE_LIMITED',
   'QUOTA_EXCEEDED',
   'CANCELED',
+  'SERVICE_UNAVAILABLE',
 ]);
+
+/** What a client is told to wait before retrying when the database is unavailable. */
+export const DATABASE_RETRY_AFTER_SECONDS = 2;
 /** Image decoding problems are the client's bad input. */
 const ALIASES: Partial<Record<ErrorCode, ErrorCode>> = { IMAGE_INVALID: 'BAD_USER_INPUT' };
 
@@ -46,6 +54,8 @@ export function httpStatusFor(code: string): number {
     case 'RATE_LIMITED':
     case 'QUOTA_EXCEEDED':
       return 429;
+    case 'SERVICE_UNAVAILABLE':
+      return 503;
     case 'INTERNAL':
       return 500;
     default:
@@ -107,9 +117,45 @@ export function formatApiError(
     if (typeof gql.extensions?.cost === 'number') ext.cost = gql.extensions.cost;
     return { message: gql.message, locations: gql.locations, extensions: ext };
   }
+  if (isDatabaseUnavailable(original ?? err)) {
+    meta.log.warn(
+      { err: original ?? err, requestId: meta.requestId, path: gql?.path },
+      'database unavailable; answered SERVICE_UNAVAILABLE',
+    );
+    return {
+      ...base,
+      message: `The service is temporarily unavailable (its database did not answer). Retry in ${DATABASE_RETRY_AFTER_SECONDS} s.`,
+      extensions: {
+        code: 'SERVICE_UNAVAILABLE',
+        retryAfter: DATABASE_RETRY_AFTER_SECONDS,
+        requestId: meta.requestId,
+      },
+    };
+  }
   meta.log.error(
     { err: original ?? err, requestId: meta.requestId, path: gql?.path },
     'unexpected error in GraphQL operation',
   );
   return { ...base, message: 'Internal error', extensions: { code: 'INTERNAL', requestId: meta.requestId } };
 }
+
+/**
+ * HTTP 503 + Retry-After for an operation that failed only because a dependency was unavailable
+ * (every error SERVICE_UNAVAILABLE, no top-level field with data): the status a proxy, load
+ * balancer or generic HTTP client retries on. Partial results keep 200.
+ */
+export const serviceUnavailableStatus: ApolloServerPlugin = {
+  async requestDidStart() {
+    return {
+      async willSendResponse({ response }) {
+        if (response.body.kind !== 'single') return;
+        const { errors, data } = response.body.singleResult;
+        if (!errors?.length || !errors.every((e) => e.extensions?.code === 'SERVICE_UNAVAILABLE')) return;
+        if (data && Object.values(data).some((v) => v !== null && v !== undefined)) return;
+        response.http.status = 503;
+        const retryAfter = errors[0].extensions?.retryAfter;
+        if (typeof retryAfter === 'number') response.http.headers.set('retry-after', String(retryAfter));
+      },
+    };
+  },
+};

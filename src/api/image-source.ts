@@ -2,7 +2,7 @@
  * Checks a describe request's image source before any job exists, so a bad source is a coded
  * client error with nothing written:
  * - uploadId: the caller's own, unexpired Upload whose object exists, fits its declared size and
- *   starts like a PNG/JPEG/WebP (the worker decodes it fully);
+ *   starts like an accepted image (shared/images.ts; the worker decodes it fully);
  * - imageUrl: https only, and every address the hostname resolves to must be public — checked
  *   here, before the worker ever connects (the worker re-checks and pins the address);
  * - imageBase64: well-formed, small, and image magic bytes.
@@ -11,28 +11,14 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { classifyAddress, isForbiddenHostname } from '../jobs/ssrf.ts';
 import { AppError } from '../shared/errors.ts';
+import { ACCEPTED_FORMATS_TEXT, sniffImageFormat } from '../shared/images.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { TenantScope } from '../storage/tenant-scope.ts';
 import { type DescribeImageRef, decodeInlineImage, imageSourceOf } from './inputs.ts';
 import type { DescribeInputGql } from './types.ts';
 
-export const IMAGE_CONTENT_TYPES = ['image/png', 'image/jpeg', 'image/webp'] as const;
-
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (s: string) => UUID.test(s);
-
-/** Magic-byte sniff; the full decode (with bomb checks) happens in the worker. */
-export function sniffImage(b: Uint8Array): (typeof IMAGE_CONTENT_TYPES)[number] | null {
-  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return 'image/png';
-  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'image/jpeg';
-  if (
-    b.length >= 12 &&
-    Buffer.from(b.subarray(0, 4)).toString('latin1') === 'RIFF' &&
-    Buffer.from(b.subarray(8, 12)).toString('latin1') === 'WEBP'
-  )
-    return 'image/webp';
-  return null;
-}
 
 const bad = (path: string, message: string, sentence: string) =>
   new AppError('BAD_USER_INPUT', sentence, { details: { fields: [{ path, message }] } });
@@ -95,8 +81,8 @@ export async function checkImageSource(
   const src = imageSourceOf(input);
   if (src.kind === 'base64') {
     const bytes = decodeInlineImage(src.data);
-    if (!sniffImage(bytes))
-      throw bad('imageBase64', 'not an image', 'imageBase64 is not a PNG, JPEG or WebP image');
+    if (!sniffImageFormat(bytes))
+      throw bad('imageBase64', 'not an image', `imageBase64 is not a ${ACCEPTED_FORMATS_TEXT} image`);
     return { base64: bytes.toString('base64') };
   }
   if (src.kind === 'url') {
@@ -130,7 +116,7 @@ export async function checkImageSource(
       `the uploaded image has ${head.bytes} bytes, more than the ${limit} allowed`,
     );
   const body = await deps.blobStore.get(upload.key);
-  if (!sniffImage(body))
-    throw bad('uploadId', 'not an image', 'the uploaded object is not a PNG, JPEG or WebP image');
+  if (!sniffImageFormat(body))
+    throw bad('uploadId', 'not an image', `the uploaded object is not a ${ACCEPTED_FORMATS_TEXT} image`);
   return { uploadId: upload.id };
 }

@@ -13,7 +13,9 @@
  */
 import type { z } from 'zod';
 import { AppError } from '../shared/errors.ts';
+import { decodeImageBase64, IMAGE_BYTES } from '../shared/images.ts';
 import { describeInputSchema, generateInputSchema, LIMITS } from '../shared/job-inputs.ts';
+import { unstorableText } from '../shared/storable.ts';
 import type { ModelInfo } from './models.ts';
 import type { DescribeInputGql, GenerateInputGql } from './types.ts';
 
@@ -52,6 +54,11 @@ function checkModelSize(size: number | undefined, model: ModelInfo): void {
 /** Optional URL of webhooks: https only (the worker re-checks the address before delivering). */
 export function checkWebhookUrl(url: string | null | undefined): string | undefined {
   if (url === undefined || url === null) return undefined;
+  const why = unstorableText(url);
+  if (why)
+    throw new AppError('BAD_USER_INPUT', `webhookUrl ${why}`, {
+      details: { fields: [{ path: 'webhookUrl', message: why }] },
+    });
   const ok = url.length <= 2048 && URL.canParse(url) && new URL(url).protocol === 'https:';
   if (!ok)
     throw new AppError('BAD_USER_INPUT', 'webhookUrl must be an https:// URL of at most 2048 characters', {
@@ -91,29 +98,9 @@ export function toGenerateInput(
   return parsed;
 }
 
-/** Base64 of at most this many decoded bytes may travel inside the request. */
-export const MAX_INLINE_IMAGE_BYTES = 1024 * 1024;
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
+/** Inline base64 images are small (IMAGE_BYTES.inline), so the whole request stays small. */
 export function decodeInlineImage(b64: string): Buffer {
-  const s = b64.replace(/\s+/g, '');
-  if (s.length === 0 || s.length % 4 !== 0 || !BASE64.test(s)) {
-    throw new AppError(
-      'BAD_USER_INPUT',
-      'imageBase64 is not valid base64 (A-Z, a-z, 0-9, +, / with = padding)',
-      { details: { fields: [{ path: 'imageBase64', message: 'malformed base64' }] } },
-    );
-  }
-  if ((s.length / 4) * 3 > MAX_INLINE_IMAGE_BYTES + 2) {
-    throw new AppError(
-      'BAD_USER_INPUT',
-      `imageBase64 decodes to more than ${MAX_INLINE_IMAGE_BYTES} bytes; use createUpload for larger images`,
-      {
-        details: { fields: [{ path: 'imageBase64', message: `at most ${MAX_INLINE_IMAGE_BYTES} bytes` }] },
-      },
-    );
-  }
-  return Buffer.from(s, 'base64');
+  return decodeImageBase64(b64, IMAGE_BYTES.inline);
 }
 
 export function toDescribeOptions(input: DescribeInputGql): z.infer<typeof describeInputSchema> {

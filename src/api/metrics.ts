@@ -6,10 +6,17 @@
  * since the previous scrape (a watermark), so the histograms stay cumulative as Prometheus expects.
  * Pipeline stage timings come from `Job.stageMs`, which the worker stores with the result: the
  * worker may be another process (`harmon worker`, a GPU function) that this registry never sees.
+ *
+ * Exposure: series labelled with tenant ids (GPU-ms per tenant) live in a second registry. With
+ * METRICS_TOKEN set, /metrics needs `Authorization: Bearer <token>` and serves both; without it,
+ * /metrics is open and serves only the deployment-wide series, so no tenant id or usage leaks.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { sendJson } from '../server/app.ts';
 import type { Prisma } from '../storage/db.ts';
+import { bearerToken } from './use-auth.ts';
 
 export type ApiMetrics = ReturnType<typeof createMetrics>;
 
@@ -21,6 +28,8 @@ const STAGE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 60
 
 export function createMetrics(prisma: Prisma, options: { queue?: QueueStatsSource; since?: Date } = {}) {
   const registry = new Registry();
+  /** Series with a tenant label: served only with the metrics token. */
+  const tenantRegistry = new Registry();
   let watermark = options.since ?? new Date();
 
   const apiLatency = new Histogram({
@@ -48,7 +57,7 @@ export function createMetrics(prisma: Prisma, options: { queue?: QueueStatsSourc
     name: 'harmon_job_gpu_ms_total',
     help: 'Accelerator milliseconds of finished jobs, per tenant id and kind',
     labelNames: ['tenant', 'kind'] as const,
-    registers: [registry],
+    registers: [tenantRegistry],
   });
 
   new Gauge({
@@ -128,9 +137,11 @@ export function createMetrics(prisma: Prisma, options: { queue?: QueueStatsSourc
     }
   }
 
-  async function render(): Promise<string> {
+  /** The exposition text; per-tenant series only when `withTenants`. */
+  async function render(withTenants = false): Promise<string> {
     await observeFinished();
-    return registry.metrics();
+    const base = await registry.metrics();
+    return withTenants ? `${base}\n${await tenantRegistry.metrics()}` : base;
   }
 
   return {
@@ -143,19 +154,36 @@ export function createMetrics(prisma: Prisma, options: { queue?: QueueStatsSourc
       pipelineSeconds.observe({ stage, kind }, seconds);
     },
     render,
-    handler() {
+    /** GET /metrics; with `token`, only for `Authorization: Bearer <token>` (and then with tenant series). */
+    handler(token?: string) {
+      const want = token ? digest(token) : undefined;
       return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
         if (req.method !== 'GET') {
-          res.writeHead(405, { allow: 'GET' }).end();
-          return;
+          res.setHeader('allow', 'GET');
+          return sendJson(res, 405, { error: { code: 'BAD_USER_INPUT', message: 'use GET' } });
         }
-        const body = await render();
+        if (want) {
+          const given = bearerToken(req.headers.authorization);
+          if (!given || !timingSafeEqual(digest(given), want)) {
+            res.setHeader('www-authenticate', 'Bearer');
+            return sendJson(res, 401, {
+              error: {
+                code: 'UNAUTHENTICATED',
+                message: 'Send the metrics token as "Authorization: Bearer <token>".',
+              },
+            });
+          }
+        }
+        const body = await render(want !== undefined);
         res.writeHead(200, { 'content-type': registry.contentType });
         res.end(body);
       };
     },
   };
 }
+
+/** Fixed-length digests, so the comparison takes the same time whatever the given length. */
+const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** `Job.stageMs` is JSON written by the worker; anything but finite non-negative numbers is skipped. */
 function stageEntries(value: unknown): [string, number][] {

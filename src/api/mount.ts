@@ -12,10 +12,12 @@ import type { HarmonJobPayload, JobQueue } from '../jobs/queue/port.ts';
 import type { ServerContext, SetupHook } from '../server/server.ts';
 import { AppError } from '../shared/errors.ts';
 import { schemaFromUrl } from '../storage/db.ts';
+import type { ApiKeyCache } from '../tenancy/key-cache.ts';
 import { batchedRateLimiter } from '../tenancy/rate-batch.ts';
 import { postgresRateLimiter } from '../tenancy/rate-limit.ts';
 import { createMetrics } from './metrics.ts';
 import { listModels } from './models.ts';
+import { type AdmissionOptions, createAdmission } from './plugins.ts';
 import { resolvers } from './resolvers/index.ts';
 import { buildExecutableSchema } from './schema.ts';
 import { createApollo, graphqlHttpHandler } from './transport/http.ts';
@@ -58,6 +60,10 @@ export type ApiOptions = {
   modelDirs?: string[];
   /** DNS resolution for describe URLs (tests). */
   lookup?: (host: string) => Promise<string[]>;
+  /** The API-key cache to authenticate through (tests simulate another process's revoke). */
+  keyCache?: ApiKeyCache;
+  /** Admission tuning (tests): key re-check interval of open streams, failed-auth budget. */
+  admission?: AdmissionOptions;
 };
 
 export type MountedApi = { deps: ApiDeps; queue: JobQueue<HarmonJobPayload> };
@@ -94,15 +100,19 @@ export async function mountApi(ctx: ServerContext, options: ApiOptions = {}): Pr
     metrics,
     log: log.child({ component: 'api' }),
     lookup: options.lookup,
+    keyCache: options.keyCache,
   };
 
   const schema = buildExecutableSchema(resolvers);
-  const apollo = await createApollo(schema, deps);
+  // One admission path (plugins.ts) for every transport mounted here.
+  const admission = createAdmission(deps, schema, options.admission);
+  ctx.onClose(() => admission.close());
+  const apollo = await createApollo(schema, deps, admission);
   ctx.onClose(() => apollo.stop());
-  app.mount('/graphql', graphqlHttpHandler(apollo, deps));
-  app.mount('/graphql/stream', graphqlSseHandler(schema, deps));
-  app.mount('/metrics', metrics.handler());
-  const ws = attachGraphqlWs(httpServer, schema, deps);
+  app.mount('/graphql', graphqlHttpHandler(apollo, deps, admission));
+  app.mount('/graphql/stream', graphqlSseHandler(schema, deps, admission));
+  app.mount('/metrics', metrics.handler(config.metricsToken));
+  const ws = attachGraphqlWs(httpServer, schema, deps, admission);
   // Registered last, so it runs first on close: sockets go before the bus and the database.
   ctx.onClose(() => ws.close());
   return { deps, queue: q };

@@ -15,6 +15,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import { AppError } from '../shared/errors.ts';
+import { unstorableDate } from '../shared/storable.ts';
 
 export const SCHEMA_PATH = new URL('../../schema.graphql', import.meta.url);
 export const typeDefs: string = readFileSync(SCHEMA_PATH, 'utf8');
@@ -34,6 +35,8 @@ function parseDate(value: unknown): Date {
       'BAD_USER_INPUT',
       `${JSON.stringify(value)} is not an ISO-8601 date-time such as 2026-01-31T12:00:00Z`,
     );
+  const why = unstorableDate(d);
+  if (why) throw new AppError('BAD_USER_INPUT', `${JSON.stringify(value)} ${why}`);
   return d;
 }
 

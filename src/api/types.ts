@@ -11,9 +11,11 @@ import type { Logger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Prisma } from '../storage/db.ts';
 import type { TenantScope } from '../storage/tenant-scope.ts';
+import type { ApiKeyCache } from '../tenancy/key-cache.ts';
 import type { RateLimiter } from '../tenancy/rate-limit.ts';
 import type { ApiMetrics } from './metrics.ts';
 import type { ModelInfo } from './models.ts';
+import type { Transport } from './plugins.ts';
 
 // ---- GraphQL input types -------------------------------------------------------------------
 
@@ -96,7 +98,7 @@ export interface JobEventSource {
 
 /** Everything the API needs, built once per server. */
 export type ApiDeps = {
-  config: Pick<Config, 'presignTtlSeconds' | 'maxUploadBytes'>;
+  config: Pick<Config, 'presignTtlSeconds' | 'maxUploadBytes' | 'trustedProxyHops'>;
   prisma: Prisma;
   blobStore: BlobStore;
   queue: Pick<JobQueue<HarmonJobPayload>, 'send'>;
@@ -107,14 +109,20 @@ export type ApiDeps = {
   log: Logger;
   /** Resolves a hostname to addresses (tests may inject; default dns.lookup). */
   lookup?: (host: string) => Promise<string[]>;
+  /** The API-key cache (default: the process-wide one that revokeApiKey invalidates). */
+  keyCache?: ApiKeyCache;
 };
 
 /** Per operation: the authenticated tenant plus the tenant-scoped data layer. */
 export type ApiContext = {
   deps: ApiDeps;
+  /** The transport serving the operation (use-operation-kinds refuses streams over plain HTTP). */
+  transport: Transport;
   tenantId: string;
   keyId: string;
   scopes: string[];
+  /** The tenant's request limit (use-rate-limit counts extra mutation fields against it). */
+  ratePerMinute: number;
   db: TenantScope;
   requestId: string;
   log: Logger;

@@ -1,33 +1,34 @@
 /**
- * API benchmark on loopback, bounded in time: autocannon against POST /graphql for the enqueue
- * mutation (generate -> Job row + event + queue message) and the job query, the same query
- * against a bare Apollo Server with the same schema and trivial resolvers (the overhead of auth,
- * rate limit, tenancy and Postgres), and the delay from an event's commit to its arrival at 1,000
- * concurrent graphql-ws jobEvents subscribers. No worker runs: only the API is measured.
+ * API benchmark on loopback, bounded in time: autocannon against POST /graphql.
+ *
+ * - enqueue (generate -> Job row + event + queue message, quota checked) for one tenant and for
+ *   ten tenants, interleaved with its floor: a bare Apollo Server whose `generate` inserts one Job
+ *   row and sends the pg-boss message in one transaction on the same database (api-floors.ts);
+ * - the `job` query, interleaved with a bare Apollo Server doing the same one-row read through
+ *   the same Prisma client, and with one returning a constant (the older comparison);
+ * - the delay from an event's commit to its arrival at 1,000 concurrent graphql-ws subscribers.
+ *
+ * Interleaved (interleave.ts): each compared variant runs in short alternating slices, so the
+ * shared machine's changing load hits all of them alike. No worker runs: only the API is measured.
  *
  * Database: a fresh schema on DATABASE_URL (default the local Postgres), dropped afterwards;
  * storage: s3rver in a temp folder.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApolloServer, HeaderMap } from '@apollo/server';
-import autocannon, { type AutocannonResult } from 'autocannon';
-import { createClient } from 'graphql-ws';
 import pg from 'pg';
 import { pino } from 'pino';
-import WebSocket from 'ws';
-import { apiSetup } from '../api/mount.ts';
-import { typeDefs } from '../api/schema.ts';
+import { apiSetup, type MountedApi } from '../api/mount.ts';
 import { loadConfig } from '../config/config.ts';
 import { startEmbeddedS3 } from '../embedded/s3.ts';
-import { appendEvent } from '../jobs/event-log.ts';
 import { startServer } from '../server/server.ts';
 import { createApiKey } from '../tenancy/api-keys.ts';
+import { startConstantServer, startFloorServer } from './api-floors.ts';
+import { percentile, runInterleaved } from './interleave.ts';
 import type { ApiBenchFn } from './run-bench.ts';
+import { measureSubscriberDelays } from './subscriber-delay.ts';
 
 export type ApiBenchResult = {
   enqueueP50Ms: number;
@@ -35,10 +36,16 @@ export type ApiBenchResult = {
   queryP99Ms: number;
   /** Job queries per second through the full stack. */
   throughput: number;
-  /** Full-stack job query mean latency / bare Apollo mean latency for the same query. */
+  /** Full-stack job query mean latency / bare Apollo (constant resolver) mean latency. */
   overheadVsBareApollo: number;
   subscriberEventDelayP99Ms: number;
-  details: Record<string, unknown>;
+  /** Enqueue p50 / the floor's p50 (job insert + pg-boss send in one transaction), interleaved. */
+  enqueueVsFloorP50: number;
+  /** Enqueue p99 with the same connections spread over ten tenants. */
+  enqueueP99Ms10Tenants: number;
+  /** Job query mean / a bare Apollo doing the same one-row read through the same driver. */
+  queryVsBareReadMean: number;
+  details: Record<string, number>;
 };
 
 export type ApiBenchOptions = {
@@ -47,13 +54,10 @@ export type ApiBenchOptions = {
   databaseUrl?: string;
   /** Default 1,000. */
   subscribers?: number;
-  /** Seconds per autocannon run (default 4 quick, 10 full). */
-  durationSeconds?: number;
-};
-
-const percentile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : Number.NaN;
+  /** Interleaved rounds per comparison (default 4 quick, 6 full). */
+  rounds?: number;
+  /** Seconds per slice of one variant in a round (default 1 quick, 2 full). */
+  sliceSeconds?: number;
 };
 
 async function exec(url: string, sql: string): Promise<void> {
@@ -66,50 +70,10 @@ async function exec(url: string, sql: string): Promise<void> {
   }
 }
 
-/** A bare Apollo Server over the same schema, with resolvers that return constants. */
-async function startBareApollo(): Promise<{ url: string; close(): Promise<void> }> {
-  const job = {
-    id: '00000000-0000-4000-8000-000000000000',
-    kind: 'GENERATE',
-    status: 'QUEUED',
-    progress: 0,
-    model: 'm',
-    params: {},
-    createdAt: new Date().toISOString(),
-  };
-  const apollo = new ApolloServer({ typeDefs, resolvers: { Query: { job: () => job } } });
-  await apollo.start();
-  const server = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const headers = new HeaderMap();
-    for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers.set(k, v);
-    const r = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: {
-        method: req.method ?? 'POST',
-        headers,
-        search: '',
-        body: JSON.parse(Buffer.concat(chunks).toString() || '{}'),
-      },
-      context: async () => ({}),
-    });
-    res.writeHead(r.status ?? 200, Object.fromEntries(r.headers));
-    res.end(r.body.kind === 'complete' ? r.body.string : '');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    async close() {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-      await apollo.stop();
-    },
-  };
-}
-
 export async function runApiBench(opts: ApiBenchOptions = {}): Promise<ApiBenchResult> {
   const log = opts.log ?? (() => {});
-  const duration = opts.durationSeconds ?? (opts.quick ? 4 : 10);
+  const rounds = opts.rounds ?? (opts.quick ? 4 : 6);
+  const sliceSeconds = opts.sliceSeconds ?? (opts.quick ? 1 : 2);
   const connections = 10;
   const subscribers = opts.subscribers ?? 1000;
   const baseUrl =
@@ -139,137 +103,160 @@ export async function runApiBench(opts: ApiBenchOptions = {}): Promise<ApiBenchR
       S3_SECRET_ACCESS_KEY: 'S3RVER',
       LOG_LEVEL: 'silent',
     });
-    const server = await startServer(config, { setup: [apiSetup()], log: pino({ level: 'silent' }) });
-    cleanups.push(() => server.close());
-    const key = await createApiKey(server.prisma, 'bench');
-    await server.prisma.tenant.update({
-      where: { id: key.tenantId },
-      data: { ratePerMinute: 10_000_000, monthlyImageQuota: 100_000_000 },
+    let mounted: MountedApi | undefined;
+    const server = await startServer(config, {
+      setup: [apiSetup({}, (m) => (mounted = m))],
+      log: pino({ level: 'silent' }),
     });
-    const headers = { 'content-type': 'application/json', authorization: `Bearer ${key.key}` };
-    const post = (url: string, query: string, h: Record<string, string> = headers) =>
-      autocannon({
-        url: `${url}/graphql`,
+    cleanups.push(() => server.close());
+    if (!mounted) throw new Error('the API did not mount');
+    const api = mounted;
+    // Limits far above what the bench can reach: it measures the path, not the refusals.
+    const newKey = async (name: string) => {
+      const k = await createApiKey(server.prisma, name);
+      await server.prisma.tenant.update({
+        where: { id: k.tenantId },
+        data: { ratePerMinute: 10_000_000, monthlyImageQuota: 100_000_000 },
+      });
+      return k;
+    };
+    const key = await newKey('bench');
+    const tenKeys = await Promise.all(Array.from({ length: 10 }, (_, i) => newKey(`bench-${i}`)));
+    // The floor writes to a tenant of its own, so its rows do not add to the quota sums it skips.
+    const floorTenant = (await newKey('bench-floor')).tenantId;
+    const json = { 'content-type': 'application/json' };
+    const auth = (k: string) => ({ ...json, authorization: `Bearer ${k}` });
+    const post = (url: string, query: string, extra: object = {}) => ({
+      url: `${url}/graphql`,
+      method: 'POST',
+      headers: auth(key.key),
+      body: JSON.stringify({ query }),
+      connections,
+      ...extra,
+    });
+
+    const model = api.deps.models[0].id;
+    const floor = await startFloorServer({
+      prisma: server.prisma,
+      queue: api.queue,
+      tenantId: floorTenant,
+      modelId: model,
+    });
+    cleanups.push(() => floor.close());
+    const generate = 'mutation { generate(input: { prompt: "bench", size: 64, steps: 2 }) { id status } }';
+    const enq = await runInterleaved(
+      [
+        { name: 'enqueue', options: post(server.url, generate) },
+        {
+          name: 'enqueue floor (job insert + pg-boss send)',
+          options: post(floor.url, generate, { headers: json }),
+        },
+        {
+          name: 'enqueue, 10 tenants',
+          options: post(server.url, generate),
+          headersPerConnection: tenKeys.map((k) => auth(k.key)),
+        },
+      ],
+      { rounds, sliceSeconds, log },
+    );
+    // Every 2xx must have made a job: a GraphQL error answers 200 too and would flatter the figures.
+    const jobsOf = (tenantIds: string[]) =>
+      server.prisma.job.count({ where: { tenantId: { in: tenantIds } } });
+    const made = await jobsOf([key.tenantId, ...tenKeys.map((k) => k.tenantId)]);
+    const floorMade = await jobsOf([floorTenant]);
+    const measured = enq.enqueue.requests + enq['enqueue, 10 tenants'].requests;
+    if (made < measured || floorMade < enq['enqueue floor (job insert + pg-boss send)'].requests)
+      throw new Error(
+        `enqueue: ${made} jobs for ${measured} successful responses; some answered with errors`,
+      );
+
+    const one = await server.prisma.job.findFirstOrThrow({ where: { tenantId: key.tenantId } });
+    const floorOne = await server.prisma.job.findFirstOrThrow({ where: { tenantId: floorTenant } });
+    const fields = 'id kind status progress model params createdAt';
+    const jobQuery = `{ job(id: "${one.id}") { ${fields} } }`;
+    // Each server must answer with the row itself before its latency means anything.
+    for (const [url, id, h] of [
+      [server.url, one.id, auth(key.key)],
+      [floor.url, floorOne.id, json],
+    ] as const) {
+      const r = await fetch(`${url}/graphql`, {
         method: 'POST',
         headers: h,
-        body: JSON.stringify({ query }),
-        connections,
-        duration,
+        body: JSON.stringify({ query: `{ job(id: "${id}") { ${fields} } }` }),
       });
-    const check = (name: string, r: AutocannonResult) => {
-      if (r.non2xx > 0 || r.errors > 0)
-        throw new Error(
-          `${name}: ${r.non2xx} non-2xx responses and ${r.errors} errors out of ${r.requests.total}`,
-        );
-      log(`api: ${name} p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, ${r.requests.average} req/s`);
-    };
-
-    const enqueue = await post(
-      server.url,
-      'mutation { generate(input: { prompt: "bench", size: 64, steps: 2 }) { id status } }',
-    );
-    check('enqueue', enqueue);
-    const one = await server.prisma.job.findFirstOrThrow({ where: { tenantId: key.tenantId } });
-    const jobQuery = `{ job(id: "${one.id}") { id kind status progress model params createdAt } }`;
-    const query = await post(server.url, jobQuery);
-    check('job query', query);
-    const bare = await startBareApollo();
-    cleanups.push(() => bare.close());
-    const bareQuery = await post(bare.url, jobQuery, { 'content-type': 'application/json' });
-    check('bare Apollo job query', bareQuery);
-
-    // 1,000 subscribers on one job, multiplexed over 100 graphql-ws connections.
-    const job = await server.prisma.job.findFirstOrThrow({
-      where: { tenantId: key.tenantId },
-      orderBy: { createdAt: 'desc' },
-    });
-    const perConn = 10;
-    const clients = Array.from({ length: Math.ceil(subscribers / perConn) }, () =>
-      createClient({
-        url: `${server.url.replace('http', 'ws')}/graphql`,
-        webSocketImpl: WebSocket,
-        connectionParams: { authorization: `Bearer ${key.key}` },
-        retryAttempts: 0,
-      }),
-    );
-    cleanups.push(async () => {
-      await Promise.all(clients.map((c) => c.dispose()));
-    });
-    const received = new Map<number, number[]>(); // seq -> arrival times
-    let ready = 0;
-    const unsubs: (() => void)[] = [];
-    for (let i = 0; i < subscribers; i++) {
-      const c = clients[Math.floor(i / perConn)];
-      unsubs.push(
-        c.subscribe<{ jobEvents: { seq: number } }>(
-          { query: `subscription { jobEvents(jobId: "${job.id}") { seq type } }` },
-          {
-            next: (r) => {
-              const seq = r.data?.jobEvents.seq;
-              if (seq === undefined) return;
-              if (seq === 1) ready++;
-              else received.set(seq, [...(received.get(seq) ?? []), performance.now()]);
-            },
-            error: () => {},
-            complete: () => {},
-          },
-        ),
-      );
+      const body = (await r.json()) as { data?: { job?: { id?: string } } };
+      if (body.data?.job?.id !== id) throw new Error(`job query at ${url}: ${JSON.stringify(body)}`);
     }
-    const waitFor = async (cond: () => boolean, what: string, ms = 30_000) => {
-      const end = Date.now() + ms;
-      while (!cond()) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    };
-    await waitFor(() => ready >= subscribers, `${subscribers} subscribers to replay seq 1`);
-    const delays: number[] = [];
-    const events = opts.quick ? 5 : 20;
-    for (let k = 0; k < events; k++) {
-      const t0 = performance.now();
-      const ev = await server.prisma.$transaction((tx) =>
-        appendEvent(tx, {
-          jobId: job.id,
-          tenantId: key.tenantId,
-          type: 'PROGRESS',
-          status: 'QUEUED',
-          payload: { step: k + 1, totalSteps: events },
-        }),
-      );
-      await waitFor(
-        () => (received.get(ev.seq)?.length ?? 0) >= subscribers,
-        `event ${ev.seq} at every subscriber`,
-      );
-      for (const t of received.get(ev.seq) ?? []) delays.push(t - t0);
-    }
-    for (const u2 of unsubs) u2();
+    const constant = await startConstantServer();
+    cleanups.push(() => constant.close());
+    const q = await runInterleaved(
+      [
+        { name: 'job query', options: post(server.url, jobQuery) },
+        {
+          name: 'bare Apollo, same one-row read',
+          options: post(floor.url, `{ job(id: "${floorOne.id}") { ${fields} } }`, { headers: json }),
+        },
+        { name: 'bare Apollo, constant', options: post(constant.url, jobQuery, { headers: json }) },
+      ],
+      { rounds, sliceSeconds, log },
+    );
+    const query = q['job query'];
+    const bareRead = q['bare Apollo, same one-row read'];
+    const bareConst = q['bare Apollo, constant'];
+    const enqueue = enq.enqueue;
+    const enqueueFloor = enq['enqueue floor (job insert + pg-boss send)'];
+    const enqueue10 = enq['enqueue, 10 tenants'];
+
+    // 1,000 subscribers on one job.
+    const delays = await measureSubscriberDelays({
+      serverUrl: server.url,
+      prisma: server.prisma,
+      apiKey: key.key,
+      tenantId: key.tenantId,
+      jobId: one.id,
+      subscribers,
+      events: opts.quick ? 5 : 20,
+    });
     const delayP99 = percentile(delays, 99);
     log(
       `api: event delay to ${subscribers} subscribers p50 ${percentile(delays, 50).toFixed(1)} ms, p99 ${delayP99.toFixed(1)} ms`,
     );
 
+    const ratio = (x: number, y: number) => x / Math.max(y, 0.001);
     return {
-      enqueueP50Ms: enqueue.latency.p50,
-      enqueueP99Ms: enqueue.latency.p99,
-      queryP99Ms: query.latency.p99,
-      throughput: query.requests.average,
-      // Mean latencies: autocannon's percentiles are whole milliseconds, and the bare p50 is ~0.
-      overheadVsBareApollo: query.latency.average / Math.max(bareQuery.latency.average, 0.001),
+      enqueueP50Ms: enqueue.p50Ms,
+      enqueueP99Ms: enqueue.p99Ms,
+      queryP99Ms: query.p99Ms,
+      throughput: query.rate,
+      overheadVsBareApollo: ratio(query.meanMs, bareConst.meanMs),
       subscriberEventDelayP99Ms: delayP99,
+      enqueueVsFloorP50: ratio(enqueue.p50Ms, enqueueFloor.p50Ms),
+      enqueueP99Ms10Tenants: enqueue10.p99Ms,
+      queryVsBareReadMean: ratio(query.meanMs, bareRead.meanMs),
       details: {
-        enqueueRate: enqueue.requests.average,
-        enqueueRequests: enqueue.requests.total,
-        queryP50Ms: query.latency.p50,
-        queryMeanMs: query.latency.average,
-        bareQueryMeanMs: bareQuery.latency.average,
-        bareQueryP50Ms: bareQuery.latency.p50,
-        bareQueryP99Ms: bareQuery.latency.p99,
-        bareThroughput: bareQuery.requests.average,
+        enqueueRate: enqueue.rate,
+        enqueueRequests: enqueue.requests,
+        enqueueMeanMs: enqueue.meanMs,
+        enqueueFloorP50Ms: enqueueFloor.p50Ms,
+        enqueueFloorP99Ms: enqueueFloor.p99Ms,
+        enqueueFloorRate: enqueueFloor.rate,
+        enqueueP50Ms10Tenants: enqueue10.p50Ms,
+        enqueueRate10Tenants: enqueue10.rate,
+        queryP50Ms: query.p50Ms,
+        queryMeanMs: query.meanMs,
+        bareReadMeanMs: bareRead.meanMs,
+        bareReadP50Ms: bareRead.p50Ms,
+        bareReadP99Ms: bareRead.p99Ms,
+        bareReadThroughput: bareRead.rate,
+        bareQueryMeanMs: bareConst.meanMs,
+        bareQueryP50Ms: bareConst.p50Ms,
+        bareQueryP99Ms: bareConst.p99Ms,
+        bareThroughput: bareConst.rate,
         subscribers,
         subscriberEventDelayP50Ms: percentile(delays, 50),
         connections,
-        durationSeconds: duration,
+        rounds,
+        sliceSeconds,
       },
     };
   } finally {

@@ -72,6 +72,9 @@ export const API_FIGURE_KEYS = [
   'throughput',
   'overheadVsBareApollo',
   'subscriberEventDelayP99Ms',
+  'enqueueVsFloorP50',
+  'enqueueP99Ms10Tenants',
+  'queryVsBareReadMean',
 ] as const;
 
 export type ApiFigures = { [K in (typeof API_FIGURE_KEYS)[number]]: number | null } & {
@@ -114,7 +117,10 @@ export interface BenchReport {
   chart: string | null;
 }
 
-/** The keys issue #7's acceptance names; all must be present (a value or null + notMeasured). */
+/**
+ * The keys issues #7 and #12 name in their acceptance; all must be present (a value or null +
+ * notMeasured).
+ */
 export const REQUIRED_KEYS = [
   'pipeline.jsOverheadShare',
   'pipeline.sessionRunsPerImage',
@@ -124,6 +130,9 @@ export const REQUIRED_KEYS = [
   'api.enqueueP99Ms',
   'api.overheadVsBareApollo',
   'api.subscriberEventDelayP99Ms',
+  'api.enqueueVsFloorP50',
+  'api.enqueueP99Ms10Tenants',
+  'api.queryVsBareReadMean',
 ] as const;
 
 export function getPath(obj: unknown, path: string): unknown {
@@ -168,6 +177,9 @@ export function formatSummary(r: BenchReport): string {
   }
   lines.push(
     `api: enqueue p99 ${nm('api.enqueueP99Ms', `${show(r.api.enqueueP99Ms, 1)} ms`)}; overhead vs bare Apollo ${nm('api.overheadVsBareApollo', `${show(r.api.overheadVsBareApollo)}×`)}; event delay p99 ${nm('api.subscriberEventDelayP99Ms', `${show(r.api.subscriberEventDelayP99Ms, 1)} ms`)}`,
+  );
+  lines.push(
+    `api vs floors (interleaved): enqueue p50 ${nm('api.enqueueVsFloorP50', `${show(r.api.enqueueVsFloorP50)}× its floor`)}; enqueue p99 with 10 tenants ${nm('api.enqueueP99Ms10Tenants', `${show(r.api.enqueueP99Ms10Tenants, 1)} ms`)}; job query mean ${nm('api.queryVsBareReadMean', `${show(r.api.queryVsBareReadMean)}× a bare one-row read`)}`,
   );
   if (r.model) lines.push(...formatModel(r.model));
   lines.push(`peak RSS ${r.memory.peakRssMb.toFixed(0)} MiB`);

@@ -76,6 +76,7 @@ export interface BenchOptions {
   absentReason?: { pipeline?: string; api?: string };
 }
 
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const errMsg = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
@@ -229,10 +230,13 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     throughput: null,
     overheadVsBareApollo: null,
     subscriberEventDelayP99Ms: null,
+    enqueueVsFloorP50: null,
+    enqueueP99Ms10Tenants: null,
+    queryVsBareReadMean: null,
   };
   let apiWhy: string | null = null;
   if (opts.api) {
-    log('api: enqueue/query latency, bare Apollo, 1,000 subscribers…');
+    log('api: enqueue and job query interleaved with their floors, 10 tenants, 1,000 subscribers…');
     try {
       const r = await opts.api({ quick: opts.quick, log });
       api = r.figures;
@@ -260,9 +264,15 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     fusedMinMsTiny: samplers.tiny?.fusedMinMs ?? null,
     perStepMinMsTiny: samplers.tiny?.perStepMinMs ?? null,
     enqueueP99Ms: api.enqueueP99Ms,
-    enqueueRate: typeof api.details?.enqueueRate === 'number' ? api.details.enqueueRate : null,
+    enqueueRate: num(api.details?.enqueueRate),
     overheadVsBareApollo: api.overheadVsBareApollo,
     subscriberEventDelayP99Ms: api.subscriberEventDelayP99Ms,
+    enqueueVsFloorP50: api.enqueueVsFloorP50,
+    enqueueP50Ms: api.enqueueP50Ms,
+    enqueueFloorP50Ms: num(api.details?.enqueueFloorP50Ms),
+    queryVsBareReadMean: api.queryVsBareReadMean,
+    queryMeanMs: num(api.details?.queryMeanMs),
+    bareReadMeanMs: num(api.details?.bareReadMeanMs),
     cpus: machine.availableParallelism,
     loadAverage1m: machine.loadAverage[0],
     notMeasured: {

@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { AppError } from '../shared/errors.ts';
+import { IMAGE_BYTES } from '../shared/images.ts';
 
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
@@ -53,7 +54,22 @@ const schema = z.object({
   ),
   /** Lifetime of presigned upload/download URLs. */
   PRESIGN_TTL_SECONDS: int(900, 1, 7 * 24 * 3600),
-  MAX_UPLOAD_BYTES: int(10 * 1024 * 1024, 1, 5 * 1024 * 1024 * 1024),
+  /** Largest input image from any source (upload, URL, worker); at most the pipeline's ceiling. */
+  MAX_UPLOAD_BYTES: int(IMAGE_BYTES.default, 1, IMAGE_BYTES.ceiling),
+  /**
+   * Bearer token for GET /metrics. Unset: /metrics is open but carries no per-tenant series
+   * (tenant ids and their GPU usage are served only to a caller presenting this token).
+   */
+  METRICS_TOKEN: z.preprocess(
+    emptyToUndefined,
+    z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
+  ),
+  /**
+   * Reverse proxies in front of the API that append to X-Forwarded-For (the AWS ALB: 1). The
+   * client address (failed-auth throttling) is the entry this many hops from the right; 0 uses
+   * the TCP peer and ignores the header, which a client could forge.
+   */
+  TRUSTED_PROXY_HOPS: int(0, 0, 10),
   /** Ordered onnxruntime execution providers, e.g. `cuda,cpu`. */
   EXECUTION_PROVIDERS: z.preprocess(
     emptyToUndefined,
@@ -94,6 +110,8 @@ export type Config = {
   logLevel: Env['LOG_LEVEL'];
   presignTtlSeconds: number;
   maxUploadBytes: number;
+  metricsToken?: string;
+  trustedProxyHops: number;
   executionProviders: string[];
 };
 
@@ -146,6 +164,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     presignTtlSeconds: e.PRESIGN_TTL_SECONDS,
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    metricsToken: e.METRICS_TOKEN,
+    trustedProxyHops: e.TRUSTED_PROXY_HOPS,
     executionProviders: e.EXECUTION_PROVIDERS,
   };
 }

@@ -12,8 +12,10 @@
  */
 import sharp from 'sharp';
 import { AppError } from '../shared/errors.ts';
+import { sniffImageFormat } from '../shared/images.ts';
 
-export type ImageFormat = 'png' | 'jpeg' | 'webp' | 'gif';
+// The sniff is shared with the API's pre-checks (one rule for which formats are accepted).
+export { type ImageFormat, sniffImageFormat as sniffFormat } from '../shared/images.ts';
 
 export interface ImageLimits {
   /** Largest accepted width or height. */
@@ -32,20 +34,6 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
-/**
- * Format from magic bytes. Checked before sharp sees the bytes so that only these four decoders
- * are reachable from user input (libvips would otherwise also parse SVG, TIFF, HEIF, PDF…).
- */
-export function sniffFormat(bytes: Uint8Array): ImageFormat | null {
-  const has = (offset: number, sig: number[]) =>
-    bytes.length >= offset + sig.length && sig.every((b, i) => bytes[offset + i] === b);
-  if (has(0, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'png';
-  if (has(0, [0xff, 0xd8, 0xff])) return 'jpeg';
-  if (has(0, [0x52, 0x49, 0x46, 0x46]) && has(8, [0x57, 0x45, 0x42, 0x50])) return 'webp'; // RIFF....WEBP
-  if (has(0, [0x47, 0x49, 0x46, 0x38]) && (has(4, [0x37, 0x61]) || has(4, [0x39, 0x61]))) return 'gif'; // GIF87a/89a
-  return null;
-}
-
 function invalid(message: string, cause?: unknown, details?: Record<string, unknown>): AppError {
   return new AppError('IMAGE_INVALID', message, { cause, details });
 }
@@ -59,7 +47,7 @@ export async function decodeImage(
   bytes: Uint8Array,
   limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
 ): Promise<RgbImage> {
-  const format = sniffFormat(bytes);
+  const format = sniffImageFormat(bytes);
   if (!format) {
     throw invalid('The file is not a PNG, JPEG, WebP or GIF image.');
   }

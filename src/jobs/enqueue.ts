@@ -9,12 +9,13 @@
  * worker must never receive a job it cannot read yet); if the process dies between commit and
  * send, the sweeper (sweeper.ts) re-sends QUEUED jobs that have sat unclaimed too long.
  */
-import { createHash } from 'node:crypto';
-import type { Job, JobKind, Prisma as P } from '../generated/prisma/client.ts';
+import { createHash, randomUUID } from 'node:crypto';
+import { type Job, type JobKind, Prisma as P } from '../generated/prisma/client.ts';
 import { AppError } from '../shared/errors.ts';
+import { checkIdempotencyKey } from '../shared/job-inputs.ts';
 import { logger } from '../shared/logger.ts';
 import type { Prisma } from '../storage/db.ts';
-import { assertQuota, lockTenantQuota } from '../tenancy/quota.ts';
+import { armQuotaCheckSql, quotaExceededFrom } from '../tenancy/quota.ts';
 import { appendFirstEvent } from './event-log.ts';
 import { lockJob, terminateJob } from './job-state.ts';
 import type { HarmonJobPayload, JobQueue } from './queue/port.ts';
@@ -35,13 +36,12 @@ export interface EnqueueRequest {
   webhookUrl?: string;
   modelId: string;
   /**
-   * Images this job reserves against the tenant's monthly quota (0/undefined: no check). Checked
-   * inside the insert transaction under a per-tenant lock, so concurrent requests cannot all pass.
+   * Images this job reserves against the tenant's monthly quota (0/undefined: no check); must be
+   * what `imagesOf` counts for `input`. Checked at the insert transaction's COMMIT under a
+   * per-tenant lock, so concurrent requests cannot all pass.
    */
   quotaImages?: number;
 }
-
-const MAX_KEY_LENGTH = 200;
 
 /** JSON with object keys sorted at every level, so the hash ignores key order. */
 export function canonicalJson(value: unknown): string {
@@ -68,15 +68,9 @@ export function inputHash(req: Pick<EnqueueRequest, 'kind' | 'modelId' | 'input'
 
 export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promise<Job> {
   const { prisma, queue } = deps;
-  if (
-    req.idempotencyKey !== undefined &&
-    (req.idempotencyKey.length === 0 || req.idempotencyKey.length > MAX_KEY_LENGTH)
-  ) {
-    throw new AppError('BAD_USER_INPUT', `idempotencyKey must be 1..${MAX_KEY_LENGTH} characters`, {
-      details: { fields: { idempotencyKey: 'length' } },
-    });
-  }
+  checkIdempotencyKey(req.idempotencyKey);
   const hash = inputHash(req);
+  const quotaImages = req.quotaImages ?? 0;
   if (req.idempotencyKey) {
     const existing = await findByKey(prisma, req.tenantId, req.idempotencyKey);
     if (existing) return sameOrConflict(existing, hash);
@@ -84,33 +78,12 @@ export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promis
 
   let job: Job;
   try {
-    const out = await prisma.$transaction(async (tx): Promise<{ replay: Job } | { created: Job }> => {
-      if (req.quotaImages && req.quotaImages > 0) {
-        // Held until commit: the next request of this tenant counts this job as in flight.
-        await lockTenantQuota(tx, req.tenantId);
-        // A same-key request that committed while we waited for the lock is a replay, not a
-        // second reservation (its own quota check already counted it).
-        if (req.idempotencyKey) {
-          const replay = await tx.job.findUnique({
-            where: {
-              tenantId_idempotencyKey: { tenantId: req.tenantId, idempotencyKey: req.idempotencyKey },
-            },
-          });
-          if (replay) return { replay };
-        }
-        await assertQuota(tx, req.tenantId, req.quotaImages);
-      }
-      const created = await tx.job.create({
-        data: {
-          tenantId: req.tenantId,
-          kind: req.kind,
-          modelId: req.modelId,
-          input: req.input as P.InputJsonValue,
-          idempotencyKey: req.idempotencyKey ?? null,
-          inputHash: hash,
-          webhookUrl: req.webhookUrl ?? null,
-        },
-      });
+    job = await prisma.$transaction(async (tx) => {
+      // Checked by Postgres at COMMIT under the tenant's quota lock, counting this job: the lock
+      // then serialises this tenant's enqueues only for the commit itself. A same-key request
+      // racing this one waits on the unique index at its insert and then replays this job (the
+      // catch below), so it never reserves twice.
+      const created = await insertJob(tx, req, hash, quotaImages > 0);
       // seq 1 of a row only this transaction can see: no lock, no max(seq), NOTIFY in the insert.
       await appendFirstEvent(tx, {
         jobId: created.id,
@@ -126,11 +99,11 @@ export async function enqueueJob(deps: EnqueueDeps, req: EnqueueRequest): Promis
           { key: created.id },
         );
       }
-      return { created };
+      return created;
     });
-    if ('replay' in out) return sameOrConflict(out.replay, hash);
-    job = out.created;
   } catch (e) {
+    const overQuota = quotaExceededFrom(e, quotaImages);
+    if (overQuota) throw overQuota;
     // Two requests with the same key raced past the lookup: the loser reads the winner's job.
     if (req.idempotencyKey && isUniqueViolation(e)) {
       const existing = await findByKey(prisma, req.tenantId, req.idempotencyKey);
@@ -174,6 +147,32 @@ export async function requestCancel(prisma: Prisma, tenantId: string, jobId: str
     }
     return job;
   });
+}
+
+/**
+ * The Job row in one statement, with the quota check armed in the same statement when `armQuota`
+ * (a CTE the insert reads from, so it runs first). Values are filled as Prisma's job.create fills
+ * them: client-side uuid, timestamp(3) columns holding the UTC wall clock (an ISO string cast to
+ * ::timestamp keeps it). RETURNING * comes back through Prisma's raw-result typing as a Job.
+ */
+async function insertJob(
+  tx: P.TransactionClient,
+  req: EnqueueRequest,
+  hash: string,
+  armQuota: boolean,
+): Promise<Job> {
+  const now = new Date().toISOString();
+  const arm = armQuota ? armQuotaCheckSql() : P.sql`SELECT NULL AS armed`;
+  const rows = await tx.$queryRaw<Job[]>`
+    WITH arm AS MATERIALIZED (${arm})
+    INSERT INTO "Job" (id, "tenantId", kind, "modelId", input, "idempotencyKey", "inputHash",
+                       "webhookUrl", "queuedAt", "createdAt", "updatedAt")
+    SELECT ${randomUUID()}::uuid, ${req.tenantId}::uuid, ${req.kind}::"JobKind", ${req.modelId},
+           ${JSON.stringify(req.input)}::jsonb, ${req.idempotencyKey ?? null}, ${hash},
+           ${req.webhookUrl ?? null}, ${now}::timestamp, ${now}::timestamp, ${now}::timestamp
+    FROM arm
+    RETURNING *`;
+  return rows[0];
 }
 
 function findByKey(prisma: Prisma, tenantId: string, idempotencyKey: string): Promise<Job | null> {

@@ -5,6 +5,7 @@
  * no retry. The bytes are sniffed and decoded later by the pipeline (image-io.ts).
  */
 import { AppError } from '../shared/errors.ts';
+import { decodeImageBase64 } from '../shared/images.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { isTenantKey } from '../storage/blob-store.ts';
 import type { Prisma } from '../storage/db.ts';
@@ -21,8 +22,6 @@ export interface ImageSourceDeps {
   /** Time limit for URL fetches. */
   fetchTimeoutMs?: number;
 }
-
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 export async function loadImage(
   deps: ImageSourceDeps,
@@ -49,7 +48,7 @@ export async function loadImage(
     }
     return res.body;
   }
-  if ('base64' in source) return fromBase64(source.base64, deps.maxBytes);
+  if ('base64' in source) return decodeImageBase64(source.base64, deps.maxBytes, 'image base64');
   throw new AppError('BAD_USER_INPUT', 'describe needs an image: uploadId, url or base64.');
 }
 
@@ -76,21 +75,4 @@ async function fromUpload(deps: ImageSourceDeps, tenantId: string, uploadId: str
   const bytes = await deps.blobStore.get(upload.key);
   await forTenant(deps.prisma, tenantId).uploads.update(uploadId, { consumedAt: new Date() });
   return bytes;
-}
-
-function fromBase64(text: string, maxBytes: number): Uint8Array {
-  const clean = text.replace(/^data:[^;,]+;base64,/, '').replace(/\s+/g, '');
-  if (clean.length === 0 || clean.length % 4 !== 0 || !BASE64.test(clean)) {
-    throw new AppError(
-      'BAD_USER_INPUT',
-      'image base64 is malformed; send standard base64 (A-Z a-z 0-9 + / with = padding).',
-    );
-  }
-  if ((clean.length / 4) * 3 > maxBytes + 2) {
-    throw new AppError(
-      'BAD_USER_INPUT',
-      `the base64 image is larger than the limit of ${maxBytes} bytes; use createUpload instead.`,
-    );
-  }
-  return Buffer.from(clean, 'base64');
 }

@@ -3,6 +3,8 @@
  * webhook dispatcher, the lost-message sweeper and the retention sweep (retention.ts). Used by `harmon worker` and by the in-process
  * worker of `harmon serve`; the caller owns the database, blob store and runner it passes in.
  */
+
+import { IMAGE_BYTES } from '../shared/images.ts';
 import type { Logger } from '../shared/logger.ts';
 import { logger as rootLogger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -58,7 +60,7 @@ export async function startWorkerService(o: WorkerServiceOptions): Promise<Worke
       log,
       canStart: (tx, tenantId) => canStart(tx, tenantId, { lock: true }),
       maxAttempts: policy?.maxAttempts ?? DEFAULT_QUEUE_POLICY.maxAttempts,
-      images: { maxBytes: o.maxImageBytes ?? 10 * 1024 * 1024, fetchPolicy: o.fetchPolicy },
+      images: { maxBytes: o.maxImageBytes ?? IMAGE_BYTES.default, fetchPolicy: o.fetchPolicy },
       ...o.worker,
     },
     { concurrency: o.concurrency ?? 1 },

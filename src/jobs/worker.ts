@@ -17,6 +17,7 @@
  */
 import type { Job } from '../generated/prisma/client.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
+import { IMAGE_BYTES } from '../shared/images.ts';
 import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Prisma } from '../storage/db.ts';
@@ -225,7 +226,7 @@ async function runClaimed(
     log,
     signal: abort.signal,
     onEvent: (e) => sink.onEvent(e),
-    images: deps.images ?? { maxBytes: 10 * 1024 * 1024 },
+    images: deps.images ?? { maxBytes: IMAGE_BYTES.default },
   };
 
   let outcome: JobOutcome | undefined;

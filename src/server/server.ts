@@ -16,6 +16,7 @@ import { type BlobStore, createBlobStore } from '../storage/blob-store.ts';
 import { createPrisma, type Prisma } from '../storage/db.ts';
 import { migrate } from '../storage/migrate.ts';
 import { type App, createApp } from './app.ts';
+import { answerClientErrors } from './client-errors.ts';
 import { healthHandler } from './health.ts';
 import { staticWebHandler } from './static-web.ts';
 
@@ -74,6 +75,7 @@ export async function startServer(
 
     const app = createApp(log);
     const httpServer = createServer((req, res) => void app.handle(req, res));
+    answerClientErrors(httpServer);
     cleanups.push(
       () =>
         new Promise<void>((resolve) => {

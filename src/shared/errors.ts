@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'IMAGE_INVALID'
   | 'STORAGE_ERROR'
   | 'DATABASE_ERROR'
+  /** A dependency (the database) is down or overloaded: retry after `details.retryAfter` s. */
+  | 'SERVICE_UNAVAILABLE'
   | 'INTERNAL';
 
 export class AppError extends Error {

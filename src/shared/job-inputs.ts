@@ -9,6 +9,8 @@
  */
 import { z } from 'zod';
 import { AppError } from './errors.ts';
+import { IMAGE_BYTES } from './images.ts';
+import { unstorableText } from './storable.ts';
 
 export const LIMITS = {
   promptMaxChars: 2000,
@@ -25,8 +27,9 @@ export const LIMITS = {
   maxTokensMax: 1024,
   seedMax: Number.MAX_SAFE_INTEGER,
   repetitionPenaltyMax: 2,
-  /** Largest encoded describe input accepted (the decoder also checks pixel counts). */
-  imageMaxBytes: 20 * 1024 * 1024,
+  /** Largest encoded describe input any configuration accepts (the decoder also checks pixels). */
+  imageMaxBytes: IMAGE_BYTES.ceiling,
+  idempotencyKeyMaxChars: 200,
 } as const;
 
 export const DEFAULTS = {
@@ -44,11 +47,35 @@ export const DEFAULTS = {
   topP: 1,
 };
 
+/** Text that ends up in a database column (storable.ts: no NUL, no unpaired surrogate). */
+const storable = (what: string) =>
+  z.string().superRefine((s, ctx) => {
+    const why = unstorableText(s);
+    if (why) ctx.addIssue({ code: 'custom', message: `${what} ${why}` });
+  });
+
 const nonBlank = (what: string, max: number) =>
-  z
-    .string()
+  storable(what)
     .max(max, { message: `${what} must be at most ${max} characters` })
     .refine((s) => s.trim().length > 0, { message: `${what} must not be empty or blank` });
+
+/** Same key + same input returns the same job (src/jobs/enqueue.ts). */
+export const idempotencyKeySchema = storable('idempotencyKey')
+  .min(1, { message: 'idempotencyKey must not be empty' })
+  .max(LIMITS.idempotencyKeyMaxChars, {
+    message: `idempotencyKey must be at most ${LIMITS.idempotencyKeyMaxChars} characters`,
+  });
+
+/** An optional idempotency key, or BAD_USER_INPUT naming the field (the API and enqueueJob). */
+export function checkIdempotencyKey(key: string | null | undefined): string | undefined {
+  if (key === undefined || key === null) return undefined;
+  const r = idempotencyKeySchema.safeParse(key);
+  if (r.success) return r.data;
+  const message = r.error.issues.map((i) => i.message).join('; ');
+  throw new AppError('BAD_USER_INPUT', `Invalid input: ${message}.`, {
+    details: { fields: [{ path: 'idempotencyKey', message }] },
+  });
+}
 
 const sizeField = z
   .number()

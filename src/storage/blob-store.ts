@@ -185,12 +185,23 @@ export function createBlobStore(cfg: S3Config) {
       );
     },
 
-    /** The uploader must send the same Content-Type (it is part of the signature). */
-    async presignPut(key: string, expiresInSeconds: number, contentType?: string): Promise<string> {
+    /**
+     * A PUT URL for exactly `bytes` bytes of `contentType`: both headers are signed, so S3 refuses
+     * an upload of another size or type (a client cannot store more than it declared). The
+     * presigner leaves Content-Type unsigned unless asked, hence signableHeaders.
+     */
+    async presignPut(
+      key: string,
+      expiresInSeconds: number,
+      contentType: string,
+      bytes: number,
+    ): Promise<string> {
       return wrap(`presign put ${key}`, () =>
-        getSignedUrl(client, new PutObjectCommand({ Bucket, Key: key, ContentType: contentType }), {
-          expiresIn: expiresInSeconds,
-        }),
+        getSignedUrl(
+          client,
+          new PutObjectCommand({ Bucket, Key: key, ContentType: contentType, ContentLength: bytes }),
+          { expiresIn: expiresInSeconds, signableHeaders: new Set(['content-type', 'content-length']) },
+        ),
       );
     },
 

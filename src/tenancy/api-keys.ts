@@ -86,6 +86,15 @@ export async function resolvePrincipal(
   return p;
 }
 
+/**
+ * The principal of `rawKey` only when this process verified it within the TTL; never asks the
+ * database (used while a client address is throttled for failed authentication).
+ */
+export function cachedPrincipal(rawKey: string, cache: ApiKeyCache = apiKeyCache): KeyPrincipal | null {
+  const parsed = parseKey(rawKey);
+  return (parsed && cache.get(`${parsed.prefix}:${parsed.hash}`)) ?? null;
+}
+
 function parseKey(rawKey: string): { prefix: string; hash: string } | null {
   const m = KEY_PATTERN.exec(rawKey.trim());
   if (!m) return null;
@@ -117,12 +126,16 @@ async function lookupKey(prisma: Prisma, rawKey: string): Promise<KeyPrincipal |
   };
 }
 
-export async function revokeApiKey(prisma: Prisma, prefix: string): Promise<void> {
+export async function revokeApiKey(
+  prisma: Prisma,
+  prefix: string,
+  cache: ApiKeyCache = apiKeyCache,
+): Promise<void> {
   const r = await prisma.apiKey.updateMany({
     where: { prefix, revokedAt: null },
     data: { revokedAt: new Date() },
   });
   // Immediate in this process; other processes stop accepting the key within KEY_CACHE_TTL_MS.
-  apiKeyCache.invalidatePrefix(prefix);
+  cache.invalidatePrefix(prefix);
   if (r.count === 0) throw new AppError('NOT_FOUND', `no active API key with prefix ${prefix}`);
 }

@@ -9,8 +9,11 @@
  * Revocation: `revokeApiKey` in this process drops the key's entries immediately. Another process
  * (a second API instance, a Lambda, the CLI) cannot reach this cache, so there a revoked key keeps
  * working for at most the TTL (`KEY_CACHE_TTL_MS`, 30 s) after the revoke. The same delay applies
- * to a changed `Tenant.ratePerMinute` or key scopes.
+ * to a changed `Tenant.ratePerMinute` or key scopes. Open WebSocket and SSE streams re-check their
+ * key through this cache (src/api/use-auth.ts), so they close within TTL + the re-check interval.
  */
+
+import { BoundedMap } from '../shared/bounded-map.ts';
 
 /** What a request needs from its key: tenant, scopes and the tenant's request rate. */
 export type KeyPrincipal = { tenantId: string; keyId: string; scopes: string[]; ratePerMinute: number };
@@ -23,15 +26,24 @@ export const KEY_CACHE_MAX_ENTRIES = 10_000;
 type Entry = { principal: KeyPrincipal; prefix: string; expiresAt: number };
 
 export class ApiKeyCache {
-  private readonly entries = new Map<string, Entry>();
-  private readonly ttlMs: number;
-  private readonly maxEntries: number;
+  private readonly entries: BoundedMap<string, Entry>;
+  private readonly listeners = new Set<() => void>();
+  readonly ttlMs: number;
   private readonly now: () => number;
 
   constructor(options: { ttlMs?: number; maxEntries?: number; now?: () => number } = {}) {
     this.ttlMs = options.ttlMs ?? KEY_CACHE_TTL_MS;
-    this.maxEntries = options.maxEntries ?? KEY_CACHE_MAX_ENTRIES;
+    this.entries = new BoundedMap(options.maxEntries ?? KEY_CACHE_MAX_ENTRIES);
     this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * Calls `listener` after keys were dropped in this process (a revoke), so holders of long-lived
+   * connections can re-check their key at once instead of at their next periodic check.
+   */
+  onInvalidate(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   get size(): number {
@@ -50,24 +62,23 @@ export class ApiKeyCache {
   }
 
   set(cacheKey: string, prefix: string, principal: KeyPrincipal): void {
-    // Re-insert so Map order stays oldest-first for eviction.
-    this.entries.delete(cacheKey);
     this.entries.set(cacheKey, { principal, prefix, expiresAt: this.now() + this.ttlMs });
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest === undefined) break;
-      this.entries.delete(oldest);
-    }
   }
 
   /** Drops every entry of the key with this prefix (revocation in this process). */
   invalidatePrefix(prefix: string): void {
     for (const [k, e] of this.entries) if (e.prefix === prefix) this.entries.delete(k);
+    this.notify();
   }
 
   /** Drops every entry of a tenant (e.g. after its limits changed in this process). */
   invalidateTenant(tenantId: string): void {
     for (const [k, e] of this.entries) if (e.principal.tenantId === tenantId) this.entries.delete(k);
+    this.notify();
+  }
+
+  private notify(): void {
+    for (const l of this.listeners) l();
   }
 
   clear(): void {

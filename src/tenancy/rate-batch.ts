@@ -61,10 +61,12 @@ export function batchedRateLimiter(shared: ReservingRateLimiter, options: BatchO
   }
 
   return {
-    async take(key, perMinute) {
+    async take(key, perMinute, cost = 1) {
       if (perMinute <= 0) return { allowed: false, retryAfterSeconds: 60 };
       const batch = batchFor(perMinute, maxBatch);
-      if (batch === 1) return shared.take(key, perMinute);
+      // Several tokens at once (a request of several mutations) are rare: all-or-nothing in the
+      // shared bucket, without touching the local pool.
+      if (batch === 1 || cost > 1) return shared.take(key, perMinute, cost);
       let pool = pools.get(key);
       if (!pool) {
         pool = { tokens: 0, expiresAt: 0 };

@@ -12,32 +12,39 @@ export type RateDecision =
   | { allowed: false; retryAfterSeconds: number };
 
 export interface RateLimiter {
-  /** Takes one token from `key`'s bucket of capacity `perMinute`. */
-  take(key: string, perMinute: number): Promise<RateDecision>;
+  /**
+   * Takes `cost` tokens (default 1) from `key`'s bucket of capacity `perMinute`: all of them or,
+   * when fewer are available, none.
+   */
+  take(key: string, perMinute: number, cost?: number): Promise<RateDecision>;
 }
 
-/** Pure refill arithmetic, shared by the SQL below and its unit test. */
-export function retryAfterSeconds(available: number, perMinute: number): number {
+/** Pure refill arithmetic, shared by the SQL below and its unit test: seconds until `cost` tokens. */
+export function retryAfterSeconds(available: number, perMinute: number, cost = 1): number {
   const perSecond = perMinute / 60;
-  return Math.max(1, Math.ceil((1 - available) / perSecond));
+  return Math.max(1, Math.ceil((cost - available) / perSecond));
 }
 
 /** Up to `want` tokens taken at once; `available` = tokens in the bucket before the take. */
 export type Reservation = { granted: number; available: number };
 
 export interface ReservingRateLimiter extends RateLimiter {
-  /** Takes min(want, whole tokens available) tokens from `key`'s bucket in one statement. */
-  reserve(key: string, perMinute: number, want: number): Promise<Reservation>;
+  /**
+   * Takes min(want, whole tokens available) tokens from `key`'s bucket in one statement; none
+   * when fewer than `atLeast` (default 1) are available.
+   */
+  reserve(key: string, perMinute: number, want: number, atLeast?: number): Promise<Reservation>;
 }
 
 export function postgresRateLimiter(prisma: Prisma): ReservingRateLimiter {
   /** Buckets this process has made sure exist (see below). */
   const created = new Set<string>();
 
-  async function reserve(key: string, perMinute: number, want: number): Promise<Reservation> {
+  async function reserve(key: string, perMinute: number, want: number, atLeast = 1): Promise<Reservation> {
     const capacity = perMinute;
     const perSecond = perMinute / 60;
     const n = Math.max(1, Math.floor(want));
+    const least = Math.max(1, Math.min(n, Math.floor(atLeast)));
     // The statement below locks the bucket row with FOR UPDATE, which locks nothing while the row
     // does not exist yet: two first takers (two processes, or concurrent requests) would both see
     // a full bucket and both spend from it. Creating the full bucket first, on its own, makes
@@ -51,14 +58,15 @@ export function postgresRateLimiter(prisma: Prisma): ReservingRateLimiter {
     // `avail` = stored tokens plus the refill since the last update, capped at the capacity
     // (a new bucket starts full). The row is locked by FOR UPDATE inside the CTE, so a
     // concurrent taker re-reads the updated row after this statement commits. `granted` is the
-    // whole tokens taken: up to `n`, none when less than one is available.
+    // whole tokens taken: up to `n`, none when fewer than `least` are available.
     const rows = await prisma.$queryRaw<{ avail: number; granted: number }[]>`
       WITH cur AS (
         SELECT LEAST(${capacity}::float8, COALESCE((
           SELECT tokens + EXTRACT(EPOCH FROM (clock_timestamp() - "updatedAt"))::float8 * ${perSecond}::float8
           FROM "RateLimitBucket" WHERE key = ${key} FOR UPDATE), ${capacity}::float8)) AS avail
       ), g AS (
-        SELECT avail, GREATEST(0, LEAST(${n}::float8, FLOOR(avail)))::float8 AS granted FROM cur
+        SELECT avail, (CASE WHEN FLOOR(avail) >= ${least}::float8
+          THEN LEAST(${n}::float8, FLOOR(avail)) ELSE 0 END)::float8 AS granted FROM cur
       )
       INSERT INTO "RateLimitBucket" (key, tokens, "updatedAt")
       SELECT ${key}, avail - granted, clock_timestamp() FROM g
@@ -68,11 +76,11 @@ export function postgresRateLimiter(prisma: Prisma): ReservingRateLimiter {
   }
   return {
     reserve,
-    async take(key, perMinute) {
-      if (perMinute <= 0) return { allowed: false, retryAfterSeconds: 60 };
-      const r = await reserve(key, perMinute, 1);
-      if (r.granted >= 1) return { allowed: true, remaining: Math.floor(r.available - 1) };
-      return { allowed: false, retryAfterSeconds: retryAfterSeconds(r.available, perMinute) };
+    async take(key, perMinute, cost = 1) {
+      if (perMinute <= 0 || cost > perMinute) return { allowed: false, retryAfterSeconds: 60 };
+      const r = await reserve(key, perMinute, cost, cost);
+      if (r.granted >= cost) return { allowed: true, remaining: Math.floor(r.available - cost) };
+      return { allowed: false, retryAfterSeconds: retryAfterSeconds(r.available, perMinute, cost) };
     },
   };
 }

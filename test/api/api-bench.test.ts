@@ -4,13 +4,14 @@ import { test } from 'node:test';
 import { runApiBench } from '../../src/bench/api-bench.ts';
 import { API_FIGURE_KEYS } from '../../src/bench/report.ts';
 
-test('runApiBench reports enqueue/query latency, throughput, overhead and subscriber delay', {
-  timeout: 90_000,
+test('runApiBench reports enqueue/query latency, throughput, overhead, floors and subscriber delay', {
+  timeout: 240_000,
 }, async () => {
   const lines: string[] = [];
   const r = await runApiBench({
     quick: true,
-    durationSeconds: 1,
+    rounds: 1,
+    sliceSeconds: 1,
     subscribers: 50,
     log: (l) => lines.push(l),
   });
@@ -23,4 +24,16 @@ test('runApiBench reports enqueue/query latency, throughput, overhead and subscr
   assert.ok(r.overheadVsBareApollo > 1, `overhead ${r.overheadVsBareApollo}`);
   assert.equal(r.details.subscribers, 50);
   assert.ok(lines.some((l) => l.includes('event delay')));
+  // The floors ran in the same run, interleaved with the full stack (one log line per variant).
+  for (const name of [
+    'enqueue floor (job insert + pg-boss send)',
+    'enqueue, 10 tenants',
+    'bare Apollo, same one-row read',
+  ])
+    assert.ok(
+      lines.some((l) => l.startsWith(`api: ${name} p50`)),
+      name,
+    );
+  assert.ok(r.details.enqueueFloorP50Ms > 0 && r.details.bareReadMeanMs > 0);
+  assert.ok(r.enqueueP99Ms10Tenants >= r.details.enqueueP50Ms10Tenants);
 });

@@ -41,14 +41,20 @@ before(async () => {
   ({ key } = await h.newTenant('bad-input'));
   await h.db.prisma.tenant.updateMany({ data: { ratePerMinute: 100_000 } });
   const other = await h.newTenant('someone-else');
-  const o = await createUpload(other.key, 'image/png', 1000);
+  const o = await createUpload(other.key, 'image/png', PNG_1x1.length);
   await put(o.uploadUrl, 'image/png', PNG_1x1);
   otherUploadId = o.id;
-  const text = await createUpload(key, 'image/png', 1000);
-  await put(text.uploadUrl, 'image/png', Buffer.from('this is not an image at all'));
+  const notImage = Buffer.from('this is not an image at all');
+  const text = await createUpload(key, 'image/png', notImage.length);
+  await put(text.uploadUrl, 'image/png', notImage);
   uploads.text = text.id;
+  // The presigned PUT refuses more bytes than declared; an object that is bigger anyway (another
+  // S3 that does not check) is written straight into the store under the upload's key.
   const big = await createUpload(key, 'image/png', 50);
-  await put(big.uploadUrl, 'image/png', Buffer.concat([PNG_1x1, Buffer.alloc(100)]));
+  const bigRow = await h.db.prisma.upload.findUniqueOrThrow({ where: { id: big.id } });
+  await h.s3.blobStore.put(bigRow.key, Buffer.concat([PNG_1x1, Buffer.alloc(100)]), {
+    contentType: 'image/png',
+  });
   uploads.big = big.id;
   uploads.empty = (await createUpload(key, 'image/png', 1000)).id;
 });
@@ -294,6 +300,87 @@ const cases: Case[] = [
     name: 'bad createdAfter date',
     code: 'BAD_USER_INPUT',
     req: () => ({ query: '{ jobs(filter: { createdAfter: "yesterday" }) { edges { cursor } } }' }),
+  },
+  // Input that used to reach Postgres unchecked and come back as INTERNAL (issue 13, finding 7).
+  {
+    name: 'NUL in prompt',
+    code: 'BAD_USER_INPUT',
+    field: 'prompt',
+    req: () => gen({ prompt: 'a\u0000cat' }),
+  },
+  {
+    name: 'NUL in negativePrompt',
+    code: 'BAD_USER_INPUT',
+    field: 'negativePrompt',
+    req: () => gen({ negativePrompt: 'no\u0000' }),
+  },
+  {
+    name: 'NUL in idempotencyKey',
+    code: 'BAD_USER_INPUT',
+    field: 'idempotencyKey',
+    req: () => gen({ idempotencyKey: 'k\u0000' }),
+  },
+  {
+    name: 'NUL in webhookUrl',
+    code: 'BAD_USER_INPUT',
+    field: 'webhookUrl',
+    req: () => gen({ webhookUrl: 'https://example.com/\u0000' }),
+  },
+  {
+    name: 'NUL in the describe prompt',
+    code: 'BAD_USER_INPUT',
+    field: 'prompt',
+    req: () => desc({ imageBase64: b64(PNG_1x1), prompt: 'what\u0000?' }),
+  },
+  {
+    name: 'lone surrogate in prompt',
+    code: 'BAD_USER_INPUT',
+    field: 'prompt',
+    req: () => gen({ prompt: 'a \ud800 cat' }),
+  },
+  {
+    name: 'lone surrogate in idempotencyKey',
+    code: 'BAD_USER_INPUT',
+    field: 'idempotencyKey',
+    req: () => gen({ idempotencyKey: '\udc00' }),
+  },
+  {
+    name: 'createdAfter in the year 0000',
+    code: 'BAD_USER_INPUT',
+    req: () => ({ query: '{ jobs(filter: { createdAfter: "0000-01-01T00:00:00Z" }) { edges { cursor } } }' }),
+  },
+  {
+    name: 'createdAfter in the year 0000 via variables',
+    code: 'BAD_USER_INPUT',
+    req: () => ({
+      query: 'query($d: DateTime) { jobs(filter: { createdAfter: $d }) { edges { cursor } } }',
+      variables: { d: '0000-06-01T00:00:00Z' },
+    }),
+  },
+  {
+    name: 'cursor in the year 0000',
+    code: 'BAD_USER_INPUT',
+    field: 'after',
+    req: () => ({
+      query: '{ jobs(after: $c) { edges { cursor } } }'.replace(
+        '$c',
+        JSON.stringify(
+          Buffer.from('0000-01-01T00:00:00.000Z|8a3c1f0e-1111-4222-8333-444455556666').toString('base64url'),
+        ),
+      ),
+    }),
+  },
+  {
+    name: 'a subscription over HTTP POST',
+    code: 'BAD_USER_INPUT',
+    req: () => ({ query: 'subscription { jobs { seq } }' }),
+  },
+  {
+    name: '1,000 aliased database fields',
+    code: 'GRAPHQL_VALIDATION_FAILED',
+    req: () => ({
+      query: `{ ${Array.from({ length: 1000 }, (_, i) => `j${i}: job(id: "8a3c1f0e-1111-4222-8333-444455556666") { id }`).join(' ')} }`,
+    }),
   },
   {
     name: 'malformed job id',

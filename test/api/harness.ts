@@ -5,7 +5,7 @@
  */
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { apiSetup, type MountedApi } from '../../src/api/mount.ts';
+import { type ApiOptions, apiSetup, type MountedApi } from '../../src/api/mount.ts';
 import { embeddedWorkerSetup } from '../../src/cli/embedded-worker.ts';
 import { loadConfig } from '../../src/config/config.ts';
 import { type ServerHandle, startServer } from '../../src/server/server.ts';
@@ -44,6 +44,8 @@ export async function startApi(
     env?: Record<string, string>;
     lookup?: (host: string) => Promise<string[]>;
     workerModelDirs?: string[];
+    /** Passed to apiSetup: key cache, admission tuning. */
+    apiOptions?: Pick<ApiOptions, 'keyCache' | 'admission'>;
   } = {},
 ): Promise<ApiHarness> {
   const db = await freshDatabase({ migrate: false });
@@ -60,7 +62,12 @@ export async function startApi(
     ...options.env,
   });
   let api: MountedApi | undefined;
-  const setup = [apiSetup({ lookup: options.lookup, modelDirs: options.workerModelDirs }, (a) => (api = a))];
+  const setup = [
+    apiSetup(
+      { lookup: options.lookup, modelDirs: options.workerModelDirs, ...options.apiOptions },
+      (a) => (api = a),
+    ),
+  ];
   // The real in-process worker of `harmon serve`, on the given model directories.
   if (options.workerModelDirs) setup.push(embeddedWorkerSetup(options.workerModelDirs, () => api));
   const server = await startServer(config, { setup });

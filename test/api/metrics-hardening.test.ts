@@ -10,12 +10,16 @@ import { buildTinyModel } from '../../src/onnx/tiny.ts';
 import { type ApiHarness, startApi } from './harness.ts';
 
 let h: ApiHarness;
+const METRICS_TOKEN = 'metrics-hardening-token-0123456789';
+const scrape = async () =>
+  (await fetch(`${h.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
 const dir = mkdtempSync(join(tmpdir(), 'harmon-api-metrics-'));
 
 before(async () => {
   const modelDir = join(dir, 'model');
   await buildTinyModel({ outDir: modelDir, seed: 2 });
-  h = await startApi({ workerModelDirs: [modelDir] });
+  // Per-tenant series are served only with the metrics token (exposure.test.ts).
+  h = await startApi({ workerModelDirs: [modelDir], env: { METRICS_TOKEN } });
 });
 after(async () => {
   await h?.close();
@@ -58,9 +62,7 @@ test('/metrics: harmon_stage_seconds buckets for every pipeline stage and GPU-ms
   assert.ok(stageMs && typeof stageMs === 'object', 'the worker stored the engine stage timings');
   assert.deepEqual(job.pendingKeys, [], 'every uploaded key is recorded by an Asset row');
 
-  const r = await fetch(`${h.url}/metrics`);
-  assert.equal(r.status, 200);
-  const text = await r.text();
+  const text = await scrape();
   // Text prefill, MAR steps (fused mar_step graph or the encoder/decoder pair), diffusion, VAE
   // decode and PNG encode: each has buckets and exactly one observation from this job.
   const marStage = 'mar_step' in stageMs ? 'mar_step' : 'mar_decoder';
@@ -77,6 +79,6 @@ test('/metrics: harmon_stage_seconds buckets for every pipeline stage and GPU-ms
   assert.ok((gpu as number) > 0);
 
   // A second scrape does not observe the same job again (cumulative histograms).
-  const again = await (await fetch(`${h.url}/metrics`)).text();
+  const again = await scrape();
   assert.equal(sample(again, 'harmon_stage_seconds_count', { stage: 'prefill', kind: 'GENERATE' }), 1);
 });

@@ -63,10 +63,16 @@ test('own benchmarks only: every required key present, absent ones null with a r
   assert.equal(json.pipeline.stageMs, null);
   assert.match(json.notMeasured['pipeline.stageMs'], /not available/);
 
-  assert.equal(json.targets.length, 6);
+  for (const k of ['api.enqueueVsFloorP50', 'api.enqueueP99Ms10Tenants', 'api.queryVsBareReadMean']) {
+    assert.ok(k in json.api || getPath(json, k) === null, k);
+    assert.equal(json.notMeasured[k], 'no API here', k);
+  }
+  assert.equal(json.targets.length, 8);
   const byKey = Object.fromEntries(json.targets.map((t: { key: string }) => [t.key, t]));
   assert.ok(['met', 'missed'].includes(byKey['pipeline.fusedVsPerStepSpeedup'].status));
   assert.equal(byKey['api.subscriberEventDelayP99Ms'].status, 'not measured');
+  assert.equal(byKey['api.enqueueVsFloorP50'].status, 'not measured');
+  assert.equal(byKey['api.queryVsBareReadMean'].status, 'not measured');
   assert.equal(byKey['pipeline.jsOverheadShare'].status, 'not measured');
   for (const t of json.targets) assert.ok(t.why.length > 10, `${t.key} says why`);
 
@@ -121,7 +127,10 @@ test('provider figures land under pipeline/api and drive the target checks', asy
         throughput: 310,
         overheadVsBareApollo: 1.6,
         subscriberEventDelayP99Ms: 40,
-        details: { enqueueRate: 300 },
+        enqueueVsFloorP50: 2.5,
+        enqueueP99Ms10Tenants: 9,
+        queryVsBareReadMean: 1.2,
+        details: { enqueueRate: 300, enqueueFloorP50Ms: 1.6, queryMeanMs: 2.4, bareReadMeanMs: 2 },
       },
     }),
   });
@@ -134,6 +143,11 @@ test('provider figures land under pipeline/api and drive the target checks', asy
   assert.equal(status['api.enqueueP99Ms'], 'met');
   assert.equal(status['api.overheadVsBareApollo'], 'missed');
   assert.equal(status['api.subscriberEventDelayP99Ms'], 'met');
+  assert.equal(status['api.enqueueVsFloorP50'], 'missed');
+  assert.equal(status['api.queryVsBareReadMean'], 'met');
+  assert.equal(r.api.enqueueP99Ms10Tenants, 9);
+  const floorCheck = r.targets.find((t) => t.key === 'api.enqueueVsFloorP50');
+  assert.match(floorCheck?.why ?? '', /p50 4\.00 ms vs the floor's 1\.60 ms/);
   assert.equal(status['pipeline.jsOverheadShare'], 'not measured', 'stated for the small config only');
   assert.equal(r.notMeasured['api.enqueueP99Ms'], undefined);
 });

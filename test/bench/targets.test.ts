@@ -15,6 +15,12 @@ const base: TargetInputs = {
   enqueueRate: 320,
   overheadVsBareApollo: 1.2,
   subscriberEventDelayP99Ms: 40,
+  enqueueVsFloorP50: 1.5,
+  enqueueP50Ms: 3,
+  enqueueFloorP50Ms: 2,
+  queryVsBareReadMean: 1.4,
+  queryMeanMs: 2.8,
+  bareReadMeanMs: 2,
   cpus: 2,
   loadAverage1m: 0.5,
   notMeasured: {},
@@ -58,6 +64,27 @@ test('an enqueue p99 under 25 ms still misses when measured below 300 req/s', ()
   const c = byKey({ ...base, enqueueRate: 70 })['api.enqueueP99Ms'];
   assert.equal(c.status, 'missed');
   assert.match(c.why, /at 70 req\/s, below the 300 req\/s/);
+});
+
+test('the floor ratios of issue #12: ≤ 2× for enqueue p50, ≤ 1.5× for the job query mean, with both figures in why', () => {
+  const c = byKey(base);
+  assert.equal(c['api.enqueueVsFloorP50'].status, 'met');
+  assert.equal(c['api.enqueueVsFloorP50'].limit, 2);
+  assert.match(c['api.enqueueVsFloorP50'].why, /1\.50× \(p50 3\.00 ms vs the floor's 2\.00 ms\)/);
+  assert.equal(c['api.queryVsBareReadMean'].status, 'met');
+  assert.equal(c['api.queryVsBareReadMean'].limit, 1.5);
+  const worse = byKey({ ...base, enqueueVsFloorP50: 2.01, queryVsBareReadMean: 1.51, loadAverage1m: 7 });
+  assert.equal(worse['api.enqueueVsFloorP50'].status, 'missed');
+  assert.match(worse['api.enqueueVsFloorP50'].why, /quota statement/);
+  assert.match(worse['api.enqueueVsFloorP50'].why, /oversubscribed .*load 7\.0 on 2 CPUs/);
+  assert.equal(worse['api.queryVsBareReadMean'].status, 'missed');
+  const none = byKey({
+    ...base,
+    queryVsBareReadMean: null,
+    notMeasured: { 'api.queryVsBareReadMean': 'the API benchmark failed: x' },
+  });
+  assert.equal(none['api.queryVsBareReadMean'].status, 'not measured');
+  assert.equal(none['api.queryVsBareReadMean'].why, 'the API benchmark failed: x');
 });
 
 test('missing figures are "not measured" with the recorded reason', () => {

@@ -1,8 +1,9 @@
 /**
  * Statements enqueueJob sends, counted from Prisma's query log on a real Postgres schema with a
- * real pg-boss queue. The locked section (advisory lock -> COMMIT) serialises a tenant's enqueues,
- * so every statement in it is latency all of that tenant's requests pay; this file pins the count
- * so a regression shows. Also checks what the one-statement paths must still do: appendFirstEvent's
+ * real pg-boss queue. The quota lock serialises a tenant's enqueues, so every statement sent while
+ * it is held is latency all of that tenant's requests pay: Postgres takes it at COMMIT (the check
+ * is armed first and runs as a deferred trigger), so no statement is sent under it. This file pins
+ * the statements and their order so a regression shows. Also checks what the one-statement paths must still do: appendFirstEvent's
  * NOTIFY is byte-identical to appendEvent's, and quotaUsage reads all of its figures.
  */
 import assert from 'node:assert/strict';
@@ -51,9 +52,11 @@ after(async () => {
 
 /** What each logged statement is, in order (Prisma logs COMMIT but not BEGIN). */
 function classify(sql: string): string {
+  if (sql.includes("set_config('harmon.quota_period_start'") && sql.includes('INSERT INTO "Job"'))
+    return 'job + arm quota check';
   if (sql.includes('pg_advisory_xact_lock')) return 'lock';
-  if (sql.includes('"monthlyImageQuota"') && sql.includes('"UsageRecord"')) return 'quota';
-  if (/^INSERT INTO "[^"]+"\."Job"/.test(sql)) return 'job';
+  if (sql.includes('harmon_quota_usage(')) return 'quota';
+  if (/^INSERT INTO "[^"]+"\."Job"/.test(sql) || /^WITH arm .* INSERT INTO "Job"/.test(sql)) return 'job';
   if (sql.includes('INSERT INTO "JobEvent"') && sql.includes('pg_notify')) return 'event+notify';
   if (/INSERT INTO \S+_boss\.job/.test(sql)) return 'message';
   if (/^SELECT .*"Job"\."id"/.test(sql) && sql.includes('"idempotencyKey"')) return 'by-key';
@@ -76,16 +79,36 @@ const gen = (prompt: string, over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-test('an enqueue with a quota check sends 5 statements + COMMIT inside its transaction (was 11 + COMMIT)', async () => {
+test('an enqueue with a quota check sends 3 statements + COMMIT and none under the quota lock (was lock, quota, then 3 + COMMIT under it)', async () => {
   const got = await statementsOf(() => enqueueJob({ prisma, queue }, gen('count me')));
-  assert.deepEqual(got, ['lock', 'quota', 'job', 'event+notify', 'message', 'commit']);
+  assert.deepEqual(got, ['job + arm quota check', 'event+notify', 'message', 'commit']);
+  // Without images to reserve (describe) nothing is armed.
+  const plain = await statementsOf(() =>
+    enqueueJob({ prisma, queue }, gen('describe me', { kind: 'DESCRIBE', quotaImages: 0 })),
+  );
+  assert.deepEqual(plain, ['job', 'event+notify', 'message', 'commit']);
 });
 
-test('with an idempotency key: one lookup before the transaction and the replay check under the lock', async () => {
+test('the Job the raw insert returns is the row Prisma reads back', async () => {
+  const job = await enqueueJob(
+    { prisma, queue },
+    gen('same row', {
+      idempotencyKey: 'row-1',
+      webhookUrl: 'https://example.com/h',
+      input: { prompt: 'p', count: 2 },
+      quotaImages: 2,
+    }),
+  );
+  assert.deepEqual(job, await prisma.job.findUniqueOrThrow({ where: { id: job.id } }));
+  assert.equal(job.status, 'QUEUED');
+  assert.ok(job.createdAt instanceof Date && Math.abs(job.createdAt.getTime() - Date.now()) < 60_000);
+});
+
+test('with an idempotency key: one lookup before the transaction; a racing same-key insert waits on the unique index, not the lock', async () => {
   const got = await statementsOf(() =>
     enqueueJob({ prisma, queue }, gen('keyed', { idempotencyKey: 'k-1' })),
   );
-  assert.deepEqual(got, ['by-key', 'lock', 'by-key', 'quota', 'job', 'event+notify', 'message', 'commit']);
+  assert.deepEqual(got, ['by-key', 'job + arm quota check', 'event+notify', 'message', 'commit']);
   // A replay reads the key and returns before any transaction.
   const again = await statementsOf(() =>
     enqueueJob({ prisma, queue }, gen('keyed', { idempotencyKey: 'k-1' })),

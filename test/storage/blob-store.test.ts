@@ -69,7 +69,7 @@ test('multipart upload of a >10 MiB object is byte-exact', async () => {
 
 test('presigned PUT then presigned GET via plain fetch', async () => {
   const key = tenantKey('t1', 'uploads', 'in.png');
-  const putUrl = await s3.blobStore.presignPut(key, 60, 'image/png');
+  const putUrl = await s3.blobStore.presignPut(key, 60, 'image/png', 1000);
   const body = randomBytes(1000);
   const put = await fetch(putUrl, { method: 'PUT', body, headers: { 'content-type': 'image/png' } });
   assert.equal(put.status, 200);
@@ -87,9 +87,40 @@ test('an expired presigned URL is refused', async () => {
   const r = await fetch(url);
   assert.equal(r.status, 403);
   await r.arrayBuffer();
-  const putUrl = await s3.blobStore.presignPut(tenantKey('t1', 'misc'), 1);
+  const putUrl = await s3.blobStore.presignPut(tenantKey('t1', 'misc'), 1, 'text/plain', 1);
   await sleep(2100);
-  const p = await fetch(putUrl, { method: 'PUT', body: 'x' });
+  const p = await fetch(putUrl, { method: 'PUT', body: 'x', headers: { 'content-type': 'text/plain' } });
   assert.equal(p.status, 403);
   await p.arrayBuffer();
+});
+
+test('a presigned PUT is bounded to the declared size and content type', async () => {
+  const key = tenantKey('t1', 'uploads', 'bounded.png');
+  const url = await s3.blobStore.presignPut(key, 60, 'image/png', 1000);
+  const put = (body: BodyInit, contentType = 'image/png') =>
+    fetch(url, { method: 'PUT', body, headers: { 'content-type': contentType } });
+  for (const [what, body, type] of [
+    ['5 MB for a declared 1,000 bytes', randomBytes(5 * 1024 * 1024), 'image/png'],
+    ['1,001 bytes', randomBytes(1001), 'image/png'],
+    ['999 bytes', randomBytes(999), 'image/png'],
+    ['another content type', randomBytes(1000), 'text/html'],
+  ] as const) {
+    const r = await put(body, type);
+    assert.equal(r.status, 403, what);
+    await r.arrayBuffer();
+    assert.equal(await s3.blobStore.head(key), null, `${what}: nothing stored`);
+  }
+  // A body streamed without a Content-Length cannot match the signed one either.
+  const chunked = await fetch(url, {
+    method: 'PUT',
+    body: Readable.toWeb(Readable.from([randomBytes(600), randomBytes(600)])) as ReadableStream,
+    headers: { 'content-type': 'image/png' },
+    duplex: 'half',
+  } as RequestInit);
+  assert.equal(chunked.status, 403);
+  await chunked.arrayBuffer();
+  const body = randomBytes(1000);
+  const ok = await put(body);
+  assert.equal(ok.status, 200);
+  assert.deepEqual(await s3.blobStore.get(key), body);
 });

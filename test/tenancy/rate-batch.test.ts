@@ -21,9 +21,9 @@ function counting(inner: ReservingRateLimiter) {
       calls.reserve++;
       return inner.reserve(k, m, w);
     },
-    take: (k, m) => {
+    take: (k, m, c) => {
       calls.take++;
-      return inner.take(k, m);
+      return inner.take(k, m, c);
     },
   };
   return { limiter, calls };
@@ -115,4 +115,24 @@ test('the first takers of a new bucket in two processes cannot both spend the fu
       `key ${i}: granted ${ra.granted} + ${rb.granted} from a bucket of 10`,
     );
   }
+});
+
+test('several tokens at once (aliased mutations) are taken all or nothing, batched limiter included', async () => {
+  const pg = postgresRateLimiter(db.prisma);
+  // Postgres bucket of 10: 6 fit, then 6 more do not and take nothing, then 4 still fit.
+  assert.equal((await pg.take('rb:cost', 10, 6)).allowed, true);
+  const refused = await pg.take('rb:cost', 10, 6);
+  assert.equal(refused.allowed, false);
+  assert.ok(!refused.allowed && refused.retryAfterSeconds >= 1);
+  assert.equal((await pg.take('rb:cost', 10, 4)).allowed, true);
+  assert.equal((await pg.take('rb:cost', 10, 1)).allowed, false);
+  // More than the capacity can never be granted.
+  assert.equal((await pg.take('rb:cost-big', 10, 11)).allowed, false);
+  // The batched limiter hands multi-token takes to the shared bucket (no local pool shortcut).
+  const { limiter, calls } = counting(pg);
+  const batched = batchedRateLimiter(limiter);
+  assert.equal((await batched.take('rb:cost-batched', 6000, 3000)).allowed, true);
+  assert.equal(calls.take, 1);
+  assert.equal((await batched.take('rb:cost-batched', 6000, 3001)).allowed, false);
+  assert.equal(calls.take, 2);
 });

@@ -7,26 +7,16 @@
 import type { Job } from '../../generated/prisma/client.ts';
 import { enqueueJob, requestCancel } from '../../jobs/enqueue.ts';
 import { AppError } from '../../shared/errors.ts';
+import { ACCEPTED_CONTENT_TYPES } from '../../shared/images.ts';
+import { checkIdempotencyKey } from '../../shared/job-inputs.ts';
 import { tenantKey } from '../../storage/blob-store.ts';
 import { imagesOf } from '../../tenancy/quota.ts';
-import { checkImageSource, IMAGE_CONTENT_TYPES, isUuid } from '../image-source.ts';
+import { checkImageSource, isUuid } from '../image-source.ts';
 import { checkWebhookUrl, toDescribeOptions, toGenerateInput } from '../inputs.ts';
 import { pickModel } from '../models.ts';
 import type { ApiContext, DescribeInputGql, GenerateInputGql, UploadGql } from '../types.ts';
 import { requireScope } from '../use-auth.ts';
 import { ownJob } from './query.ts';
-
-const MAX_IDEMPOTENCY_KEY = 200;
-
-function checkIdempotencyKey(key: string | null | undefined): string | undefined {
-  if (key === undefined || key === null) return undefined;
-  if (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY) {
-    throw new AppError('BAD_USER_INPUT', `idempotencyKey must be 1..${MAX_IDEMPOTENCY_KEY} characters`, {
-      details: { fields: [{ path: 'idempotencyKey', message: `1..${MAX_IDEMPOTENCY_KEY} characters` }] },
-    });
-  }
-  return key;
-}
 
 export const mutationResolvers = {
   async generate(_: unknown, { input }: { input: GenerateInputGql }, ctx: ApiContext): Promise<Job> {
@@ -87,10 +77,14 @@ export const mutationResolvers = {
   ): Promise<UploadGql> {
     requireScope(ctx, 'jobs:write');
     const contentType = args.contentType.trim().toLowerCase();
-    if (!(IMAGE_CONTENT_TYPES as readonly string[]).includes(contentType)) {
-      throw new AppError('BAD_USER_INPUT', `contentType must be one of ${IMAGE_CONTENT_TYPES.join(', ')}`, {
-        details: { fields: [{ path: 'contentType', message: 'unsupported content type' }] },
-      });
+    if (!ACCEPTED_CONTENT_TYPES.includes(contentType)) {
+      throw new AppError(
+        'BAD_USER_INPUT',
+        `contentType must be one of ${ACCEPTED_CONTENT_TYPES.join(', ')}`,
+        {
+          details: { fields: [{ path: 'contentType', message: 'unsupported content type' }] },
+        },
+      );
     }
     const max = ctx.deps.config.maxUploadBytes;
     if (!Number.isInteger(args.bytes) || args.bytes < 1 || args.bytes > max) {
@@ -101,7 +95,7 @@ export const mutationResolvers = {
     const ttl = ctx.deps.config.presignTtlSeconds;
     const key = tenantKey(ctx.tenantId, 'uploads');
     const expiresAt = new Date(Date.now() + ttl * 1000);
-    const uploadUrl = await ctx.deps.blobStore.presignPut(key, ttl, contentType);
+    const uploadUrl = await ctx.deps.blobStore.presignPut(key, ttl, contentType, args.bytes);
     const row = await ctx.db.uploads.create({ key, contentType, bytes: args.bytes, expiresAt });
     return { id: row.id, uploadUrl, contentType, maxBytes: args.bytes, expiresAt };
   },

@@ -1,6 +1,7 @@
 /** Query resolvers: every read goes through `ctx.db` (tenant-scoped). */
 import type { Job, Prisma as P } from '../../generated/prisma/client.ts';
 import { AppError } from '../../shared/errors.ts';
+import { unstorableDate } from '../../shared/storable.ts';
 import { quotaUsage } from '../../tenancy/quota.ts';
 import { isUuid } from '../image-source.ts';
 import type { ApiContext, JobsArgs } from '../types.ts';
@@ -19,7 +20,7 @@ export function encodeCursor(job: Pick<Job, 'createdAt' | 'id'>): string {
 export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const createdAt = new Date(iso ?? '');
-  if (!id || !isUuid(id) || Number.isNaN(createdAt.getTime())) throw badCursor();
+  if (!id || !isUuid(id) || unstorableDate(createdAt)) throw badCursor();
   return { createdAt, id };
 }
 

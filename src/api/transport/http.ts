@@ -1,38 +1,85 @@
 /**
  * POST (and GET) /graphql through Apollo Server 5 on the plain node:http server, without a web
- * framework: authenticate + rate-limit first (401/429 before any parsing work), then hand the
- * request to `executeHTTPGraphQLRequest` with the tenant context. Apollo's CSRF prevention stays
- * on (a GET or a "simple" POST without a preflight-forcing header is refused).
+ * framework: the admission path first (401/429 before any parsing work), then
+ * `executeHTTPGraphQLRequest` with the tenant context; Apollo's plugin hook runs the admission's
+ * operation checks once the document is parsed and validated. Apollo's CSRF prevention stays on
+ * (a GET or a "simple" POST without a preflight-forcing header is refused).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApolloServer, HeaderMap } from '@apollo/server';
+import {
+  ApolloServer,
+  type ApolloServerPlugin,
+  type GraphQLRequestListener,
+  HeaderMap,
+} from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
-import type { GraphQLSchema } from 'graphql';
-import { AppError } from '../../shared/errors.ts';
-import { formatApiError } from '../errors.ts';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
+import { AppError, isAppError } from '../../shared/errors.ts';
+import { formatApiError, httpStatusFor, serviceUnavailableStatus } from '../errors.ts';
+import type { Admission } from '../plugins.ts';
 import type { ApiContext, ApiDeps } from '../types.ts';
-import { admit, authenticate, contextFor } from '../use-auth.ts';
-import { limitsRule } from '../use-limits.ts';
-import { type RequestScope, readBody, requestIdFrom, requestScope, sendErrors } from './request-scope.ts';
+import { clientAddress } from '../use-auth-throttle.ts';
+import {
+  bodyTooLarge,
+  lazyScope,
+  readBody,
+  requestIdFrom,
+  requestScope,
+  sendErrors,
+} from './request-scope.ts';
 
-export async function createApollo(schema: GraphQLSchema, deps: ApiDeps): Promise<ApolloServer<ApiContext>> {
-  const apollo = newApollo(schema, deps);
+export async function createApollo(
+  schema: GraphQLSchema,
+  deps: ApiDeps,
+  admission: Admission,
+): Promise<ApolloServer<ApiContext>> {
+  const apollo = newApollo(schema, deps, admission);
   await apollo.start();
   return apollo;
+}
+
+/** A refusal from the operation checks, with the HTTP status (and Retry-After) Apollo should send. */
+function refusal(e: unknown): GraphQLError {
+  const code = isAppError(e) ? e.code : 'INTERNAL';
+  const headers = new HeaderMap();
+  const retryAfter = isAppError(e) ? e.details?.retryAfter : undefined;
+  if (typeof retryAfter === 'number') headers.set('retry-after', String(retryAfter));
+  return new GraphQLError(e instanceof Error ? e.message : String(e), {
+    originalError: e instanceof Error ? e : undefined,
+    extensions: { http: { status: httpStatusFor(code), headers } },
+  });
+}
+
+/** The admission's operation checks as an Apollo plugin (one listener object for every request). */
+function operationChecks(admission: Admission): ApolloServerPlugin<ApiContext> {
+  const listener: GraphQLRequestListener<ApiContext> = {
+    async didResolveOperation(rc) {
+      try {
+        await admission.checkOperation(rc.contextValue, rc.document, rc.operationName);
+      } catch (e) {
+        throw refusal(e);
+      }
+    },
+  };
+  return { requestDidStart: async () => listener };
 }
 
 /**
  * The API's Apollo Server, not yet started: the Lambda integration starts it itself
  * (`startServerAndCreateLambdaHandler`), so it shares these rules without a second start.
  */
-export function newApollo(schema: GraphQLSchema, deps: ApiDeps): ApolloServer<ApiContext> {
+export function newApollo(
+  schema: GraphQLSchema,
+  deps: ApiDeps,
+  admission: Admission,
+): ApolloServer<ApiContext> {
   return new ApolloServer<ApiContext>({
     schema,
-    validationRules: [limitsRule()],
+    validationRules: [...admission.validationRules],
     csrfPrevention: true,
     // The schema sets no cache hints and responses are per tenant; the default cache-control
     // plugin would still wrap every field resolver (willResolveField) on every request.
-    plugins: [ApolloServerPluginCacheControlDisabled()],
+    plugins: [ApolloServerPluginCacheControlDisabled(), operationChecks(admission), serviceUnavailableStatus],
     // `harmon serve` owns shutdown (drain the worker, close the database, then exit 0); Apollo's
     // own SIGTERM handler would stop only itself and re-raise the signal, killing the process
     // mid-drain with exit code 130.
@@ -49,32 +96,39 @@ export function newApollo(schema: GraphQLSchema, deps: ApiDeps): ApolloServer<Ap
   });
 }
 
-export function graphqlHttpHandler(apollo: ApolloServer<ApiContext>, deps: ApiDeps) {
+export function graphqlHttpHandler(apollo: ApolloServer<ApiContext>, deps: ApiDeps, admission: Admission) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = process.hrtime.bigint();
     const requestId = requestIdFrom(req.headers['x-request-id']);
-    let log: RequestScope['log'] | undefined;
-    // Only error paths log; the child logger is built on first use.
-    const scope: RequestScope = {
-      requestId,
-      get log() {
-        log ??= deps.log.child({ requestId });
-        return log;
-      },
-    };
+    const scope = lazyScope(requestId, deps.log);
     let status = 500;
     res.setHeader('x-request-id', requestId);
     try {
       status = await requestScope.run(scope, async () => {
-        if (req.method !== 'POST' && req.method !== 'GET') {
-          res.writeHead(405, { allow: 'GET, POST' }).end();
-          return 405;
-        }
+        if (req.method !== 'POST' && req.method !== 'GET')
+          return sendErrors(
+            res,
+            new AppError(
+              'BAD_USER_INPUT',
+              `${req.method} is not served here; use POST (or GET for queries).`,
+            ),
+            scope,
+            { allow: 'GET, POST' },
+            405,
+          );
         let ctx: ApiContext;
         try {
-          const principal = await authenticate(deps, req.headers.authorization);
-          await admit(deps, principal);
-          ctx = contextFor(deps, principal, requestId);
+          ctx = await admission.admit({
+            transport: 'http',
+            phase: 'operation',
+            authorization: req.headers.authorization,
+            clientAddress: clientAddress(
+              req.socket.remoteAddress,
+              req.headers['x-forwarded-for'],
+              deps.config.trustedProxyHops,
+            ),
+            requestId,
+          });
         } catch (e) {
           return sendErrors(res, e, scope);
         }
@@ -88,17 +142,8 @@ export function graphqlHttpHandler(apollo: ApolloServer<ApiContext>, deps: ApiDe
             // The client went away mid-body (load generators do this at the end of a run).
             return 499;
           }
-          if (raw === null)
-            return sendErrors(
-              res,
-              new AppError(
-                'BAD_USER_INPUT',
-                'The request body is larger than 2 MiB; upload big images with createUpload.',
-              ),
-              scope,
-              // The rest of the body is left unread, so this connection cannot carry another request.
-              { connection: 'close' },
-            );
+          // The rest of the body is left unread, so this connection cannot carry another request.
+          if (raw === null) return sendErrors(res, bodyTooLarge(), scope, { connection: 'close' });
           const type = String(req.headers['content-type'] ?? '');
           if (/^application\/(graphql-response\+)?json/i.test(type) && raw.length > 0) {
             try {

@@ -8,8 +8,9 @@ import { handlers, type LambdaHandler, startServerAndCreateLambdaHandler } from 
 import type { ALBEvent, ALBResult, Context } from 'aws-lambda';
 import type { GraphQLSchema } from 'graphql';
 import { AppError } from '../../shared/errors.ts';
+import type { Admission } from '../plugins.ts';
 import type { ApiContext, ApiDeps, JobEventSource } from '../types.ts';
-import { admit, authenticate, contextFor } from '../use-auth.ts';
+import { clientAddress } from '../use-auth-throttle.ts';
 import { newApollo } from './http.ts';
 import { errorResponse, type RequestScope, requestIdFrom, requestScope } from './request-scope.ts';
 
@@ -46,10 +47,14 @@ function errorResult(err: unknown, scope: RequestScope): ALBResult {
   return { statusCode: r.status, headers: r.headers, body: r.body };
 }
 
-export function createGraphqlLambdaHandler(schema: GraphQLSchema, deps: ApiDeps): GraphqlLambdaHandler {
-  const apollo = newApollo(schema, deps);
-  // Auth runs in a middleware (it may answer 401/429 before Apollo parses anything); the context
-  // function then picks up the principal's context for the same event object.
+export function createGraphqlLambdaHandler(
+  schema: GraphQLSchema,
+  deps: ApiDeps,
+  admission: Admission,
+): GraphqlLambdaHandler {
+  const apollo = newApollo(schema, deps, admission);
+  // Admission runs in a middleware (it may answer 401/429 before Apollo parses anything); the
+  // context function then picks up the principal's context for the same event object.
   const contexts = new WeakMap<ALBEvent, ApiContext>();
   const inner: LambdaHandler<AlbRequestHandler> = startServerAndCreateLambdaHandler(
     // The integration is CommonJS and types its parameter with @apollo/server's CJS declarations;
@@ -70,9 +75,19 @@ export function createGraphqlLambdaHandler(schema: GraphQLSchema, deps: ApiDeps)
             );
           };
           try {
-            const principal = await authenticate(deps, header(event, 'authorization'));
-            await admit(deps, principal);
-            contexts.set(event, contextFor(deps, principal, scope.requestId));
+            const ctx = await admission.admit({
+              transport: 'lambda',
+              phase: 'operation',
+              authorization: header(event, 'authorization'),
+              // The ALB is always in front of the function and appends the client's address.
+              clientAddress: clientAddress(
+                undefined,
+                header(event, 'x-forwarded-for'),
+                Math.max(1, deps.config.trustedProxyHops),
+              ),
+              requestId: scope.requestId,
+            });
+            contexts.set(event, ctx);
           } catch (e) {
             const result = errorResult(e, scope);
             observe(result);

@@ -5,7 +5,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { AppError } from '../../shared/errors.ts';
+import { IMAGE_BYTES } from '../../shared/images.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { formatApiError, httpStatusFor } from '../errors.ts';
 
@@ -17,8 +19,18 @@ export function requestIdFrom(given: unknown): string {
   return (typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) && given) || randomUUID();
 }
 
-/** Upper bound on a request body: a 1 MiB inline image as base64 plus the query. */
-export const MAX_BODY_BYTES = 2 * 1024 * 1024;
+/**
+ * Upper bound on a request body, and on a graphql-ws message: an inline image as base64 (4/3 of
+ * IMAGE_BYTES.inline) plus the rest of the query. One limit for HTTP, SSE and WebSocket frames.
+ */
+export const MAX_BODY_BYTES = 2 * IMAGE_BYTES.inline;
+
+/** The whole-request error of a body over MAX_BODY_BYTES. */
+export const bodyTooLarge = () =>
+  new AppError(
+    'BAD_USER_INPUT',
+    `The request body is larger than ${MAX_BODY_BYTES / 1024 / 1024} MiB; upload big images with createUpload.`,
+  );
 
 /**
  * The whole body, or null as soon as it exceeds `limit` (the rest is not read: the caller answers
@@ -53,9 +65,10 @@ export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<
 export function errorResponse(
   err: unknown,
   scope: RequestScope,
+  statusOverride?: number,
 ): { status: number; headers: Record<string, string>; body: string } {
   const formatted: GraphQLFormattedError = formatApiError(err, scope);
-  const status = httpStatusFor(String(formatted.extensions?.code ?? 'INTERNAL'));
+  const status = statusOverride ?? httpStatusFor(String(formatted.extensions?.code ?? 'INTERNAL'));
   const retryAfter = formatted.extensions?.retryAfter;
   const body = JSON.stringify({ errors: [formatted] });
   return {
@@ -76,9 +89,42 @@ export function sendErrors(
   err: unknown,
   scope: RequestScope,
   headers: Record<string, string> = {},
+  status?: number,
 ): number {
-  const r = errorResponse(err, scope);
+  const r = errorResponse(err, scope, status);
   res.writeHead(r.status, { ...r.headers, ...headers });
   res.end(r.body);
   return r.status;
+}
+
+/** A request scope whose child logger is built on first use (only error paths log). */
+export function lazyScope(requestId: string, log: Logger): RequestScope {
+  let child: Logger | undefined;
+  return {
+    requestId,
+    get log() {
+      child ??= log.child({ requestId });
+      return child;
+    },
+  };
+}
+
+/**
+ * Anything a transport caught while checking an operation, as a GraphQLError for the shared error
+ * policy: graphql's own syntax errors get GRAPHQL_PARSE_FAILED (they carry no code), AppErrors
+ * ride along as the original error.
+ */
+export function asGraphQLError(e: unknown): GraphQLError {
+  if (e instanceof GraphQLError) {
+    if (e.extensions.code === undefined && e.path === undefined && e.message.startsWith('Syntax Error'))
+      return new GraphQLError(e.message, {
+        source: e.source,
+        positions: e.positions,
+        extensions: { code: 'GRAPHQL_PARSE_FAILED' },
+      });
+    return e;
+  }
+  return new GraphQLError(e instanceof Error ? e.message : String(e), {
+    originalError: e instanceof Error ? e : undefined,
+  });
 }

@@ -1,111 +1,151 @@
 /**
  * graphql-ws at /graphql (WebSocket upgrade on the same http.Server). The API key arrives in the
  * connection_init payload ({ authorization: 'Bearer <key>' }); a missing or bad key closes the
- * socket with 4401 before any operation runs. Every subscribe message is rate-limited, parsed
- * and validated with the same depth/cost rules as HTTP, and every error is formatted by the
- * shared error policy (masked when unexpected).
+ * socket with 4401 (4429 while the address is throttled) before any operation runs. Every
+ * subscribe message goes through the same admission path as an HTTP request (the key again,
+ * through the key cache, and the rate limit), then the shared parse/validate and operation
+ * checks; every error is formatted by the shared error policy (masked when unexpected).
+ *
+ * Bounded by construction: frames over MAX_BODY_BYTES close the socket (1009); nothing is stored
+ * per subscribe except what graphql-ws holds for a running operation (the error-formatting scope
+ * hangs off the message payload, so a refused subscribe leaves nothing behind); a revoked key
+ * closes the socket (use-auth.ts key watch).
  */
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
-import { GraphQLError, type GraphQLSchema } from 'graphql';
+import type { IncomingMessage, Server } from 'node:http';
+import type { ExecutionArgs, GraphQLError, GraphQLSchema } from 'graphql';
 import type { Context } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
-import { isAppError } from '../../shared/errors.ts';
+import { WebSocket, WebSocketServer } from 'ws';
+import { AppError, isAppError } from '../../shared/errors.ts';
 import { formatApiError } from '../errors.ts';
+import type { Admission } from '../plugins.ts';
 import type { ApiContext, ApiDeps } from '../types.ts';
-import { admit, authenticate, contextFor, type Principal } from '../use-auth.ts';
-import { documentCache } from '../use-limits.ts';
+import { clientAddress } from '../use-auth-throttle.ts';
+import { asGraphQLError, MAX_BODY_BYTES, type RequestScope } from './request-scope.ts';
 
 export const WS_UNAUTHENTICATED = 4401;
+export const WS_RATE_LIMITED = 4429;
 
-type WsContext = Context<Record<string, unknown> | undefined, unknown>;
+type Extra = { socket: WebSocket; request: IncomingMessage };
+type WsContext = Context<Record<string, unknown> | undefined, Extra>;
+type Connection = { authorization: unknown; address: string; unwatch: () => void };
 
-export function attachGraphqlWs(httpServer: Server, schema: GraphQLSchema, deps: ApiDeps, path = '/graphql') {
-  const wss = new WebSocketServer({ server: httpServer, path });
-  const principals = new WeakMap<object, Principal>();
-  const contexts = new Map<string, ApiContext>();
-  // Parsed and validated once per distinct query text, not once per subscriber.
-  const checkDocument = documentCache(schema);
-  const toGraphQLError = (e: unknown) =>
-    e instanceof GraphQLError
-      ? e
-      : new GraphQLError(e instanceof Error ? e.message : String(e), {
-          originalError: e instanceof Error ? e : undefined,
-        });
-  const scopeOf = (ctx: WsContext, id: string) =>
-    contexts.get(`${connId(ctx)}:${id}`) ?? { requestId: 'ws', log: deps.log };
-  const connIds = new WeakMap<object, string>();
-  const connId = (ctx: WsContext) => {
-    const known = connIds.get(ctx);
-    if (known) return known;
-    const id = randomUUID();
-    connIds.set(ctx, id);
-    return id;
-  };
+/** Closes with a code and a reason naming the error code (reasons are limited to 123 bytes). */
+function closeWith(socket: WebSocket, e: unknown): void {
+  const rateLimited = isAppError(e) && e.code === 'RATE_LIMITED';
+  const message = isAppError(e) ? `${e.code}: ${e.message}` : 'UNAUTHENTICATED';
+  if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING)
+    socket.close(
+      rateLimited ? WS_RATE_LIMITED : WS_UNAUTHENTICATED,
+      Buffer.from(message).subarray(0, 120).toString(),
+    );
+}
 
-  const disposable = useServer(
+export function attachGraphqlWs(
+  httpServer: Server,
+  schema: GraphQLSchema,
+  deps: ApiDeps,
+  admission: Admission,
+  path = '/graphql',
+) {
+  const wss = new WebSocketServer({ server: httpServer, path, maxPayload: MAX_BODY_BYTES });
+  const connections = new WeakMap<object, Connection>();
+  // Keyed by the subscribe message's payload object, which graphql-ws hands to onSubscribe and
+  // then to onError: the entry goes away with the message.
+  const scopes = new WeakMap<object, RequestScope>();
+  const fallback: RequestScope = { requestId: 'ws', log: deps.log };
+  const socketOf = (ctx: WsContext) => ctx.extra.socket;
+
+  const disposable = useServer<Record<string, unknown> | undefined, Extra>(
     {
       schema,
       async onConnect(ctx) {
+        const authorization = ctx.connectionParams?.authorization;
+        const address = clientAddress(
+          ctx.extra.request.socket.remoteAddress,
+          ctx.extra.request.headers['x-forwarded-for'],
+          deps.config.trustedProxyHops,
+        );
         try {
-          const principal = await authenticate(deps, ctx.connectionParams?.authorization);
-          principals.set(ctx, principal);
-          return true;
+          await admission.admit({
+            transport: 'ws',
+            phase: 'connect',
+            authorization,
+            clientAddress: address,
+            requestId: randomUUID(),
+          });
         } catch (e) {
-          const message = isAppError(e) ? `${e.code}: ${e.message}` : 'UNAUTHENTICATED';
           if (!isAppError(e)) deps.log.error({ err: e }, 'graphql-ws authentication failed');
-          // Close reasons are limited to 123 bytes by the protocol.
-          (ctx.extra as { socket: { close(code: number, reason: string): void } }).socket.close(
-            WS_UNAUTHENTICATED,
-            message.slice(0, 120),
-          );
+          closeWith(socketOf(ctx), e);
           return false;
         }
+        const unwatch = admission.watchKey(authorization, () =>
+          closeWith(socketOf(ctx), new AppError('UNAUTHENTICATED', 'The API key was revoked.')),
+        );
+        connections.set(ctx, { authorization, address, unwatch });
+        return true;
       },
-      async onSubscribe(ctx, id, payload) {
-        const principal = principals.get(ctx);
-        if (!principal)
-          return [new GraphQLError('Not authenticated', { extensions: { code: 'UNAUTHENTICATED' } })];
+      onClose(ctx) {
+        connections.get(ctx)?.unwatch();
+      },
+      async onSubscribe(ctx, _id, payload): Promise<readonly GraphQLError[] | ExecutionArgs> {
+        const conn = connections.get(ctx);
         const requestId = randomUUID();
-        const apiCtx = contextFor(deps, principal, requestId);
-        contexts.set(`${connId(ctx)}:${id}`, apiCtx);
+        scopes.set(payload, { requestId, log: deps.log });
+        let apiCtx: ApiContext;
         try {
-          await admit(deps, principal);
+          if (!conn) throw new AppError('UNAUTHENTICATED', 'The connection was not authenticated.');
+          apiCtx = await admission.admit({
+            transport: 'ws',
+            phase: 'operation',
+            authorization: conn.authorization,
+            clientAddress: conn.address,
+            requestId,
+          });
         } catch (e) {
-          return [toGraphQLError(e)];
+          // The key was revoked (or the tenant is throttled): the socket goes too.
+          if (isAppError(e) && e.code === 'UNAUTHENTICATED') closeWith(socketOf(ctx), e);
+          return [asGraphQLError(e)];
         }
-        let checked: ReturnType<typeof checkDocument>;
+        scopes.set(payload, apiCtx);
         try {
-          checked = checkDocument(payload.query);
+          const { document, errors } = admission.checkDocument(payload.query);
+          if (errors.length > 0) return errors;
+          await admission.checkOperation(apiCtx, document, payload.operationName);
+          return {
+            schema,
+            document,
+            operationName: payload.operationName,
+            variableValues: payload.variables,
+            contextValue: apiCtx,
+          };
         } catch (e) {
-          return [toGraphQLError(e)];
+          return [asGraphQLError(e)];
         }
-        const { document, errors } = checked;
-        if (errors.length > 0) return [...errors];
-        return {
-          schema,
-          document,
-          operationName: payload.operationName,
-          variableValues: payload.variables,
-          contextValue: apiCtx,
-        };
       },
-      onNext(ctx, id, _payload, _args, result) {
+      onNext(_ctx, _id, _payload, args, result) {
         if (!result.errors) return;
-        const scope = scopeOf(ctx, id);
+        const scope = (args.contextValue as ApiContext | undefined) ?? fallback;
         return { ...result, errors: result.errors.map((e) => formatApiError(e, scope)) };
       },
-      onError(ctx, id, _payload, errors) {
-        const scope = scopeOf(ctx, id);
+      onError(_ctx, _id, payload, errors) {
+        const scope = scopes.get(payload) ?? fallback;
         return errors.map((e) => formatApiError(e, scope));
-      },
-      onComplete(ctx, id) {
-        contexts.delete(`${connId(ctx)}:${id}`);
       },
     },
     wss,
   );
+  // ws closes a socket with 1009 itself when a frame is over maxPayload, then emits 'error';
+  // graphql-ws's listener would log every such client mistake with console.error. Registered
+  // after useServer's, so it replaces that listener on each new socket.
+  wss.on('connection', (socket: WebSocket) => {
+    socket.removeAllListeners('error');
+    socket.on('error', (err: Error & { code?: string }) => {
+      deps.log.debug({ err }, 'graphql-ws socket error');
+      if (socket.readyState === WebSocket.OPEN) socket.close(1011, 'Internal server error');
+    });
+  });
 
   return {
     wss,
