@@ -1,10 +1,10 @@
 /**
  * describe (image → text) timing, in-process on HarmonModel (no worker thread, so the figures are
  * the pipeline's own, not the engine's message passing):
- *   - time to first token: call → first `token` event (decode image, VAE + MAR encode, prefill,
+ *   - time to first token: call → first `token` event (decode image, VAE encode, prefill,
  *     first argmax);
- *   - prefill: the one `llm` run over the whole prompt with the spliced image embeddings;
- *   - decode: every later token (embed_tokens + llm with KV cache); tokens/s = tokens decoded
+ *   - prefill: the one `lm` run over the whole prompt, MAR-encoding the image into its slots;
+ *   - decode: every later token (one `lm` run with KV cache); tokens/s = tokens decoded
  *     after the first / decode seconds. This is the figure reported as describe.tokensPerSecond.
  *
  * A random-weight model almost never emits a stop token, so runs produce maxTokens tokens; the
