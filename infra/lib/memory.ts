@@ -55,7 +55,7 @@ export function activationBytes(c: HarmonConfig): number {
   const batch = 2 * images;
   const tokens = (c.maxImageSize / 16) ** 2;
   const seq = tokens + c.mar.buffer + PROMPT_TOKENS;
-  // The image pass (llm_image_step / mar_step): LLM MLP plus hidden states, and the attention bias.
+  // The image pass (the lm graph): LLM MLP plus hidden states, and the attention bias.
   const llmPass = batch * seq * (3 * c.llm.intermediate + 4 * c.llm.hidden) * f32 + batch * seq * seq * f32;
   const mar = batch * (tokens + c.mar.buffer) * (3 * c.mar.width * c.mar.mlpRatio + 4 * c.mar.width) * f32;
   // describe: one image through the LLM with the text, and through the VAE encoder.

@@ -1,10 +1,10 @@
 /**
  * describe (image → text) timing, in-process on HarmonModel (no worker thread, so the figures are
  * the pipeline's own, not the engine's message passing):
- *   - time to first token: call → first `token` event (decode image, VAE + MAR encode, prefill,
+ *   - time to first token: call → first `token` event (decode image, VAE encode, prefill,
  *     first argmax);
- *   - prefill: the one `llm` run over the whole prompt with the spliced image embeddings;
- *   - decode: every later token (embed_tokens + llm with KV cache); tokens/s = tokens decoded
+ *   - prefill: the one `lm` run over the whole prompt, MAR-encoding the image into its slots;
+ *   - decode: every later token (one `lm` run with KV cache); tokens/s = tokens decoded
  *     after the first / decode seconds. This is the figure reported as describe.tokensPerSecond.
  *
  * A random-weight model almost never emits a stop token, so runs produce maxTokens tokens; the
@@ -47,9 +47,9 @@ export async function benchImage(side: number, seed = 5): Promise<Uint8Array> {
 }
 
 export async function runDescribeBench(opts: DescribeBenchOptions): Promise<DescribeBenchResult> {
-  // lean: the graphs a serving engine loads. Hashes are checked as a worker would (hash markers
-  // make that a stat after the first load), so the reported load time is the worker's.
-  const model = await HarmonModel.open(opts.modelDir, { lean: true });
+  // Opened as a serving engine opens it. Hashes are checked as a worker would (hash markers make
+  // that a stat after the first load), so the reported load time is the worker's.
+  const model = await HarmonModel.open(opts.modelDir);
   try {
     const image = await benchImage(opts.imageSide ?? 96);
     const maxTokens = opts.maxTokens ?? 32;

@@ -1,6 +1,6 @@
 /**
- * The per-step alternative to diffusion_sampler.onnx, for the benchmark: 100 runs of
- * diffusion_mlp.onnx through the model runtime, with CFG mixing and the §3.6 reverse update on
+ * The per-step alternative to diffusion_sampler.onnx, for the benchmark: 100 runs of the
+ * diffusion_mlp module graph (built in memory: no model directory ships it), with CFG mixing and the §3.6 reverse update on
  * the host in float32 (tables cast to float32 as the fused graph casts its initializers). It is
  * what a port without a fused sampler would do per MAR step, so the speed ratio the bench reports
  * is the price of 100 host round trips. Same inputs as the fused graph: c, x_T, noise [S,n,16],
@@ -9,7 +9,7 @@
 import { outF32 } from '../harmon/harmon-model.ts';
 import type { HarmonConfig } from '../model/config.ts';
 import { diffusionSchedule } from '../onnx/builders/diffusion-schedule.ts';
-import type { ModelRuntime } from '../runtime/sessions.ts';
+import type { GraphSession } from '../runtime/sessions.ts';
 
 const C = 16; // latent channels per token
 
@@ -25,11 +25,8 @@ export interface SamplerInputs {
   temperature: number;
 }
 
-/**
- * What the driver needs of the runtime: only `run` (diffusion_mlp). test/onnx runs it over a bare
- * session of an in-memory graph through the same interface.
- */
-export type MlpRunner = Pick<ModelRuntime, 'run'>;
+/** What the driver needs: `run` of a diffusion_mlp session (x [R,16], t [R], c [R,D] -> out [R,32]). */
+export type MlpRunner = Pick<GraphSession, 'run'>;
 
 /** Runs the 100-step loop with one diffusion_mlp session run per step; returns x_0 [n,16]. */
 export async function samplePerStep(
@@ -52,7 +49,7 @@ export async function samplePerStep(
     xin.set(x, 0);
     if (inp.cfg) xin.set(x, n * C);
     t.fill(s.timesteps[i]);
-    const res = await runtime.run('diffusion_mlp', {
+    const res = await runtime.run({
       x: { dtype: 'float32', dims: [rows, C], data: xin },
       t: { dtype: 'float32', dims: [rows], data: t },
       c,

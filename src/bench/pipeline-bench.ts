@@ -62,8 +62,8 @@ export async function runPipelineBench(
 ): Promise<PipelineBenchEntry[]> {
   const entries: PipelineBenchEntry[] = [];
   for (const c of cases) {
-    // lean: the graphs a serving engine loads (harmon generate, the worker), not the unfused extras.
-    const model = await HarmonModel.open(modelDirs[c.name], { lean: true });
+    // Opened as a serving engine (harmon generate, the worker) opens it.
+    const model = await HarmonModel.open(modelDirs[c.name]);
     try {
       const input = {
         prompt: 'a watercolor painting of a lighthouse on a cliff',

@@ -4,6 +4,10 @@
  * against the per-step driver (100 diffusion_mlp runs + host update) on identical inputs: the
  * speed ratio of the two, and whether their outputs agree.
  *
+ * Both graphs are built in memory from the same seeded random weights at the model's shapes (its
+ * manifest config and structure choice): a model directory ships only the fused sampler, and
+ * speed does not depend on the weights' values.
+ *
  * Inputs are one MAR step's worth of tokens with CFG, drawn from the project PRNG so every run
  * of the bench feeds the same numbers. Both sides are measured interleaved (fused, per-step,
  * fused, …) so a burst of machine noise hits both rather than one.
@@ -13,8 +17,14 @@
  * check is max-abs difference ≤ 1e-5 · max|x_0|, and both numbers are reported.
  */
 import { outF32 } from '../harmon/harmon-model.ts';
+import { samplerRows } from '../harmon/mar-batch.ts';
 import { Rng } from '../harmon/prng.ts';
-import { ModelRuntime } from '../runtime/sessions.ts';
+import { readManifest } from '../model/model-dir.ts';
+import { buildDiffusionMlp } from '../onnx/builders/diffusion-mlp.ts';
+import { buildDiffusionSampler, samplerStructureFor } from '../onnx/builders/diffusion-sampler.ts';
+import { toModelBytes } from '../onnx/graph/serialize.ts';
+import { randomHarmonWeights } from '../onnx/weights/random.ts';
+import { openGraphSession } from '../runtime/sessions.ts';
 import { AppError } from '../shared/errors.ts';
 import { type Measurement, type MeasureOptions, measurementOf } from './harness.ts';
 import { type SamplerInputs, samplePerStep } from './per-step-sampler.ts';
@@ -87,30 +97,42 @@ export function maxAbsDifference(a: Float32Array, b: Float32Array): number {
 }
 
 export async function runSamplerBench(opts: SamplerBenchOptions): Promise<SamplerBenchResult> {
-  // Hashes were checked when the model was built or loaded elsewhere; re-hashing hundreds of MB
-  // would only add to the bench's wall time, not to what it measures.
-  const runtime = await ModelRuntime.open(opts.modelDir, {
-    graphs: ['diffusion_mlp', 'diffusion_sampler'],
-    verifyHashes: false,
-    intraOpNumThreads: opts.intraOpNumThreads,
-  });
+  const config = (await readManifest(opts.modelDir)).config;
+  const weights = randomHarmonWeights(config, opts.seed ?? 1, { includeVae: false });
+  const threads = { intraOpNumThreads: opts.intraOpNumThreads };
+  const sampler = await openGraphSession(
+    'diffusion_sampler',
+    toModelBytes(buildDiffusionSampler(config, weights, { structure: samplerStructureFor(config) })),
+    threads,
+  );
+  const mlp = await openGraphSession(
+    'diffusion_mlp',
+    toModelBytes(buildDiffusionMlp(config, weights)),
+    threads,
+  );
   try {
-    const config = runtime.manifest.config;
     const S = config.diffusion.samplingSteps;
     const D = config.mar.width;
     const tokens = opts.tokens ?? 16;
     const inp = samplerInputs(D, S, tokens, opts.seed ?? 1, opts.cfgScale ?? 3, opts.temperature ?? 1);
+    const rows = samplerRows(tokens, true);
     const fused = async () => {
-      const out = await runtime.run('diffusion_sampler', {
+      const out = await sampler.run({
         c: { dtype: 'float32', dims: [2 * tokens, D], data: inp.c },
         x_T: { dtype: 'float32', dims: [tokens, 16], data: inp.xT },
         noise: { dtype: 'float32', dims: [S, tokens, 16], data: inp.noise },
-        cfg_scale: { dtype: 'float32', dims: [1], data: Float32Array.of(inp.cfgScale) },
-        temperature: { dtype: 'float32', dims: [1], data: Float32Array.of(inp.temperature) },
+        row_state: { dtype: 'int64', dims: [2 * tokens], data: rows.rowState },
+        uncond_row: { dtype: 'int64', dims: [tokens], data: rows.uncondRow },
+        cfg_scale: { dtype: 'float32', dims: [tokens], data: new Float32Array(tokens).fill(inp.cfgScale) },
+        temperature: {
+          dtype: 'float32',
+          dims: [tokens],
+          data: new Float32Array(tokens).fill(inp.temperature),
+        },
       });
       return outF32(out, 'x_0', 'diffusion_sampler').data;
     };
-    const perStep = () => samplePerStep(config, runtime, inp);
+    const perStep = () => samplePerStep(config, mlp, inp);
 
     const m = opts.measure ?? {};
     const warmup = m.warmup ?? 1;
@@ -126,12 +148,9 @@ export async function runSamplerBench(opts: SamplerBenchOptions): Promise<Sample
     const tf: number[] = [];
     const tp: number[] = [];
     while (tf.length < reps && (tf.length === 0 || performance.now() - start < maxMs)) {
-      const runsBefore = runtime.stats.runs;
       let t0 = performance.now();
       a = await fused();
       tf.push(performance.now() - t0);
-      const fusedRuns = runtime.stats.runs - runsBefore;
-      if (fusedRuns !== 1) throw new AppError('INTERNAL', `fused sampler made ${fusedRuns} session runs`);
       t0 = performance.now();
       b = await perStep();
       tp.push(performance.now() - t0);
@@ -160,6 +179,6 @@ export async function runSamplerBench(opts: SamplerBenchOptions): Promise<Sample
       outputsEqual: diff <= EQUALITY_REL_TOL * Math.max(peak, 1),
     };
   } finally {
-    await runtime.close();
+    await Promise.all([sampler.release(), mlp.release()]);
   }
 }

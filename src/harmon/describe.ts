@@ -2,11 +2,12 @@
  * Image → text (spec §4, §6.11):
  *
  *   bytes ─decodeImage (magic bytes, header size check)─► RGB ─expand2square(127), resize, [-1,1]─► [1,3,S,S]
- *     ─vae_encoder─► latents [1,h,w,16] ─mar_encoder (V = N, idx 0..N−1)─► llm_in [1,N+64,H] (image ‖ buffer)
- *   prompt ids (with N+64 <image> slots) ─embed_tokens─► [1,T,H], <image> rows overwritten by llm_in
- *     ─llm prefill (all-ones mask, positions 0..T−1)─► logits, KV
+ *     ─vae_encoder─► latents [1,h,w,16]
+ *   lm prefill (one run, src/onnx/builders/lm.ts): prompt ids with N+64 <image> slots, latents as
+ *     the MAR encoder's tokens (V = N, idx 0..N−1) whose llm_in [1,N+64,H] (image ‖ buffer) fills
+ *     the slots in order (§4.3), all-ones mask, positions 0..T−1 ─► last-position logits, KV
  *   loop: repetition penalty over generated ids → argmax (or temperature/top-p sample) → stop? →
- *         embed_tokens([id]) ─llm (past = KV, position P)─► logits, KV
+ *         lm ([id], past = KV, position P) ─► logits, KV       (one session run per token)
  *
  * Stop tokens: the reference stops only on <|im_end|> (151645); the issue asks for <|endoftext|>
  * (151643) too, which can only end a run earlier — a deliberate deviation from §4.4. The stop
@@ -24,10 +25,12 @@ import {
   type HarmonModel,
   outF32,
   presentAsPast,
+  presentNames,
   RequestTimer,
   throwIfCanceled,
 } from './harmon-model.ts';
 import { decodeImage, preprocessForDescribe } from './image-io.ts';
+import { type LmCall, lmFeeds } from './lm-feeds.ts';
 import { Rng } from './prng.ts';
 import { buildDescribePrompt } from './prompts.ts';
 
@@ -119,60 +122,54 @@ export async function describe(
       'vae_encoder',
     ),
   );
-  emit({ type: 'stage', stage: 'mar_encode' });
-  const imageEmbeds = await timer.time('mar_encoder', async () => {
-    const out = await model.runtime.run(
-      'mar_encoder',
-      {
-        tokens: { dtype: 'float32', dims: [1, N, 16], data: latents.data }, // [1,h,w,16] -> [1,N,16] raster
-        visible_idx: int64(
-          [1, N],
-          Array.from({ length: N }, (_, i) => i),
-        ),
-        enc_pos_grid: { dtype: 'float32', dims: [N, mar.width], data: model.gridTables(side, side).enc },
-      },
-      ['llm_in'],
-    );
-    return outF32(out, 'llm_in', 'mar_encoder'); // [1, N+64, H] = [image ‖ buffer]
-  });
   throwIfCanceled(run.signal, 'description');
 
-  emit({ type: 'stage', stage: 'prefill' });
   const prompt = buildDescribePrompt(model.tokenizer, N + mar.buffer, o.prompt);
   const T = prompt.ids.length;
-  const H = llm.hidden;
-  const embeds = await timer.time('embed', async () =>
-    outF32(
-      await model.runtime.run('embed_tokens', { input_ids: int64([1, T], prompt.ids) }),
-      'inputs_embeds',
-      'embed_tokens',
-    ),
-  );
-  embeds.data.set(imageEmbeds.data, prompt.imageStart * H); // splice (§4.3): z[0] at the first <image> slot
-
-  const decodeStep = async (inputsEmbeds: HostTensor, past: Record<string, HostTensor>, pastLen: number) => {
-    const s = inputsEmbeds.dims[1];
-    const out = await model.runtime.run('llm', {
-      inputs_embeds: inputsEmbeds,
-      attention_mask: {
-        dtype: 'int64',
-        dims: [1, pastLen + s],
-        data: new BigInt64Array(pastLen + s).fill(1n),
-      },
-      position_ids: {
-        dtype: 'int64',
-        dims: [1, s],
-        data: BigInt64Array.from({ length: s }, (_, i) => BigInt(pastLen + i)),
-      },
-      ...past,
-    });
+  /** One lm run over `ids` after `pastLen` cached positions: logits of the last one and the grown cache. */
+  const lmStep = async (
+    ids: number[],
+    past: Record<string, HostTensor>,
+    pastLen: number,
+    encoder?: LmCall['image'],
+  ) => {
+    const s = ids.length;
+    const out = await model.runtime.run(
+      'lm',
+      lmFeeds(cfg, {
+        inputIds: int64([1, s], ids),
+        attentionMask: {
+          dtype: 'int64',
+          dims: [1, pastLen + s],
+          data: new BigInt64Array(pastLen + s).fill(1n),
+        },
+        positionIds: int64(
+          [1, s],
+          Array.from({ length: s }, (_, i) => pastLen + i),
+        ),
+        past,
+        image: encoder,
+        logitsAt: int64([1, 2], [0, s - 1]),
+      }),
+      ['logits', ...presentNames(llm.layers)],
+    );
     // Copy: the logits buffer is penalised in place below.
     return {
-      logits: Float32Array.from(outF32(out, 'logits', 'llm').data),
+      logits: Float32Array.from(outF32(out, 'logits', 'lm').data),
       past: presentAsPast(out, llm.layers),
     };
   };
-  let step = await timer.time('prefill', () => decodeStep(embeds, emptyPast(llm, 1), 0));
+
+  emit({ type: 'stage', stage: 'prefill' });
+  const encoderIn: LmCall['image'] = {
+    tokens: { dtype: 'float32', dims: [1, N, 16], data: latents.data }, // [1,h,w,16] -> [1,N,16] raster
+    visibleIdx: int64(
+      [1, N],
+      Array.from({ length: N }, (_, i) => i),
+    ),
+    encPosGrid: { dtype: 'float32', dims: [N, mar.width], data: model.gridTables(side, side).enc },
+  };
+  let step = await timer.time('prefill', () => lmStep(prompt.ids, emptyPast(llm, 1), 0, encoderIn));
   let pastLen = T;
 
   emit({ type: 'stage', stage: 'decode' });
@@ -194,10 +191,7 @@ export async function describe(
     }
     if (generated.length >= o.maxTokens) break;
     const current = step;
-    step = await timer.time('decode', async () => {
-      const e = await model.runtime.run('embed_tokens', { input_ids: int64([1, 1], [id]) });
-      return decodeStep(outF32(e, 'inputs_embeds', 'embed_tokens'), current.past, pastLen);
-    });
+    step = await timer.time('decode', () => lmStep([id], current.past, pastLen));
     pastLen += 1;
   }
   const tail = stream.flush();

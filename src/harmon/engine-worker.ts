@@ -36,7 +36,7 @@ function sharedSignal(sab: SharedArrayBuffer): CancelSignal {
 
 let model: HarmonModel;
 try {
-  model = await HarmonModel.open(init.modelDir, { lean: true, ...init.runtime });
+  model = await HarmonModel.open(init.modelDir, init.runtime);
 } catch (e) {
   post({ kind: 'load-error', error: toWire(e) });
   // Exit instead of throwing: a thrown error reaches the parent as an 'error' event that can

@@ -5,7 +5,8 @@
  */
 
 export type GenerateStage = 'tokenize' | 'prefill' | 'mar' | 'vae_decode' | 'encode';
-export type DescribeStage = 'decode_image' | 'vae_encode' | 'mar_encode' | 'prefill' | 'decode';
+/** `prefill` includes the MAR encoding of the image (one lm run, src/onnx/builders/lm.ts). */
+export type DescribeStage = 'decode_image' | 'vae_encode' | 'prefill' | 'decode';
 export type Stage = GenerateStage | DescribeStage;
 
 export interface EncodedImage {
@@ -45,8 +46,8 @@ export interface StepDebugInfo {
   textCacheLength: number;
   /** Guidance scale of this step. */
   cfgScale: number;
-  /** Which sampler graph ran: with or without the unconditional half. */
-  sampler: 'diffusion_sampler' | 'diffusion_sampler_nocfg';
+  /** Whether the sampler's rows carried the unconditional half (CFG) or the conditional rows only. */
+  guided: boolean;
   /** Rows of the condition tensor handed to the sampler. */
   conditionRows: number;
 }

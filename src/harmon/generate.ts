@@ -1,13 +1,15 @@
 /**
  * Text → image (spec §2, §3.8, §6.11, Appendix A), batched for G = count images:
  *
- *   prompts ─tokenize─► ids [B,L] ─embed_tokens─► [B,L,H] ─llm prefill─► text KV cache (kept, never grown)
- *   for k = 0..T−1:   (mar_step.onnx runs the next three as one graph when present, §6.10)
- *     tokens[:, visible] ─mar_encoder─► x_enc [B,64+V,D], llm_in [B,V+64,H]
- *     llm_in ─llm_image_step (mask [tm ‖ 1], positions len_b + 0..S−1, past = text cache)─► h [B,S,H]
- *     x_enc, h ─mar_decoder─► z [B,K,D]   (rows: conditional first, indices ascending per row)
- *     z ─diffusion_sampler (CFG) | diffusion_sampler_nocfg (cfg = 1)─► x_0 [G·K,16] ─► write back
+ *   prompts ─tokenize─► ids [B,L] ─lm (prefill)─► text KV cache (kept, never grown)
+ *   for k = 0..T−1:   one lm run = MAR encoder → LLM image pass → MAR decoder (src/onnx/builders/lm.ts)
+ *     tokens[:, visible] ─ lm (ids <image>×S, mask [tm ‖ 1], positions len_b + 0..S−1,
+ *                              past = text cache, pred_idx) ─► z [B,K,D]
+ *                              (rows: conditional first, indices ascending per row)
+ *     z ─diffusion_sampler (guided rows with CFG, unguided at cfg = 1)─► x_0 [G·K,16] ─► write back
  *   tokens [G,h,w,16] ─vae_decoder─► rgb [G,16h,16w,3] ─► PNG
+ *
+ * Session runs per request: 1 prefill + T × (lm + diffusion_sampler) + 1 vae_decoder = 2T + 2.
  *
  * B = 2G with CFG (rows G..2G−1 are the unconditional twins), G without. One PRNG, seeded by
  * the user, owns every draw through named forks: `order`/g (one permutation per image, shared
@@ -29,8 +31,15 @@ import {
   throwIfCanceled,
 } from './harmon-model.ts';
 import { encodeImage } from './image-io.ts';
-import { gatherVisible, imagePassFeeds, rowIndices, stepIndices, writeBack } from './mar-batch.ts';
-import { type MarStepMode, marConditions, useFusedStep } from './mar-condition.ts';
+import { imageSlotIds, lmFeeds } from './lm-feeds.ts';
+import {
+  gatherVisible,
+  imagePassFeeds,
+  rowIndices,
+  samplerRows,
+  stepIndices,
+  writeBack,
+} from './mar-batch.ts';
 import { cfgScales, maskSchedule } from './mask-schedule.ts';
 import { Rng } from './prng.ts';
 import { buildGeneratePrompt } from './prompts.ts';
@@ -46,8 +55,6 @@ export interface GenerateRunOptions {
   onStepDebug?: (info: StepDebugInfo) => void;
   /** Return the final latents per image (reference tests). */
   returnLatents?: boolean;
-  /** Condition network per step: fused mar_step when the model has it ('auto'), or forced. */
-  marStep?: MarStepMode;
 }
 
 /** x_T [n,16] and ξ [S,n,16] for one step; image g's rows come from its own forks. */
@@ -99,25 +106,18 @@ export async function generate(
 
   // Text prefill (§2.4): all-ones mask and positions 0..L−1 reproduce the reference's None/None.
   emit({ type: 'stage', stage: 'prefill' });
-  const embeds = await timer.time('embed', async () =>
-    outF32(
-      await model.runtime.run('embed_tokens', { input_ids: int64([B, L], batch.ids) }),
-      'inputs_embeds',
-      'embed_tokens',
-    ),
-  );
   const textCache = await timer.time('prefill', async () => {
-    const feeds: Record<string, HostTensor> = {
-      inputs_embeds: embeds,
-      attention_mask: { dtype: 'int64', dims: [B, L], data: new BigInt64Array(B * L).fill(1n) },
-      position_ids: {
+    const feeds = lmFeeds(cfg, {
+      inputIds: int64([B, L], batch.ids),
+      attentionMask: { dtype: 'int64', dims: [B, L], data: new BigInt64Array(B * L).fill(1n) },
+      positionIds: {
         dtype: 'int64',
         dims: [B, L],
         data: BigInt64Array.from({ length: B * L }, (_, i) => BigInt(i % L)),
       },
-      ...emptyPast(llm, B),
-    };
-    const out = await model.runtime.run('llm', feeds, presentNames(llm.layers));
+      past: emptyPast(llm, B),
+    });
+    const out = await model.runtime.run('lm', feeds, presentNames(llm.layers));
     return presentAsPast(out, llm.layers);
   });
 
@@ -126,9 +126,7 @@ export async function generate(
   const tokens = new Float32Array(G * N * C); // [G, N, 16], zeros = unknown
   const grids = model.gridTables(side, side);
   const posGrid = (data: Float32Array): HostTensor => ({ dtype: 'float32', dims: [N, mar.width], data });
-  const temperature: HostTensor = { dtype: 'float32', dims: [1], data: Float32Array.of(o.temperature) };
-  const sampler = withCfg ? 'diffusion_sampler' : 'diffusion_sampler_nocfg';
-  const fused = useFusedStep(model, run.marStep);
+  const imageTokenId = model.manifest.tokenizer.imageTokenId;
 
   emit({ type: 'stage', stage: 'mar' });
   for (let k = 0; k < o.steps; k++) {
@@ -141,31 +139,42 @@ export async function generate(
     const visibleIdx = int64([B, V], rowIndices(idx.visible, B));
 
     const pass = imagePassFeeds(batch.textMask, batch.lengths, L, S);
-    const z = await marConditions(model, timer, fused, {
-      tokens: { dtype: 'float32', dims: [B, V, C], data: gatherVisible(tokens, N, C, idx.visible, B) },
-      visibleIdx,
-      predIdx: int64([B, K], rowIndices(idx.predicted, B)),
-      encPosGrid: posGrid(grids.enc),
-      decPosGrid: posGrid(grids.dec),
-      diffPosGrid: posGrid(grids.diff),
-      attentionMask: { dtype: 'int64', dims: [B, L + S], data: pass.mask },
-      positionIds: { dtype: 'int64', dims: [B, S], data: pass.positions },
-      textCache,
+    const z = await timer.time('mar_step', async () => {
+      const feeds = lmFeeds(cfg, {
+        inputIds: imageSlotIds(imageTokenId, B, S),
+        attentionMask: { dtype: 'int64', dims: [B, L + S], data: pass.mask },
+        positionIds: { dtype: 'int64', dims: [B, S], data: pass.positions },
+        past: textCache,
+        image: {
+          tokens: { dtype: 'float32', dims: [B, V, C], data: gatherVisible(tokens, N, C, idx.visible, B) },
+          visibleIdx,
+          encPosGrid: posGrid(grids.enc),
+        },
+        predict: {
+          predIdx: int64([B, K], rowIndices(idx.predicted, B)),
+          decPosGrid: posGrid(grids.dec),
+          diffPosGrid: posGrid(grids.diff),
+        },
+      });
+      return outF32(await model.runtime.run('lm', feeds, ['z']), 'z', 'lm');
     });
     // z is [B,K,D] row-major: flattened it is already [conditional block ‖ unconditional block],
     // each block image-major with ascending token index, so row r pairs with row r + n (§2.6 j).
     const { n, xT, noise } = samplerNoise(rng, k, idx.predicted, S_DIFF);
+    const rows = samplerRows(n, withCfg);
     const x0 = await timer.time('diffusion_sampler', async () =>
       outF32(
-        await model.runtime.run(sampler, {
+        await model.runtime.run('diffusion_sampler', {
           c: { dtype: 'float32', dims: [B * K, mar.width], data: z.data },
           x_T: { dtype: 'float32', dims: [n, C], data: xT },
           noise: { dtype: 'float32', dims: [S_DIFF, n, C], data: noise },
-          cfg_scale: { dtype: 'float32', dims: [1], data: Float32Array.of(scales[k]) },
-          temperature,
+          row_state: { dtype: 'int64', dims: [rows.rowState.length], data: rows.rowState },
+          uncond_row: { dtype: 'int64', dims: [n], data: rows.uncondRow },
+          cfg_scale: { dtype: 'float32', dims: [n], data: new Float32Array(n).fill(scales[k]) },
+          temperature: { dtype: 'float32', dims: [n], data: new Float32Array(n).fill(o.temperature) },
         }),
         'x_0',
-        sampler,
+        'diffusion_sampler',
       ),
     );
     // Only the conditional state exists (§3.8); the twins read the same `tokens` rows.
@@ -181,7 +190,7 @@ export async function generate(
       ),
       textCacheLength: textCache['past_key_values.0.key'].dims[2],
       cfgScale: scales[k],
-      sampler,
+      guided: withCfg,
       conditionRows: B * K,
     });
     emit({ type: 'step', step: k + 1, totalSteps: o.steps, predicted: K, at: Date.now() });

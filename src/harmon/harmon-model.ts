@@ -5,8 +5,7 @@
  * generate.ts and describe.ts take one of these; nothing here knows about threads.
  */
 import type { HarmonConfig, LlmConfig } from '../model/config.ts';
-import type { GraphName, Manifest } from '../model/manifest.ts';
-import { readManifest } from '../model/model-dir.ts';
+import type { Manifest } from '../model/manifest.ts';
 import { ModelRuntime, type RuntimeOptions } from '../runtime/sessions.ts';
 import type { HostTensor } from '../runtime/tensors.ts';
 import { AppError } from '../shared/errors.ts';
@@ -30,22 +29,9 @@ export class HarmonModel {
     private readonly native: GridTables,
   ) {}
 
-  /**
-   * `lean` (used by the serving engine): when the model has the fused mar_step graph, do not load
-   * the graphs only the unfused path and benchmarks use (llm_image_step, mar_decoder,
-   * diffusion_mlp). Each ONNX session holds its own copy of its weights, so loading them all
-   * would keep the LLM weights three times in memory on a real checkpoint.
-   */
-  static async open(dir: string, opts: RuntimeOptions & { lean?: boolean } = {}): Promise<HarmonModel> {
-    const { lean, ...runtimeOpts } = opts;
-    if (lean && !runtimeOpts.graphs) {
-      const listed = Object.keys((await readManifest(dir)).graphs) as GraphName[];
-      if (listed.includes('mar_step')) {
-        const unused = new Set<GraphName>(['llm_image_step', 'mar_decoder', 'diffusion_mlp']);
-        runtimeOpts.graphs = listed.filter((g) => !unused.has(g));
-      }
-    }
-    const runtime = await ModelRuntime.open(dir, runtimeOpts);
+  /** Opens every graph of the directory; each weight is held by exactly one session (manifest.ts). */
+  static async open(dir: string, opts: RuntimeOptions = {}): Promise<HarmonModel> {
+    const runtime = await ModelRuntime.open(dir, opts);
     try {
       const out = await runtime.run('pos_tables', {});
       const f32 = (name: string) => outF32(out, name, 'pos_tables').data;
@@ -151,7 +137,7 @@ export function outF32(
   return t as HostTensor & { data: Float32Array };
 }
 
-/** Empty `past_key_values.{l}.{key,value}` feeds [rows, kvHeads, 0, headDim]: an llm prefill run. */
+/** Empty `past_key_values.{l}.{key,value}` feeds [rows, kvHeads, 0, headDim]: an lm prefill run. */
 export function emptyPast(llm: LlmConfig, rows: number): Record<string, HostTensor> {
   const past: Record<string, HostTensor> = {};
   for (let l = 0; l < llm.layers; l++) {
@@ -165,17 +151,17 @@ export function emptyPast(llm: LlmConfig, rows: number): Record<string, HostTens
   return past;
 }
 
-/** The llm's `present.{l}.*` outputs as the `past_key_values.{l}.*` feeds of the next run. */
+/** The lm's `present.{l}.*` outputs as the `past_key_values.{l}.*` feeds of the next run. */
 export function presentAsPast(out: Record<string, HostTensor>, layers: number): Record<string, HostTensor> {
   const past: Record<string, HostTensor> = {};
   for (let l = 0; l < layers; l++) {
     for (const kv of ['key', 'value'])
-      past[`past_key_values.${l}.${kv}`] = outF32(out, `present.${l}.${kv}`, 'llm');
+      past[`past_key_values.${l}.${kv}`] = outF32(out, `present.${l}.${kv}`, 'lm');
   }
   return past;
 }
 
-/** Names of the llm's `present.{l}.{key,value}` outputs, to fetch only the cache from a run. */
+/** Names of the lm's `present.{l}.{key,value}` outputs, to fetch only the cache from a run. */
 export function presentNames(layers: number): string[] {
   return Array.from({ length: layers }, (_, l) => [`present.${l}.key`, `present.${l}.value`]).flat();
 }

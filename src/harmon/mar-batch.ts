@@ -105,3 +105,18 @@ export function writeBack(
     }
   });
 }
+
+/**
+ * diffusion_sampler's row pairing for n state rows (src/onnx/builders/diffusion-sampler-step.ts):
+ * guided, the condition rows are [conditional ‖ unconditional] (z flattened, §2.6 j) and state i
+ * pairs with rows i and n + i; unguided, row i alone (uncond_row[i] = i means ε = ε_c exactly).
+ */
+export function samplerRows(
+  n: number,
+  guided: boolean,
+): { rowState: BigInt64Array; uncondRow: BigInt64Array } {
+  const rowState = new BigInt64Array(guided ? 2 * n : n);
+  for (let r = 0; r < rowState.length; r++) rowState[r] = BigInt(r % n);
+  const uncondRow = BigInt64Array.from({ length: n }, (_, i) => BigInt(guided ? n + i : i));
+  return { rowState, uncondRow };
+}

@@ -9,7 +9,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppError } from '../shared/errors.ts';
 import { hashAndMark, markedSha256 } from './hash-marker.ts';
-import { GRAPH_NAMES, type Manifest, manifestSchema } from './manifest.ts';
+import { GRAPH_NAMES, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, manifestSchema } from './manifest.ts';
 
 export async function readManifest(dir: string): Promise<Manifest> {
   let raw: string;
@@ -38,6 +38,21 @@ function parseManifest(raw: string, dir: string): Manifest {
     json = JSON.parse(raw);
   } catch (e) {
     throw new AppError('MODEL_INVALID', `manifest.json in ${dir} is not valid JSON`, { cause: e });
+  }
+  const version = (json as { format?: unknown; formatVersion?: unknown } | null) ?? {};
+  // A directory of another format version is refused whole (not field by field): say what to do.
+  if (
+    version.format === MANIFEST_FORMAT &&
+    typeof version.formatVersion === 'number' &&
+    version.formatVersion !== MANIFEST_VERSION
+  ) {
+    throw new AppError(
+      'MODEL_INVALID',
+      `model directory ${dir} is in model format version ${String(version.formatVersion)}; this version of ` +
+        `harmon reads version ${MANIFEST_VERSION} only (each weight stored once). Re-export it: ` +
+        'harmon convert for a checkpoint, harmon tiny / harmon random for random weights.',
+      { details: { formatVersion: version.formatVersion, expected: MANIFEST_VERSION } },
+    );
   }
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) {
@@ -73,7 +88,6 @@ export async function verifyModelDir(
   const seen = new Set<string>();
   for (const name of GRAPH_NAMES) {
     const entry = manifest.graphs[name];
-    if (!entry) continue; // an optional graph this directory predates (the schema requires the rest)
     for (const ref of entry.data ? [entry, entry.data] : [entry]) {
       if (seen.has(ref.file)) continue; // a file several graphs share is checked once
       seen.add(ref.file);

@@ -14,7 +14,6 @@ import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { HarmonConfig } from '../model/config.ts';
 import { DEMO_CONFIG, DEMO_SEED } from '../model/demo.ts';
-import { OPTIONAL_GRAPHS } from '../model/manifest.ts';
 import { readManifest, verifyModelDir } from '../model/model-dir.ts';
 import { builderFingerprint, buildTinyModel } from './tiny.ts';
 
@@ -28,11 +27,9 @@ async function usable(dir: string): Promise<boolean> {
   try {
     const manifest = await readManifest(dir);
     await verifyModelDir(dir, manifest, { hashes: false }); // the runtime hashes at load
-    // A demo cached by an older version of the builders (missing graphs such as mar_step, or an
-    // older sampler layout) is rebuilt: it is cheap, and stale graphs would hide improvements.
-    return (
-      OPTIONAL_GRAPHS.every((g) => manifest.graphs[g]) && manifest.source?.builder === builderFingerprint()
-    );
+    // A demo cached by an older version of the builders (an older graph layout or format version)
+    // is rebuilt: it is cheap, and stale graphs would hide improvements.
+    return manifest.source?.builder === builderFingerprint();
   } catch {
     return false;
   }

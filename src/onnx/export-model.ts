@@ -1,8 +1,14 @@
 /**
  * Weights in, model directory out: builds every graph of a Harmon model from a WeightSource and
- * writes DIR/<graph>.onnx (+ .onnx.data for large graphs) and DIR/manifest.json with sha256 of
- * every file. Used by `harmon convert` (real checkpoints) and `harmon tiny` (seeded random
- * weights). Graphs are built and written one at a time so peak memory stays near one graph.
+ * writes DIR/<graph>.onnx + <graph>.onnx.data and DIR/manifest.json with sha256 of every file.
+ * Used by `harmon convert` (real checkpoints) and `harmon tiny` / `harmon random` (seeded random
+ * weights).
+ *
+ * Memory (why it stays bounded at 1.5B): graphs are built and written one at a time, and a
+ * graph's weights are lazy — each is read from the source, transposed / cast to fp16 and written
+ * to the external data file one tensor at a time, then dropped. Nothing holds a whole graph's
+ * weights, so peak memory is about the largest single tensor (the 151936-row embedding table)
+ * plus what the WeightSource itself keeps.
  */
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -10,20 +16,14 @@ import type { HarmonConfig } from '../model/config.ts';
 import { sha256File } from '../model/hash-marker.ts';
 import type { GraphEntry, GraphName, Manifest } from '../model/manifest.ts';
 import { GRAPH_NAMES, MANIFEST_FORMAT, MANIFEST_VERSION } from '../model/manifest.ts';
-import { buildDiffusionMlp } from './builders/diffusion-mlp.ts';
 import { buildDiffusionSampler, samplerStructureFor } from './builders/diffusion-sampler.ts';
-import { buildEmbedTokens } from './builders/embed-tokens.ts';
-import { buildLlm, buildLlmImageStep } from './builders/llm.ts';
-import { buildMarDecoder } from './builders/mar-decoder.ts';
-import { buildMarEncoder } from './builders/mar-encoder.ts';
-import { buildMarStep } from './builders/mar-step.ts';
+import { buildLm } from './builders/lm.ts';
 import { buildPosTables } from './builders/pos-tables.ts';
 import { buildVaeDecoder } from './builders/vae-decoder.ts';
 import { buildVaeEncoder } from './builders/vae-encoder.ts';
 import type { WeightDType } from './graph/context.ts';
 import type { GraphBuilder } from './graph/graph-builder.ts';
 import { saveModel } from './graph/serialize.ts';
-import { numelOf } from './weights/dtype.ts';
 import type { WeightSource } from './weights/types.ts';
 
 export interface ExportOptions {
@@ -47,31 +47,32 @@ type Builder = (
 ) => GraphBuilder;
 
 /** Graph name -> builder; the VAE graphs read their keys under `vaePrefix`. */
-function builders(): Record<GraphName, { build: Builder; vae?: boolean }> {
+function builders(imageTokenId: number): Record<GraphName, { build: Builder; vae?: boolean }> {
   return {
-    embed_tokens: { build: buildEmbedTokens },
-    llm: { build: buildLlm },
-    llm_image_step: { build: buildLlmImageStep },
-    mar_encoder: { build: buildMarEncoder },
-    mar_decoder: { build: buildMarDecoder },
-    diffusion_mlp: { build: buildDiffusionMlp },
+    lm: { build: (c, w, o) => buildLm(c, w, { ...o, imageTokenId }) },
     // The faster structure for this size (measured; see samplerStructureFor).
     diffusion_sampler: {
-      build: (c, w, o) => buildDiffusionSampler(c, w, { ...o, cfg: true, structure: samplerStructureFor(c) }),
-    },
-    diffusion_sampler_nocfg: {
-      build: (c, w, o) =>
-        buildDiffusionSampler(c, w, { ...o, cfg: false, structure: samplerStructureFor(c) }),
+      build: (c, w, o) => buildDiffusionSampler(c, w, { ...o, structure: samplerStructureFor(c) }),
     },
     vae_encoder: { build: buildVaeEncoder, vae: true },
     vae_decoder: { build: buildVaeDecoder, vae: true },
     pos_tables: { build: buildPosTables },
-    mar_step: { build: buildMarStep },
   };
 }
 
-/** Large graphs go to external data: protobuf cannot hold more than 2 GiB in one message. */
-const EXTERNAL_ABOVE_PARAMS = 200_000_000;
+/** One graph of the model directory, built as the export builds it (also for tests). */
+export function buildModelGraph(
+  name: GraphName,
+  config: HarmonConfig,
+  weights: WeightSource,
+  opts: Pick<ExportOptions, 'weightDType' | 'vaePrefix' | 'imageTokenId'>,
+): GraphBuilder {
+  const { build, vae } = builders(opts.imageTokenId)[name];
+  return build(config, weights, {
+    weightDType: opts.weightDType,
+    keyPrefix: vae ? opts.vaePrefix : undefined,
+  });
+}
 
 export async function exportHarmon(
   config: HarmonConfig,
@@ -79,18 +80,13 @@ export async function exportHarmon(
   opts: ExportOptions,
 ): Promise<Manifest> {
   await mkdir(opts.outDir, { recursive: true });
-  const table = builders();
   const graphs = {} as Record<GraphName, GraphEntry>;
   let done = 0;
   for (const name of GRAPH_NAMES) {
-    const { build, vae } = table[name];
-    const g = build(config, weights, {
-      weightDType: opts.weightDType,
-      keyPrefix: vae ? opts.vaePrefix : undefined,
-    });
-    const params = g.initializers.reduce((n, i) => n + numelOf(i.dims), 0);
+    const g = buildModelGraph(name, config, weights, opts);
+    // Always external (any size loads; onnxruntime maps the page-aligned weights from the file).
     const files = await saveModel(g, join(opts.outDir, `${name}.onnx`), {
-      externalData: params > EXTERNAL_ABOVE_PARAMS,
+      externalData: true,
       metadata: { harmon_graph: name, harmon_variant: config.variant },
     });
     const [model, data] = await Promise.all(files.map(fileRef));

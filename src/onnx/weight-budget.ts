@@ -4,8 +4,8 @@
  * (infra/lib/memory.ts). Counted from the checkpoint's tensor list (harmon-keys.ts) and
  * GRAPH_WEIGHTS below, which says which checkpoint tensors each graph holds as initializers.
  * test/onnx/weight-budget.test.ts compares GRAPH_WEIGHTS with the initializers the exporter
- * really writes, and SERVING_GRAPHS with what HarmonModel.open({ lean }) really loads, so a
- * layout change that forgets this file fails there.
+ * really writes, and SERVING_GRAPHS with what HarmonModel.open really loads, so a layout change
+ * that forgets this file fails there.
  */
 import type { HarmonConfig } from '../model/config.ts';
 import { GRAPH_NAMES, type GraphName } from '../model/manifest.ts';
@@ -16,19 +16,15 @@ export type StorageDType = 'float32' | 'float16';
 
 const ENCODER = ['mar.z_proj', 'mar.fake_latent', 'mar.encoder_', 'proj_in.'];
 const DECODER = ['mar.decoder_', 'mar.mask_token', 'proj_out.'];
-const LLM_BODY = ['llm.model.layers.', 'llm.model.norm.'];
 const DIFFUSION = ['mar.diffloss.net.'];
 
-/** Checkpoint-key prefixes whose tensors each graph stores (the layout of an export today). */
+/**
+ * Checkpoint-key prefixes whose tensors each graph stores (model format 2: each tensor in one
+ * graph). `llm.model.` includes the embedding, which is also the tied lm_head.
+ */
 export const GRAPH_WEIGHTS: Readonly<Record<GraphName, readonly string[]>> = {
-  embed_tokens: ['llm.model.embed_tokens.'],
-  llm: ['llm.model.'], // body + the embedding, which is also the tied lm_head
-  llm_image_step: LLM_BODY,
-  mar_encoder: ENCODER,
-  mar_decoder: DECODER,
-  diffusion_mlp: DIFFUSION,
+  lm: ['llm.model.', ...ENCODER, ...DECODER],
   diffusion_sampler: DIFFUSION,
-  diffusion_sampler_nocfg: DIFFUSION,
   vae_encoder: ['vae.encoder.', 'vae.quant_conv.'],
   vae_decoder: ['vae.decoder.', 'vae.post_quant_conv.'],
   pos_tables: [
@@ -36,19 +32,16 @@ export const GRAPH_WEIGHTS: Readonly<Record<GraphName, readonly string[]>> = {
     'mar.decoder_pos_embed_learned',
     'mar.diffusion_pos_embed_learned',
   ],
-  mar_step: [...ENCODER, ...LLM_BODY, ...DECODER],
 };
 
-/** Graphs a serving worker loads: with mar_step, the three graphs it fuses stay on disk. */
-export const SERVING_GRAPHS: readonly GraphName[] = GRAPH_NAMES.filter(
-  (g) => !['llm_image_step', 'mar_decoder', 'diffusion_mlp'].includes(g),
-);
-
 /**
- * Whether one process's sessions share a tensor that several of its graphs hold. Today each
- * onnxruntime session owns its initializers, so a tensor in k loaded graphs is resident k times.
+ * The two learned tables stored in two graphs, split by rows: the 64 buffer rows in lm, the
+ * 16×16 grid rows in pos_tables. Their bytes are counted where they are, never twice.
  */
-export const SESSIONS_SHARE_WEIGHTS = false;
+const SPLIT_TABLES = new Set(['mar.encoder_pos_embed_learned', 'mar.decoder_pos_embed_learned']);
+
+/** Graphs a serving worker loads: all of them (no graph duplicates another's weights). */
+export const SERVING_GRAPHS: readonly GraphName[] = GRAPH_NAMES;
 
 const BYTES: Record<StorageDType, number> = { float32: 4, float16: 2 };
 
@@ -96,24 +89,28 @@ export function weightBudget(
     for (const k of keys) n += numelOf(shapes.get(k) ?? []);
     return n;
   };
+  const { buffer, width } = config.mar;
+  /** Elements of `key` that `graph` stores (a split table's rows, else the whole tensor). */
+  const heldBy = (graph: GraphName, key: string) => {
+    const all = numelOf(shapes.get(key) ?? []);
+    if (!SPLIT_TABLES.has(key)) return all;
+    return graph === 'lm' ? buffer * width : all - buffer * width;
+  };
   const graphs = GRAPH_NAMES.map((graph): GraphWeights => {
-    const params = numel(keysOf(GRAPH_WEIGHTS[graph], shapes));
+    const params = keysOf(GRAPH_WEIGHTS[graph], shapes).reduce((n, k) => n + heldBy(graph, k), 0);
     return { graph, params, storedBytes: params * BYTES[dtype], loadedBytes: params * 4 };
   });
   const byName = new Map(graphs.map((g) => [g.graph, g]));
   const servedGraphs = served.map((g) => byName.get(g) as GraphWeights);
-  const unique = (names: readonly GraphName[]) =>
-    numel(new Set(names.flatMap((g) => keysOf(GRAPH_WEIGHTS[g], shapes))));
   const largest = servedGraphs.reduce((a, b) => (b.loadedBytes > a.loadedBytes ? b : a));
   return {
     variant: config.variant,
     dtype,
     graphs,
-    uniqueParams: unique(GRAPH_NAMES),
+    uniqueParams: numel(new Set(GRAPH_NAMES.flatMap((g) => keysOf(GRAPH_WEIGHTS[g], shapes)))),
     dirBytes: graphs.reduce((s, g) => s + g.storedBytes, 0),
-    residentBytes: SESSIONS_SHARE_WEIGHTS
-      ? unique(served) * 4
-      : servedGraphs.reduce((s, g) => s + g.loadedBytes, 0),
+    // Each session owns its initializers, and no tensor is in two graphs: the served graphs' sum.
+    residentBytes: servedGraphs.reduce((s, g) => s + g.loadedBytes, 0),
     largestLoadBytes: largest.loadedBytes + (dtype === 'float16' ? largest.storedBytes : 0),
     largestLoadGraph: largest.graph,
   };

@@ -65,8 +65,7 @@ export class ModelRuntime {
     const tVerify = performance.now();
     const files = await verifyModelDir(dir, manifest, { hashes: opts.verifyHashes ?? true });
     const verifyMs = performance.now() - tVerify;
-    // Optional graphs (OPTIONAL_GRAPHS) may be absent from older directories: load what is listed.
-    const wanted = opts.graphs ?? GRAPH_NAMES.filter((n) => manifest.graphs[n]);
+    const wanted = opts.graphs ?? GRAPH_NAMES;
     const sessions = new Map<GraphName, ort.InferenceSession>();
     const msByGraph: Record<string, number> = {};
     try {
@@ -122,19 +121,12 @@ export class ModelRuntime {
   ): Promise<Record<string, HostTensor>> {
     const session = this.session(graph);
     validateFeeds(graph, session, feeds);
-    const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(feeds))
-      ortFeeds[name] = new ort.Tensor(t.dtype, t.data, t.dims as number[]);
     const t0 = performance.now();
-    const result = outputs ? await session.run(ortFeeds, outputs) : await session.run(ortFeeds);
+    const out = await runSession(session, feeds, outputs);
     const ms = performance.now() - t0;
     this.stats.runs++;
     this.stats.msByGraph[graph] = (this.stats.msByGraph[graph] ?? 0) + ms;
     this.stats.runsByGraph[graph] = (this.stats.runsByGraph[graph] ?? 0) + 1;
-    const out: Record<string, HostTensor> = {};
-    for (const [name, t] of Object.entries(result)) {
-      out[name] = { dtype: t.type as HostTensor['dtype'], dims: t.dims, data: t.data as HostTensor['data'] };
-    }
     return out;
   }
 
@@ -149,6 +141,50 @@ export class ModelRuntime {
     if (!s) throw new AppError('MODEL_INVALID', `graph ${graph} is not loaded`);
     return s;
   }
+}
+
+async function runSession(
+  session: ort.InferenceSession,
+  feeds: Record<string, HostTensor>,
+  outputs?: string[],
+): Promise<Record<string, HostTensor>> {
+  const ortFeeds: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(feeds))
+    ortFeeds[name] = new ort.Tensor(t.dtype, t.data, t.dims as number[]);
+  const result = outputs ? await session.run(ortFeeds, outputs) : await session.run(ortFeeds);
+  const out: Record<string, HostTensor> = {};
+  for (const [name, t] of Object.entries(result)) {
+    out[name] = { dtype: t.type as HostTensor['dtype'], dims: t.dims, data: t.data as HostTensor['data'] };
+  }
+  return out;
+}
+
+/** A session over one graph that is not part of a model directory (built in memory). */
+export interface GraphSession {
+  run(feeds: Record<string, HostTensor>, outputs?: string[]): Promise<Record<string, HostTensor>>;
+  release(): Promise<void>;
+}
+
+/**
+ * Opens an in-memory graph on the CPU provider: the per-step diffusion_mlp of the sampler bench,
+ * which no model directory ships (its weights are the diffusion_sampler's).
+ */
+export async function openGraphSession(
+  name: string,
+  bytes: Uint8Array,
+  opts: Pick<RuntimeOptions, 'intraOpNumThreads'> = {},
+): Promise<GraphSession> {
+  const session = await ort.InferenceSession.create(bytes, {
+    graphOptimizationLevel: 'all',
+    ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
+  });
+  return {
+    run: (feeds, outputs) => {
+      validateFeeds(name, session, feeds);
+      return runSession(session, feeds, outputs);
+    },
+    release: () => session.release(),
+  };
 }
 
 /** Checks names, dtypes, ranks and fixed dims of the feeds against the graph's input metadata. */

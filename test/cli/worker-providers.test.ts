@@ -80,7 +80,7 @@ test('EXECUTION_PROVIDERS=cpu: the worker serves and logs its load time per grap
     assert.ok(line, p.output());
     const rec = JSON.parse(line) as { executionProvider: string; msByGraph: Record<string, number> };
     assert.equal(rec.executionProvider, 'cpu');
-    assert.ok(rec.msByGraph.llm >= 0 && rec.msByGraph.vae_decoder >= 0, line);
+    assert.ok(rec.msByGraph.lm >= 0 && rec.msByGraph.vae_decoder >= 0, line);
   } finally {
     // Sent the moment the ready line arrives: the handlers must already be in place.
     p.child.kill('SIGTERM');

@@ -44,14 +44,14 @@ test('describe returns text, streams token deltas that add up to it, and stops a
   assert.ok(r.text.length > 0, 'random weights still produce some text');
   assert.deepEqual(
     events.filter((e) => e.type === 'stage').map((e) => e.type === 'stage' && e.stage),
-    ['decode_image', 'vae_encode', 'mar_encode', 'prefill', 'decode'],
+    ['decode_image', 'vae_encode', 'prefill', 'decode'],
   );
   // Greedy decoding is deterministic.
   const again = await describe(tiny.model, png, { maxTokens: 16, size: 64 });
   assert.deepEqual(again.tokenIds, r.tokenIds);
   assert.equal(r.meta.demo, true);
-  // 1 embed + prefill + (tokens − 1) × (embed + decode) session runs after the image encoders.
-  assert.equal(r.meta.sessions.runsByGraph.llm, r.tokenCount);
+  // vae_encoder, then one lm run per token: the prefill (MAR encoding included) and each decode.
+  assert.deepEqual(r.meta.sessions.runsByGraph, { vae_encoder: 1, lm: r.tokenCount });
 });
 
 test('a stop token ends the run and is not part of the text', async () => {

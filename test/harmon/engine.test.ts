@@ -37,7 +37,7 @@ test('engine reports the model and produces the same PNG bytes as the in-process
   } finally {
     await model.close();
   }
-  assert.equal(viaWorker.meta.sessions.runs, 19); // 8 steps × (mar_step + sampler) + embed + prefill + VAE
+  assert.equal(viaWorker.meta.sessions.runs, 18); // 2T + 2: 8 steps × (lm + sampler) + lm prefill + VAE
   assert.ok(viaWorker.meta.sessionMs > 0 && viaWorker.meta.sessionMs <= viaWorker.meta.totalMs);
 });
 
@@ -115,10 +115,10 @@ test('input errors cross the thread boundary as AppError with their code', async
 test('a model dir with a missing or corrupted graph is refused with MODEL_INVALID', async () => {
   const missing = join(fx.root, 'missing');
   await cp(fx.dir, missing, { recursive: true });
-  await rm(join(missing, 'mar_decoder.onnx'));
+  await rm(join(missing, 'lm.onnx.data'));
   await assert.rejects(HarmonEngine.start({ modelDir: missing }), (e: unknown) => {
     assert.ok(e instanceof AppError && e.code === 'MODEL_INVALID');
-    assert.match(e.message, /mar_decoder\.onnx.*missing/);
+    assert.match(e.message, /lm\.onnx\.data.*missing/);
     return true;
   });
   const corrupt = join(fx.root, 'corrupt');

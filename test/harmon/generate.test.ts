@@ -61,8 +61,8 @@ test('count 2 gives two different images in one batch; image 1 of the batch equa
   // Rows are independent in every graph and the PRNG forks per image, so batching changes nothing.
   const d = two.latents![0].reduce((m, v, i) => Math.max(m, Math.abs(v - one.latents![0][i])), 0);
   assert.ok(d < 1e-4, `batched vs single latents differ by ${d}`);
-  // One batch: 8 MAR steps × (mar_step + sampler) + embed + prefill + VAE, not twice that.
-  assert.equal(two.meta.sessions.runs, 19);
+  // One batch: 8 MAR steps × (lm + sampler) + lm prefill + VAE, not twice that.
+  assert.equal(two.meta.sessions.runs, 18);
 });
 
 for (const [size, steps] of [
@@ -107,7 +107,7 @@ test('CFG: twins share predicted indices (ascending), positions start at each ro
   assert.notEqual(batch.lengths[0], batch.lengths[2], 'test needs different Lc and Lu');
   for (const s of steps) {
     assert.equal(s.batchRows, 4);
-    assert.equal(s.sampler, 'diffusion_sampler');
+    assert.equal(s.guided, true);
     assert.equal(s.conditionRows, 4 * s.predIdx[0].length);
     assert.deepEqual(s.predIdx[2], s.predIdx[0]);
     assert.deepEqual(s.predIdx[3], s.predIdx[1]);
@@ -144,11 +144,12 @@ test('cfg = 1 runs without the unconditional half', async () => {
   const { steps, result } = await traced({ ...base, cfg: 1, count: 2 });
   for (const s of steps) {
     assert.equal(s.batchRows, 2);
-    assert.equal(s.sampler, 'diffusion_sampler_nocfg');
+    assert.equal(s.guided, false);
     assert.equal(s.conditionRows, 2 * s.predIdx[0].length);
   }
-  assert.equal(result.meta.sessions.runsByGraph.diffusion_sampler, undefined);
-  assert.equal(result.meta.sessions.runsByGraph.diffusion_sampler_nocfg, 8);
+  // 2T + 2 session runs: lm prefill, T × (lm image pass + sampler), vae_decoder.
+  assert.deepEqual(result.meta.sessions.runsByGraph, { lm: 9, diffusion_sampler: 8, vae_decoder: 1 });
+  assert.equal(result.meta.sessions.runs, 2 * 8 + 2);
 });
 
 test('previews every 2 steps do not change the final image', async () => {

@@ -70,7 +70,7 @@ describe('worker memory fit', () => {
     const ctx = (o: Record<string, string>) => (k: string) => o[k] ?? cdkJson.context[k];
     assert.throws(
       () => readConfig(ctx({ gpuInstanceType: 'g6.xlarge', modelVariant: 'harmon-1.5b' })),
-      /g6\.xlarge cannot serve harmon-1\.5b \(fp16\): serving needs [\d.]+ GiB of GPU memory, the L4 24 GB/,
+      /g6\.xlarge cannot serve harmon-1\.5b \(fp16\): .*serving needs [\d.]+ GiB of GPU memory, the L4 24 GB/,
     );
     assert.throws(() => readConfig(ctx({ modelVariant: 'my-model' })), /must start with harmon-<size>/);
     assert.throws(() => readConfig(ctx({ modelDtype: 'bf16' })), /modelDtype=bf16: expected fp16 or fp32/);

@@ -1,10 +1,12 @@
 /**
  * Shared setup of the diffusion_sampler.onnx tests (random weights, the scan/unrolled layouts,
- * well-conditioned weights). Each file fixes a config, weights, n, a CFG scale, a temperature and
+ * well-conditioned weights). One graph serves both cases: guided inputs carry 2n condition rows
+ * (row pairing from samplerRows), unguided ones n. Each file fixes a config, weights, n, a CFG scale, a temperature and
  * an input amplitude; this module draws the inputs, feeds a sampler graph and runs the float64
  * reference from them the same way for all three, so they cannot drift apart.
  */
 import assert from 'node:assert/strict';
+import { samplerRows } from '../../src/harmon/mar-batch.ts';
 import type { HarmonConfig } from '../../src/model/config.ts';
 import type { WeightSource } from '../../src/onnx/weights/types.ts';
 import { type Feed, f32, randomArray, runModel } from '../helpers/ort.ts';
@@ -65,13 +67,18 @@ export function diffusionSamplerFixture(k: SamplerCase): SamplerFixture {
   const { cfg, n } = k;
   const D = cfg.mar.width;
   const S = cfg.diffusion.samplingSteps;
-  const feeds = (inp: SamplerTestInputs, over: SamplerOverrides = {}) => ({
-    c: f32([inp.rows, D], inp.c),
-    x_T: f32([n, 16], inp.xT),
-    noise: f32([S, n, 16], over.noise ?? inp.noise),
-    cfg_scale: f32([1], [over.scale ?? k.scale]),
-    temperature: f32([1], [over.temperature ?? k.temperature]),
-  });
+  const feeds = (inp: SamplerTestInputs, over: SamplerOverrides = {}) => {
+    const rows = samplerRows(n, inp.rows === 2 * n); // guided iff the c rows carry the unconditional half
+    return {
+      c: f32([inp.rows, D], inp.c),
+      x_T: f32([n, 16], inp.xT),
+      noise: f32([S, n, 16], over.noise ?? inp.noise),
+      row_state: { dtype: 'int64' as const, dims: [inp.rows], data: rows.rowState },
+      uncond_row: { dtype: 'int64' as const, dims: [n], data: rows.uncondRow },
+      cfg_scale: f32([n], new Float32Array(n).fill(over.scale ?? k.scale)),
+      temperature: f32([n], new Float32Array(n).fill(over.temperature ?? k.temperature)),
+    };
+  };
   return {
     inputs(useCfg, seed) {
       const rows = useCfg ? 2 * n : n;
@@ -88,8 +95,10 @@ export function diffusionSamplerFixture(k: SamplerCase): SamplerFixture {
       c: f32([0, D], []),
       x_T: f32([0, 16], []),
       noise: f32([S, 0, 16], []),
-      cfg_scale: f32([1], [k.scale]),
-      temperature: f32([1], [k.temperature]),
+      row_state: { dtype: 'int64' as const, dims: [0], data: new BigInt64Array(0) },
+      uncond_row: { dtype: 'int64' as const, dims: [0], data: new BigInt64Array(0) },
+      cfg_scale: f32([0], []),
+      temperature: f32([0], []),
     }),
     async run(bytes, inp, over = {}) {
       const out = await runModel(bytes, feeds(inp, over));

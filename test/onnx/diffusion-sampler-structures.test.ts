@@ -27,12 +27,9 @@ const TEMP = 0.9;
 const REL_TOL = 1e-5;
 const fx = diffusionSamplerFixture({ cfg, weights, n, scale: SCALE, temperature: TEMP, amplitude: 1.5 });
 
-function sample(structure: SamplerStructure, useCfg: boolean, inp: SamplerTestInputs, fp16 = false) {
-  const g = buildDiffusionSampler(cfg, weights, {
-    cfg: useCfg,
-    structure,
-    weightDType: fp16 ? 'float16' : 'float32',
-  });
+// Guided or not is in the inputs (inp.rows = 2n or n), not in the graph.
+function sample(structure: SamplerStructure, _useCfg: boolean, inp: SamplerTestInputs, fp16 = false) {
+  const g = buildDiffusionSampler(cfg, weights, { structure, weightDType: fp16 ? 'float16' : 'float32' });
   return fx.run(toModelBytes(g), inp);
 }
 
@@ -62,7 +59,7 @@ test('scan sampler with fp16 weights matches the fp16-rounded reference', async 
 });
 
 test('scan sampler: one Scan walking the steps in reverse, modulations outside it, n = 0 runs', async () => {
-  const g = buildDiffusionSampler(cfg, weights, { cfg: true, structure: 'scan' });
+  const g = buildDiffusionSampler(cfg, weights, { structure: 'scan' });
   const scans = g.nodes.filter((nd) => nd.opType === 'Scan');
   assert.equal(scans.length, 1);
   assert.ok(!g.nodes.some((nd) => nd.opType === 'Loop'));
@@ -79,10 +76,10 @@ test('scan sampler: one Scan walking the steps in reverse, modulations outside i
 });
 
 test('unrolled sampler: no Loop/Scan, weights shared, equals the Loop bit for bit', async () => {
-  const g = buildDiffusionSampler(cfg, weights, { cfg: true, structure: 'unrolled' });
+  const g = buildDiffusionSampler(cfg, weights, { structure: 'unrolled' });
   assert.ok(!g.nodes.some((nd) => nd.opType === 'Loop' || nd.opType === 'Scan'));
   // S copies of the step read the same initializers instead of S copies of the weights.
-  const loopInits = buildDiffusionSampler(cfg, weights, { cfg: true }).initializers;
+  const loopInits = buildDiffusionSampler(cfg, weights).initializers;
   const matrixElements = (inits: typeof loopInits) =>
     inits.filter((i) => i.dims.length === 2).reduce((a, i) => a + i.dims[0] * i.dims[1], 0);
   assert.equal(matrixElements(g.initializers), matrixElements(loopInits));

@@ -1,5 +1,6 @@
 /**
- * diffusion_sampler.onnx (fused 100-step Loop) against the float64 reference loop.
+ * diffusion_sampler.onnx (fused 100-step Loop) against the float64 reference loop. One graph
+ * serves guided rows (2n condition rows) and unguided ones (n rows), also mixed in one run.
  *
  * Why the end-to-end tolerance is relative to |x_0|: with untrained random weights ε̂ does not
  * cancel x_T at i = 99, so the first mean is ≈ 316·(x − ε̂) and x̂₀ ≈ 20291·(x − ε̂); the state
@@ -44,11 +45,11 @@ const fx = diffusionSamplerFixture({ cfg, weights, n, scale: SCALE, temperature:
 
 const cfgIn = fx.inputs(true, 21);
 const plainIn = fx.inputs(false, 31);
-const cfgBytes = toModelBytes(buildDiffusionSampler(cfg, weights, { cfg: true }));
-const plainBytes = toModelBytes(buildDiffusionSampler(cfg, weights, { cfg: false }));
+const samplerBytes = toModelBytes(buildDiffusionSampler(cfg, weights));
 
-const runSampler = (useCfg: boolean, inp: SamplerTestInputs, over: SamplerOverrides = {}) =>
-  fx.run(useCfg ? cfgBytes : plainBytes, inp, over);
+// Guided or not is in the inputs (inp.rows = 2n or n), not in the graph.
+const runSampler = (_useCfg: boolean, inp: SamplerTestInputs, over: SamplerOverrides = {}) =>
+  fx.run(samplerBytes, inp, over);
 
 function reference(
   useCfg: boolean,
@@ -68,7 +69,7 @@ test('CFG sampler (s = 3, temperature 0.7, n = 3) matches the reference conditio
   assert.ok(err <= REL_TOL * peak(cfgRef), `max-abs ${err} on max|x_0| ${peak(cfgRef)}`);
 });
 
-test('plain sampler (cfg = false) matches the reference', async () => {
+test('plain sampler (unguided rows: uncond_row = own row) matches the reference', async () => {
   const got = await runSampler(false, plainIn);
   const err = maxAbsDiff(got, plainRef);
   assert.ok(err <= REL_TOL * peak(plainRef), `max-abs ${err} on max|x_0| ${peak(plainRef)}`);
@@ -146,15 +147,19 @@ test('fused sampler and the per-step driver (100 runs of diffusion_mlp.onnx) agr
       [false, plainIn],
     ] as const) {
       const fused = await runSampler(useCfg, inp);
-      const stepped = await samplePerStep(cfg, mlp, {
-        n,
-        c: inp.c,
-        xT: inp.xT,
-        noise: inp.noise,
-        cfg: useCfg,
-        cfgScale: SCALE,
-        temperature: TEMP,
-      });
+      const stepped = await samplePerStep(
+        cfg,
+        { run: (feeds) => mlp.run('diffusion_mlp', feeds) },
+        {
+          n,
+          c: inp.c,
+          xT: inp.xT,
+          noise: inp.noise,
+          cfg: useCfg,
+          cfgScale: SCALE,
+          temperature: TEMP,
+        },
+      );
       // Same fp32 ops in the same order: today they agree bit for bit; allow a few ulps.
       const err = maxAbsDiff(fused, stepped);
       assert.ok(err <= 1e-6 * peak(stepped), `cfg=${useCfg}: ${err} on ${peak(stepped)}`);
@@ -165,15 +170,17 @@ test('fused sampler and the per-step driver (100 runs of diffusion_mlp.onnx) agr
 });
 
 test('interface (§6.9), n = 0, and the MLP body is hoisted correctly', async () => {
-  const g = buildDiffusionSampler(cfg, weights, { cfg: true });
+  const g = buildDiffusionSampler(cfg, weights);
   assert.deepEqual(
     g.inputs.map((i) => [i.name, i.dims]),
     [
-      ['c', ['2n', D]],
+      ['c', ['R', D]],
       ['x_T', ['n', 16]],
       ['noise', [S, 'n', 16]],
-      ['cfg_scale', [1]],
-      ['temperature', [1]],
+      ['row_state', ['R']],
+      ['uncond_row', ['n']],
+      ['cfg_scale', ['n']],
+      ['temperature', ['n']],
     ],
   );
   assert.deepEqual(
@@ -187,13 +194,54 @@ test('interface (§6.9), n = 0, and the MLP body is hoisted correctly', async ()
   const body = loop[0].attrs.body as ReturnType<typeof buildDiffusionSampler>;
   assert.ok(!body.nodes.some((nd) => nd.name.includes('cond_embed')));
   assert.ok(body.nodes.some((nd) => nd.name.includes('res_blocks.1/adaLN_modulation')));
-  const empty = await runModel(cfgBytes, fx.emptyFeeds());
+  const empty = await runModel(samplerBytes, fx.emptyFeeds());
   assert.deepEqual([...empty.x_0.dims], [0, 16]);
 });
 
 test('fp16 weights (Cast in the root graph, used inside the Loop) match the fp16-rounded reference', async () => {
-  const bytes = toModelBytes(buildDiffusionSampler(cfg, weights, { cfg: true, weightDType: 'float16' }));
+  const bytes = toModelBytes(buildDiffusionSampler(cfg, weights, { weightDType: 'float16' }));
   const ref = fx.reference(true, cfgIn, { weights: roundWeightsToFp16(weights) });
   const err = maxAbsDiff(await fx.run(bytes, cfgIn), ref);
   assert.ok(err <= REL_TOL * peak(ref), `max-abs ${err} on ${peak(ref)}`);
+});
+
+test('rows of different requests share one run: a guided and an unguided request batched equal each alone', async () => {
+  // Request A (guided, s = 3, temperature 0.7) is cfgIn; request B (unguided, s = 5 must be
+  // ignored, temperature 0.2) is plainIn. Batched: states [A ‖ B]; condition rows
+  // [A_cond ‖ B ‖ A_uncond]; B pairs with itself.
+  const cold = await fx.run(samplerBytes, plainIn, { temperature: 0.2 });
+  const guided = await runSampler(true, cfgIn);
+  const a = cfgIn;
+  const b = plainIn;
+  const cat = (...xs: Float32Array[]) => Float32Array.from(xs.flatMap((x) => Array.from(x)));
+  const perStep = (inp: SamplerTestInputs, i: number) => inp.noise.subarray(i * n * 16, (i + 1) * n * 16);
+  const noise = cat(...Array.from({ length: S }, (_, i) => cat(perStep(a, i), perStep(b, i))));
+  const idx = (xs: number[]) => ({
+    dtype: 'int64' as const,
+    dims: [xs.length],
+    data: BigInt64Array.from(xs.map(BigInt)),
+  });
+  const range = (from: number, len: number) => Array.from({ length: len }, (_, i) => from + i);
+  const out = await runModel(samplerBytes, {
+    c: { dtype: 'float32', dims: [3 * n, D], data: cat(a.c.subarray(0, n * D), b.c, a.c.subarray(n * D)) },
+    x_T: { dtype: 'float32', dims: [2 * n, 16], data: cat(a.xT, b.xT) },
+    noise: { dtype: 'float32', dims: [S, 2 * n, 16], data: noise },
+    row_state: idx([...range(0, 2 * n), ...range(0, n)]),
+    uncond_row: idx([...range(2 * n, n), ...range(n, n)]),
+    cfg_scale: {
+      dtype: 'float32',
+      dims: [2 * n],
+      data: Float32Array.from([...Array(n).fill(SCALE), ...Array(n).fill(5)]),
+    },
+    temperature: {
+      dtype: 'float32',
+      dims: [2 * n],
+      data: Float32Array.from([...Array(n).fill(TEMP), ...Array(n).fill(0.2)]),
+    },
+  });
+  const x0 = out.x_0.data as Float32Array;
+  const tol = (ref: Float32Array) => 1e-6 * peak(ref);
+  assert.ok(maxAbsDiff(x0.subarray(0, n * 16), guided) <= tol(guided), 'guided request');
+  assert.ok(maxAbsDiff(x0.subarray(n * 16), cold) <= tol(cold), 'unguided request');
+  assert.ok(maxAbsDiff(cold, await runSampler(false, plainIn)) > 1e-3, 'temperature is per row');
 });

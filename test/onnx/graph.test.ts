@@ -91,7 +91,11 @@ test('constants are de-duplicated and external data round-trips', async () => {
   assert.notEqual(g.ints([1, 2]), g.ints([2, 1]));
   const { g: model, w, b, inF, outF } = build('float32');
   const dir = mkdtempSync(join(tmpdir(), 'onnx-ext-'));
-  const files = await saveModel(model, join(dir, 'm.onnx'), { externalData: true });
+  // By default tensors under 1 KiB stay inline (all of this graph's): no data file is written.
+  assert.deepEqual(await saveModel(model, join(dir, 'small.onnx'), { externalData: true }), [
+    join(dir, 'small.onnx'),
+  ]);
+  const files = await saveModel(model, join(dir, 'm.onnx'), { externalData: true, inlineBelowBytes: 0 });
   assert.equal(files.length, 2);
   assert.ok(existsSync(files[1]) && statSync(files[1]).size >= (inF * outF + outF) * 4);
   const x = randomArray(inF, 5);

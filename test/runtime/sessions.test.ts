@@ -55,14 +55,14 @@ function writeDir(): string {
 test('opens every graph, runs with validated feeds and counts runs', async () => {
   const rt = await ModelRuntime.open(writeDir());
   try {
-    const out = await rt.run('llm', { x: float32([1, 2], Float32Array.from([1, 2])) });
+    const out = await rt.run('lm', { x: float32([1, 2], Float32Array.from([1, 2])) });
     assert.deepEqual([...(out.y.data as Float32Array)], [2, 3]);
     assert.equal(rt.stats.runs, 1);
     assert.equal(rt.executionProvider, 'cpu');
-    await assert.rejects(rt.run('llm', {}), /missing input x/);
-    await assert.rejects(rt.run('llm', { x: float32([2], Float32Array.from([1, 2])) }), /rank 2/);
+    await assert.rejects(rt.run('lm', {}), /missing input x/);
+    await assert.rejects(rt.run('lm', { x: float32([2], Float32Array.from([1, 2])) }), /rank 2/);
     await assert.rejects(
-      rt.run('llm', { x: float32([1, 2], Float32Array.from([1, 2])), z: float32([1], new Float32Array(1)) }),
+      rt.run('lm', { x: float32([1, 2], Float32Array.from([1, 2])), z: float32([1], new Float32Array(1)) }),
       /unexpected input z/,
     );
   } finally {
@@ -85,8 +85,8 @@ test('a corrupted graph is refused by sha256 with its name', async () => {
 
 test('a missing graph file and a broken manifest give coded errors', async () => {
   const dir = writeDir();
-  writeFileSync(join(dir, 'llm.onnx'), '');
-  await assert.rejects(ModelRuntime.open(dir), /llm\.onnx \(graph llm\) has 0 bytes/);
+  writeFileSync(join(dir, 'lm.onnx'), '');
+  await assert.rejects(ModelRuntime.open(dir), /lm\.onnx \(graph lm\) has 0 bytes/);
   writeFileSync(join(dir, 'manifest.json'), '{"format":"harmon-onnx"}');
   await assert.rejects(ModelRuntime.open(dir), /manifest.json .* invalid at: formatVersion/);
   await assert.rejects(ModelRuntime.open(join(dir, 'nope')), /no manifest.json/);
@@ -102,7 +102,7 @@ async function settle(dir: string): Promise<void> {
 test('a verified load records markers; the next load reads no file; edits are still refused', async () => {
   const dir = writeDir();
   // A whole-second mtime, so putting it back after the edit below restores it exactly.
-  const path = join(dir, 'mar_encoder.onnx');
+  const path = join(dir, 'vae_encoder.onnx');
   const stamp = new Date('2020-01-01T00:00:00Z');
   utimesSync(path, stamp, stamp);
   await settle(dir);
@@ -111,7 +111,7 @@ test('a verified load records markers; the next load reads no file; edits are st
   assert.ok(first.loadStats.files.length >= GRAPH_NAMES.length);
   assert.deepEqual(new Set(first.loadStats.files.map((f) => f.how)), new Set(['hashed']));
   assert.deepEqual(Object.keys(first.loadStats.msByGraph).sort(), [...GRAPH_NAMES].sort());
-  assert.ok(existsSync(join(dir, 'llm.onnx.sha256')));
+  assert.ok(existsSync(join(dir, 'lm.onnx.sha256')));
 
   const second = await ModelRuntime.open(dir);
   await second.close();
@@ -126,15 +126,15 @@ test('a verified load records markers; the next load reads no file; edits are st
   assert.equal(statSync(path, { bigint: true }).mtimeNs, BigInt(stamp.getTime()) * 1_000_000n);
   await assert.rejects(
     ModelRuntime.open(dir),
-    /mar_encoder\.onnx \(graph mar_encoder\) is corrupted: sha256/,
+    /vae_encoder\.onnx \(graph vae_encoder\) is corrupted: sha256/,
   );
 
   // Restored content loads again; a truncated file is refused by its size before any hashing.
   bytes[bytes.length - 1] ^= 0x01;
   writeFileSync(path, bytes);
   await (await ModelRuntime.open(dir)).close();
-  writeFileSync(join(dir, 'llm.onnx'), readFileSync(join(dir, 'llm.onnx')).subarray(0, 10));
-  await assert.rejects(ModelRuntime.open(dir), /llm\.onnx \(graph llm\) has 10 bytes/);
+  writeFileSync(join(dir, 'lm.onnx'), readFileSync(join(dir, 'lm.onnx')).subarray(0, 10));
+  await assert.rejects(ModelRuntime.open(dir), /lm\.onnx \(graph lm\) has 10 bytes/);
 });
 
 test('a marker for other bytes does not vouch for a file: the forged hash is ignored', async () => {
@@ -143,9 +143,20 @@ test('a marker for other bytes does not vouch for a file: the forged hash is ign
   await (await ModelRuntime.open(dir)).close();
   // A marker whose stamp matches but whose hash differs from the manifest makes the load hash
   // the file itself rather than trust or refuse on the marker's word.
-  const marker = join(dir, 'llm.onnx.sha256');
+  const marker = join(dir, 'lm.onnx.sha256');
   writeFileSync(marker, readFileSync(marker, 'utf8').replace(/^[0-9a-f]{64}/, '0'.repeat(64)));
   const rt = await ModelRuntime.open(dir);
   await rt.close();
-  assert.equal(rt.loadStats.files.find((f) => f.file === 'llm.onnx')?.how, 'hashed');
+  assert.equal(rt.loadStats.files.find((f) => f.file === 'lm.onnx')?.how, 'hashed');
+});
+
+test('a directory of model format 1 (LLM weights stored three times) is refused with a re-export message', async () => {
+  const dir = writeDir();
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, formatVersion: 1 }));
+  await assert.rejects(ModelRuntime.open(dir), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'MODEL_INVALID');
+    assert.match(e.message, /format version 1.*reads version 2.*Re-export it/);
+    return true;
+  });
 });

@@ -20,7 +20,7 @@ interface Opts {
   seed?: string;
 }
 
-const STAGES = ['decode_image', 'vae_encode', 'mar_encode', 'prefill', 'decode'];
+const STAGES = ['decode_image', 'vae_encode', 'prefill', 'decode'];
 
 export function register(program: Command): void {
   program

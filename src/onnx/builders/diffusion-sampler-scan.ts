@@ -9,9 +9,9 @@
  *   before:  yAll = temb[S,1,W] + cond[1,rows,W] ──SiLU──► ys [S·rows,W]
  *            per block j: ys·ada_j + b ──Split──► shift_j, scale_j+1, gate_j  [S,rows,W] each
  *            final:       ys·ada_f + b ──Split──► shift_f, scale_f+1          [S,rows,W] each
- *            gate[S] = nz·temperature
+ *            gate[S,n,1] = nz·temperature
  *   Scan (reverse over S, state x [n,16]), slice i of every table above plus ξ[i], sra[i] …:
- *            h = input_proj([x ‖ x]);  per block: h += gate_j·mlp(LN(h)·scale1_j + shift_j)
+ *            h = input_proj(x[row_state]);  per block: h += gate_j·mlp(LN(h)·scale1_j + shift_j)
  *            out = linear(LN₀(h)·scale1_f + shift_f) ──► ε, v ──► update (diffusion-sampler-step)
  *
  * Same ops in the same order as diffusionMlpTrunk, so the numbers match the Loop's. Memory: the
@@ -22,17 +22,16 @@ import type { HarmonConfig } from '../../model/config.ts';
 import { float } from '../graph/attributes.ts';
 import type { GraphBuilder } from '../graph/graph-builder.ts';
 import { type DiffusionMlpParams, TOKEN_CHANNELS } from './diffusion-mlp.ts';
-import { cfgHalves, emitSamplerStep } from './diffusion-sampler-step.ts';
+import { emitSamplerStep, type SamplerRows } from './diffusion-sampler-step.ts';
 import type { DiffusionSchedule } from './diffusion-schedule.ts';
 
 export interface ScanSamplerValues {
-  cond: string; // [rows,W]
+  cond: string; // [R,W]
   tembTable: string; // [S,W]
   xT: string;
   noise: string; // [S,n,16]
-  cfgScale: string;
-  temperature: string;
-  cfg: boolean;
+  rows: SamplerRows;
+  temperature: string; // [n,1]
 }
 
 /** Emits the hoisted tables and the Scan into the root graph `g`; returns x_0 [n,16]. */
@@ -81,7 +80,8 @@ export function emitScanSampler(
     'nonzero',
     sched.timesteps.map((_, i) => (i > 0 ? 1 : 0)),
   );
-  const noiseGate = g.op1('Mul', [nz, v.temperature], { name: '/diffusion/noise_gate/Mul' }); // [S]·[1] -> [S]
+  const nz3 = g.op1('Unsqueeze', [nz, g.ints([1, 2])]); // [S] -> [S,1,1]
+  const noiseGate = g.op1('Mul', [nz3, v.temperature], { name: '/diffusion/noise_gate/Mul' }); // [S,n,1]
   const scanned = [
     table('sra', sched.sra),
     table('srm1', sched.srm1),
@@ -95,27 +95,17 @@ export function emitScanSampler(
     ...mods.final,
   ];
 
-  const halves = v.cfg ? g.scope('diffusion', () => cfgHalves(g, v.xT)) : undefined; // n is the same every step
-
   // ---- the body: x-dependent ops only ---------------------------------------------------------
   const b = g.subgraph('diffusion_sampler_scan_step');
   const x = b.input('step_x', 'float32', ['n', C]);
   const at = (name: string, dims: (number | string)[]) => b.input(`step_${name}`, 'float32', dims);
-  const [sra, srm1, c1, c2, minLog, maxLog, gate] = [
-    'sra',
-    'srm1',
-    'c1',
-    'c2',
-    'minlog',
-    'maxlog',
-    'gate',
-  ].map((k) => at(k, []));
-  const xi = at('noise', ['n', C]);
-  const rows = v.cfg ? '2n' : 'n';
-  const blockMods = p.blocks.map((_, j) =>
-    ['shift', 'scale1', 'gate'].map((k) => at(`${k}_${j}`, [rows, W])),
+  const [sra, srm1, c1, c2, minLog, maxLog] = ['sra', 'srm1', 'c1', 'c2', 'minlog', 'maxlog'].map((k) =>
+    at(k, []),
   );
-  const [shiftF, scaleF] = ['shift_f', 'scale1_f'].map((k) => at(k, [rows, W]));
+  const gate = at('gate', ['n', 1]);
+  const xi = at('noise', ['n', C]);
+  const blockMods = p.blocks.map((_, j) => ['shift', 'scale1', 'gate'].map((k) => at(`${k}_${j}`, ['R', W])));
+  const [shiftF, scaleF] = ['shift_f', 'scale1_f'].map((k) => at(k, ['R', W]));
 
   const xNext = b.scope('diffusion', () => {
     const ln = (t: string, w: string, bias: string) =>
@@ -141,10 +131,8 @@ export function emitScanSampler(
     };
     return emitSamplerStep(b, {
       x,
-      trunk, // [rows,16] -> [rows,32]
-      cfg: v.cfg,
-      cfgScale: v.cfgScale,
-      halves,
+      trunk, // [R,16] -> [R,32]
+      rows: v.rows,
       coef: { sra, srm1, c1, c2, minLog, maxLog },
       noise: { xi, gate },
     });

@@ -4,12 +4,16 @@
  * the unrolled sampler (coefficients baked in as scalar constants). Both structures emit this
  * same op sequence, so they compute the same fp32 numbers as each other and as the per-step driver.
  *
- *   xx = [x ‖ x] [2n,16] (CFG) | x [n,16]          y [rows,W] = cond + temb[i]
- *   out = MLP trunk(xx, y) [rows,32] ──► ε_c|v_c (‖ ε_u|·)
+ *   xx = x[state] [R,16]                             y [R,W] = cond + temb[i]
+ *   out = MLP trunk(xx, y) [R,32] ──► ε_c = ε[0…n−1], v_c = v[0…n−1], ε_u = ε[uncond]
  *   ε  = ε_u + s·(ε_c − ε_u)                         v = v_c
  *   μ  = c1·(sra·x − srm1·ε) + c2·x
  *   logσ² = f·maxlog + (1−f)·minlog,  f = (v+1)/2
  *   x' = μ + exp(½·logσ²)·ξ·gate                      (gate: nz[i]·temperature; none when absent)
+ *
+ * With CFG the rows are [c_cond ‖ c_uncond], state = [0…n−1, 0…n−1], uncond[i] = n + i: the
+ * §3.8 formulation. Without it R = n and uncond[i] = i. Per-row s and temperature let rows of
+ * different requests (with and without guidance) share one run.
  */
 import type { GraphBuilder } from '../graph/graph-builder.ts';
 import { OUT_CHANNELS, TOKEN_CHANNELS } from './diffusion-mlp.ts';
@@ -24,41 +28,43 @@ export interface StepCoefficients {
   maxLog: string;
 }
 
+/**
+ * How condition rows pair with state rows (graph inputs, the same every step): the network runs
+ * on every condition row r at state row `state[r]`; the conditional ε of state i is row i's, the
+ * unconditional one is row `uncond[i]`'s (i itself: no guidance, ε = ε_c exactly).
+ */
+export interface SamplerRows {
+  state: string; // [R] int64
+  uncond: string; // [n] int64
+  count: string; // [1] int64 = n
+  cfgScale: string; // [n,1]
+}
+
 export interface StepInputs {
   x: string; // [n,16] current state
-  /** The network after y: [rows,16] -> [rows,32] (diffusionMlpTrunk with this step's y). */
+  /** The network after y: [R,16] -> [R,32] (diffusionMlpTrunk with this step's y). */
   trunk: (xx: string) => string;
-  cfg: boolean;
-  cfgScale: string; // [1]
-  /** [n, n] int64 split sizes of the CFG rows when computed outside the step (same every step). */
-  halves?: string;
+  rows: SamplerRows;
   coef: StepCoefficients;
-  /** ξ [n,16] and the scalar gate multiplying it; undefined when the step adds no noise. */
+  /** ξ [n,16] and the gate [n,1] multiplying it; undefined when the step adds no noise. */
   noise?: { xi: string; gate: string };
 }
 
 /** Emits one reverse step; returns x_{t−1} [n,16]. */
 export function emitSamplerStep(b: GraphBuilder, s: StepInputs): string {
   const C = TOKEN_CHANNELS;
-  const { x, coef } = s;
-  let eps: string;
-  let v: string;
-  if (s.cfg) {
-    const xx = b.op1('Concat', [x, x], { attrs: { axis: 0 } }); // [n,16] -> [2n,16]
-    const out = s.trunk(xx); // [2n,32]
-    const halves = s.halves ?? cfgHalves(b, x);
-    const [outC, outU] = b.op('Split', [out, halves], { outputs: 2, attrs: { axis: 0 } }); // [2n,32] -> [n,32] ×2
-    const [epsC, vC] = b.op('Split', [outC, b.ints([C, OUT_CHANNELS - C])], {
-      outputs: 2,
-      attrs: { axis: 1 },
-    });
-    const [epsU] = b.op('Split', [outU, b.ints([C, OUT_CHANNELS - C])], { outputs: 2, attrs: { axis: 1 } });
-    eps = b.op1('Add', [epsU, b.op1('Mul', [s.cfgScale, b.op1('Sub', [epsC, epsU])])]);
-    v = vC;
-  } else {
-    const out = s.trunk(x); // [n,32]
-    [eps, v] = b.op('Split', [out, b.ints([C, OUT_CHANNELS - C])], { outputs: 2, attrs: { axis: 1 } });
-  }
+  const { x, coef, rows } = s;
+  const xx = b.op1('Gather', [x, rows.state], { attrs: { axis: 0 } }); // [n,16] -> [R,16]
+  const out = s.trunk(xx); // [R,32]
+  const [epsAll, vAll] = b.op('Split', [out, b.ints([C, OUT_CHANNELS - C])], {
+    outputs: 2,
+    attrs: { axis: 1 },
+  });
+  const first = (t: string) => b.op1('Slice', [t, b.ints([0]), rows.count, b.ints([0])]); // rows 0…n−1
+  const epsC = first(epsAll);
+  const epsU = b.op1('Gather', [epsAll, rows.uncond], { attrs: { axis: 0 } }); // [n,16]
+  const eps = b.op1('Add', [epsU, b.op1('Mul', [rows.cfgScale, b.op1('Sub', [epsC, epsU])])]);
+  const v = first(vAll); // the variance is never guided
   return b.scope('update', () => {
     const x0 = b.op1('Sub', [b.op1('Mul', [coef.sra, x]), b.op1('Mul', [coef.srm1, eps])]);
     const mean = b.op1('Add', [b.op1('Mul', [coef.c1, x0]), b.op1('Mul', [coef.c2, x])]);
@@ -69,10 +75,4 @@ export function emitSamplerStep(b: GraphBuilder, s: StepInputs): string {
     const std = b.op1('Exp', [b.op1('Mul', [logVar, b.scalar(0.5)])]);
     return b.op1('Add', [mean, b.op1('Mul', [b.op1('Mul', [std, s.noise.xi]), s.noise.gate])]);
   });
-}
-
-/** [n, n]: explicit Split sizes, because Split's num_outputs rejects a zero-length axis (n = 0). */
-export function cfgHalves(b: GraphBuilder, x: string): string {
-  const nRows = b.op1('Shape', [x], { attrs: { start: 0, end: 1 } }); // [1] = n
-  return b.op1('Concat', [nRows, nRows], { attrs: { axis: 0 } });
 }

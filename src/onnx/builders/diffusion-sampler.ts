@@ -2,19 +2,22 @@
  * diffusion_sampler.onnx (spec §6.9): the whole respaced reverse process of one MAR step in one
  * run, as an ONNX Loop over the spaced steps, in §3.8's cheaper formulation — only the
  * conditional state is kept; with CFG the network sees [x ‖ x] against [c_cond ‖ c_uncond].
+ * One graph serves guided and unguided rows (one copy of the MLP weights): the row inputs say
+ * which condition rows pair with which state row (diffusion-sampler-step.ts).
  *
- *   c [2n,D] ──cond_embed──► cond [2n,W]                            (once, before the loop)
+ *   c [R,D] ──cond_embed──► cond [R,W]                              (once, before the loop)
  *   τ table [S] ──timestep embedding──► temb table [S,W]            (constants only: folded at load)
  *   Loop j = 0 … S−1, i = S−1−j, carried x [n,16] (fp32), starting at x_T:
- *     xx = [x ‖ x] [2n,16]                      y = cond + temb[i]  [2n,W]
- *     out = MLP trunk(xx, y) [2n,32] ──rows──► out_c, out_u [n,32] ──cols──► ε_c|v_c, ε_u|·
+ *     xx = x[row_state] [R,16]                  y = cond + temb[i]  [R,W]
+ *     out = MLP trunk(xx, y) [R,32] ──► ε_c, v_c (rows 0…n−1), ε_u (rows uncond_row)
  *     ε  = ε_u + s·(ε_c − ε_u)                  v = v_c             (variance is never guided)
  *     μ  = c1[i]·(sra[i]·x − srm1[i]·ε) + c2[i]·x
  *     logσ² = f·maxlog[i] + (1−f)·minlog[i],  f = (v+1)/2
  *     x ← μ + nz[i]·exp(½·logσ²)·noise[i]·temperature        (nz[0] = 0: no noise at i = 0)
  *   x_0 = x
  *
- * Without CFG (`cfg: false`) c is [n,D], xx = x and ε, v come straight from the n rows.
+ * Inputs: c [R,D]; x_T [n,16]; noise [S,n,16]; row_state [R] int64; uncond_row [n] int64;
+ * cfg_scale [n]; temperature [n] (per state row, so requests with different settings batch).
  */
 import type { HarmonConfig } from '../../model/config.ts';
 import type { BuildContext } from '../graph/context.ts';
@@ -29,7 +32,7 @@ import {
   timestepEmbedding,
 } from './diffusion-mlp.ts';
 import { emitScanSampler } from './diffusion-sampler-scan.ts';
-import { emitSamplerStep } from './diffusion-sampler-step.ts';
+import { emitSamplerStep, type SamplerRows } from './diffusion-sampler-step.ts';
 import { diffusionSchedule } from './diffusion-schedule.ts';
 
 /**
@@ -55,8 +58,6 @@ export function samplerStructureFor(config: HarmonConfig): SamplerStructure {
 }
 
 export interface DiffusionSamplerOptions extends DiffusionBuildOptions {
-  /** true: c is [2n,D] (conditional rows first) and ε is guided; false: plain n-row sampler. */
-  cfg: boolean;
   /** Default 'loop'. */
   structure?: SamplerStructure;
 }
@@ -64,7 +65,7 @@ export interface DiffusionSamplerOptions extends DiffusionBuildOptions {
 export function buildDiffusionSampler(
   config: HarmonConfig,
   weights: WeightSource,
-  opts: DiffusionSamplerOptions,
+  opts: DiffusionSamplerOptions = {},
 ): GraphBuilder {
   const S = config.diffusion.samplingSteps;
   const C = TOKEN_CHANNELS;
@@ -77,11 +78,20 @@ export function buildDiffusionSampler(
     keyPrefix: opts.keyPrefix,
   };
 
-  const c = g.input('c', 'float32', [opts.cfg ? '2n' : 'n', config.mar.width]);
+  const c = g.input('c', 'float32', ['R', config.mar.width]);
   const xT = g.input('x_T', 'float32', ['n', C]);
   const noise = g.input('noise', 'float32', [S, 'n', C]);
-  const cfgScale = g.input('cfg_scale', 'float32', [1]);
-  const temperature = g.input('temperature', 'float32', [1]);
+  const rowState = g.input('row_state', 'int64', ['R']);
+  const uncondRow = g.input('uncond_row', 'int64', ['n']);
+  const column = (t: string) => g.op1('Unsqueeze', [t, g.ints([1])]); // [n] -> [n,1], once per run
+  const cfgScale = column(g.input('cfg_scale', 'float32', ['n']));
+  const temperature = column(g.input('temperature', 'float32', ['n']));
+  const rows: SamplerRows = {
+    state: rowState,
+    uncond: uncondRow,
+    count: g.op1('Shape', [xT], { attrs: { start: 0, end: 1 } }),
+    cfgScale,
+  };
 
   const p = diffusionMlpParams(ctx, config);
   const sched = diffusionSchedule(config.diffusion);
@@ -98,15 +108,7 @@ export function buildDiffusionSampler(
   }));
 
   if (structure === 'scan') {
-    const x0 = emitScanSampler(g, config, p, sched, {
-      cond,
-      tembTable,
-      xT,
-      noise,
-      cfgScale,
-      temperature,
-      cfg: opts.cfg,
-    });
+    const x0 = emitScanSampler(g, config, p, sched, { cond, tembTable, xT, noise, rows, temperature });
     g.output(x0, 'x_0', 'float32', ['n', C]);
     return g;
   }
@@ -123,8 +125,7 @@ export function buildDiffusionSampler(
         return emitSamplerStep(g, {
           x,
           trunk: (xx) => diffusionMlpTrunk(g, p, xx, y),
-          cfg: opts.cfg,
-          cfgScale,
+          rows,
           coef: {
             sra: k(sched.sra),
             srm1: k(sched.srm1),
@@ -169,13 +170,12 @@ export function buildDiffusionSampler(
     return emitSamplerStep(b, {
       x,
       trunk: (xx) => diffusionMlpTrunk(b, p, xx, y),
-      cfg: opts.cfg,
-      cfgScale,
+      rows,
       coef: { sra: at(sra), srm1: at(srm1), c1: at(c1), c2: at(c2), minLog: at(minLog), maxLog: at(maxLog) },
       // The Loop body is one graph for every i: nz[0] = 0 switches the noise off at i = 0.
       noise: {
         xi: b.op1('Gather', [noise, i], { attrs: { axis: 0 } }), // [S,n,16] -> [n,16]
-        gate: b.op1('Mul', [at(nz), temperature]), // [1]: temperature scales the std only
+        gate: b.op1('Mul', [at(nz), temperature]), // [n,1]: temperature scales the std only
       },
     });
   });

@@ -1,7 +1,8 @@
 /**
- * `llm.onnx` and `llm_image_step.onnx`: the Qwen2 decoder with KV cache (spec §1.3, §6.5, §6.6),
- * Optimum / onnxruntime-genai naming so ecosystem tools recognise it. Both graphs share one
- * construction; the image-step variant only drops outputs.
+ * The Qwen2 decoder with KV cache (spec §1.3, §6.5, §6.6), Optimum / onnxruntime-genai naming.
+ * `emitQwen2Decoder` is the body the shipped `lm.onnx` (builders/lm.ts) is built around;
+ * `buildLlm` / `buildLlmImageStep` wrap the same body as stand-alone module graphs fed
+ * `inputs_embeds` directly, which is how the tests hold it against the float64 reference.
  *
  * Attention implementation (why): com.microsoft MultiHeadAttention with an additive bias built
  * in-graph from `attention_mask` and the bottom-right causal offset, KV heads broadcast to the
@@ -71,16 +72,15 @@ export function llmWeightShapes(c: LlmConfig): Array<[string, number[]]> {
   return out;
 }
 
-interface DecoderInputs {
+export interface DecoderInputs {
   embeds: string;
   mask: string;
   positions: string;
   past: Array<{ key: string; value: string }>;
 }
 
-/** Declares the §6.5 inputs (shared by llm.onnx and llm_image_step.onnx). */
-function declareInputs(g: GraphBuilder, c: LlmConfig): DecoderInputs {
-  const embeds = g.input('inputs_embeds', 'float32', ['batch_size', 'sequence_length', c.hidden]);
+/** Declares the §6.5 inputs after `inputs_embeds` (shared by every graph holding the decoder). */
+export function declareCacheInputs(g: GraphBuilder, c: LlmConfig): Omit<DecoderInputs, 'embeds'> {
   const mask = g.input('attention_mask', 'int64', ['batch_size', 'total_sequence_length']);
   const positions = g.input('position_ids', 'int64', ['batch_size', 'sequence_length']);
   const past = Array.from({ length: c.layers }, (_, l) => ({
@@ -97,7 +97,20 @@ function declareInputs(g: GraphBuilder, c: LlmConfig): DecoderInputs {
       c.headDim,
     ]),
   }));
-  return { embeds, mask, positions, past };
+  return { mask, positions, past };
+}
+
+/** Declares present.{l}.key/.value outputs [B,kv,P+S,hd]. */
+export function declarePresentOutputs(
+  g: GraphBuilder,
+  c: LlmConfig,
+  presents: Array<{ key: string; value: string }>,
+): void {
+  const dims = ['batch_size', c.kvHeads, 'total_sequence_length', c.headDim];
+  presents.forEach((p, l) => {
+    g.output(p.key, `present.${l}.key`, 'float32', dims);
+    g.output(p.value, `present.${l}.value`, 'float32', dims);
+  });
 }
 
 interface LayerShared {
@@ -144,7 +157,7 @@ function mlp(ctx: BuildContext, c: LlmConfig, x: string, key: string): string {
 }
 
 /** The Qwen2 body: hidden state after the final RMSNorm plus every layer's present K/V. */
-function decoder(ctx: BuildContext, c: LlmConfig, io: DecoderInputs) {
+export function emitQwen2Decoder(ctx: BuildContext, c: LlmConfig, io: DecoderInputs) {
   const { g } = ctx;
   if (c.heads % c.kvHeads !== 0) throw new Error(`heads ${c.heads} not a multiple of kvHeads ${c.kvHeads}`);
   const newTokens = g.op1('Shape', [io.embeds], { attrs: { start: 1, end: 2 } }); // [1] = S
@@ -190,8 +203,9 @@ export function buildQwen2Graph(
     weightDType: opts.weightDType ?? 'float32',
     keyPrefix: opts.keyPrefix,
   };
-  const io = declareInputs(g, c);
-  const { hidden, presents } = g.scope('llm', () => decoder(ctx, c, io));
+  const embeds = g.input('inputs_embeds', 'float32', ['batch_size', 'sequence_length', c.hidden]);
+  const io = { embeds, ...declareCacheInputs(g, c) };
+  const { hidden, presents } = g.scope('llm', () => emitQwen2Decoder(ctx, c, io));
   g.output(hidden, 'last_hidden_state', 'float32', ['batch_size', 'sequence_length', c.hidden]);
   if (!full) return g;
   g.scope('lm_head', () => {
@@ -200,24 +214,11 @@ export function buildQwen2Graph(
     const logits = g.op1('Gemm', [last, table], { attrs: { transB: 1 } }); // [B,H]·Eᵀ -> [B,vocab]
     g.output(logits, 'logits', 'float32', ['batch_size', c.vocab]);
   });
-  presents.forEach((p, l) => {
-    g.output(p.key, `present.${l}.key`, 'float32', [
-      'batch_size',
-      c.kvHeads,
-      'total_sequence_length',
-      c.headDim,
-    ]);
-    g.output(p.value, `present.${l}.value`, 'float32', [
-      'batch_size',
-      c.kvHeads,
-      'total_sequence_length',
-      c.headDim,
-    ]);
-  });
+  declarePresentOutputs(g, c, presents);
   return g;
 }
 
-/** `llm.onnx` (§6.5): last_hidden_state, last-position logits and present.{l}.key/.value. */
+/** The §6.5 module graph: last_hidden_state, last-position logits and present.{l}.key/.value. */
 export function buildLlm(
   config: HarmonConfig,
   weights: WeightSource,
@@ -226,12 +227,7 @@ export function buildLlm(
   return buildQwen2Graph('llm', config, weights, opts, true);
 }
 
-/**
- * `llm_image_step.onnx` (§6.6): same weights, inputs and attention rule, only `last_hidden_state`.
- * One call per MAR step reads the prefill's text cache (P = L) plus S = 64 + V image tokens;
- * dropping present.* and logits avoids copying the grown cache back to the host every step (the
- * reference truncates it anyway, §2.4), and the tied embedding table is not needed at all.
- */
+/** The §6.6 module graph: same weights, inputs and attention rule, only `last_hidden_state`. */
 export function buildLlmImageStep(
   config: HarmonConfig,
   weights: WeightSource,

@@ -21,30 +21,29 @@
  * N is taken from dec_pos_grid's first dimension, so any grid size works without rebuilding.
  */
 import type { HarmonConfig } from '../../model/config.ts';
-import { weight } from '../graph/context.ts';
+import { type BuildContext, weight } from '../graph/context.ts';
 import { GraphBuilder } from '../graph/graph-builder.ts';
 import { layerNorm, linear, silu } from '../graph/layers.ts';
 import type { WeightSource } from '../weights/types.ts';
 import { bufferPosRows, checkMarShape, type MarBuildOptions, marContext, SLICE_END } from './mar-encoder.ts';
 import { vitBlocks } from './vit-block.ts';
 
-export function buildMarDecoder(
-  config: HarmonConfig,
-  weights: WeightSource,
-  opts: MarBuildOptions = {},
-): GraphBuilder {
+export interface MarDecoderInputs {
+  xEnc: string; // [B,64+V,D]
+  llmOut: string; // [B,V+64,H]
+  visibleIdx: string; // [B,V] int64
+  predIdx: string; // [B,K] int64
+  decGrid: string; // [N,D]
+  diffGrid: string; // [N,D]
+}
+
+/** Emits the decoder into `ctx.g` (a root graph or an If branch); returns z [B,K,D]. */
+export function emitMarDecoder(ctx: BuildContext, config: HarmonConfig, io: MarDecoderInputs): string {
   checkMarShape(config);
-  const g = new GraphBuilder('mar_decoder');
-  const ctx = marContext(g, weights, opts);
+  const { g } = ctx;
   const { width: d, buffer, decoderDepth, lnEps } = config.mar;
   const h = config.llm.hidden;
-
-  const xEnc = g.input('x_enc', 'float32', ['B', '64+V', d]);
-  const llmOut = g.input('llm_out', 'float32', ['B', 'V+64', h]);
-  const visibleIdx = g.input('visible_idx', 'int64', ['B', 'V']);
-  const predIdx = g.input('pred_idx', 'int64', ['B', 'K']);
-  const decGrid = g.input('dec_pos_grid', 'float32', ['N', d]);
-  const diffGrid = g.input('diff_pos_grid', 'float32', ['N', d]);
+  const { xEnc, llmOut, visibleIdx, predIdx, decGrid, diffGrid } = io;
 
   /** [B,S] int64 indices -> [B,S,D] for the *Elements ops, whose indices match the data rank. */
   const expandIdx = (idx: string): string => {
@@ -58,14 +57,14 @@ export function buildMarDecoder(
     // 64 rows are the buffer whatever V is, so negative Slice bounds need no shape arithmetic.
     const bufRows = g.op1('Slice', [llmOut, g.ints([-buffer]), g.ints([SLICE_END]), g.ints([1])]); // [B,64,H]
     const visible = g.op1('Slice', [llmOut, g.ints([0]), g.ints([-buffer]), g.ints([1])]); // [B,V,H]
-    const hr = g.op1('Concat', [bufRows, visible], { name: '/proj_out/rotate/Concat', attrs: { axis: 1 } });
+    const hr = g.op1('Concat', [bufRows, visible], { name: `${g.path}/rotate/Concat`, attrs: { axis: 1 } });
     const a = linear(ctx, hr, 'proj_out.0', h, h);
     const p = linear(ctx, silu(ctx, a), 'proj_out.2', h, d); // [B,64+V,D]
     // Residual onto the already-normalised encoder output; nothing normalises the sum (pitfall 4).
-    return g.op1('Add', [xEnc, p], { name: '/proj_out/residual/Add' });
+    return g.op1('Add', [xEnc, p], { name: `${g.path}/residual/Add` });
   });
 
-  const z = g.scope('mar', () => {
+  return g.scope('mar', () => {
     const emb = linear(ctx, x, 'mar.decoder_embed', d, d); // [B,64+V,D]
     const canvas = g.scope('canvas', () => {
       const embBuf = g.op1('Slice', [emb, g.ints([0]), g.ints([buffer]), g.ints([1])]); // [B,64,D]
@@ -91,6 +90,25 @@ export function buildMarDecoder(
       const zdec = g.op1('Add', [grid, diffGrid]); // + [N,D] broadcast
       return g.op1('GatherElements', [zdec, expandIdx(predIdx)], { attrs: { axis: 1 } }); // [B,K,D]
     });
+  });
+}
+
+/** The decoder as a graph of its own (module tests and the reference comparisons). */
+export function buildMarDecoder(
+  config: HarmonConfig,
+  weights: WeightSource,
+  opts: MarBuildOptions = {},
+): GraphBuilder {
+  const g = new GraphBuilder('mar_decoder');
+  const ctx = marContext(g, weights, opts);
+  const d = config.mar.width;
+  const z = emitMarDecoder(ctx, config, {
+    xEnc: g.input('x_enc', 'float32', ['B', '64+V', d]),
+    llmOut: g.input('llm_out', 'float32', ['B', 'V+64', config.llm.hidden]),
+    visibleIdx: g.input('visible_idx', 'int64', ['B', 'V']),
+    predIdx: g.input('pred_idx', 'int64', ['B', 'K']),
+    decGrid: g.input('dec_pos_grid', 'float32', ['N', d]),
+    diffGrid: g.input('diff_pos_grid', 'float32', ['N', d]),
   });
   g.output(z, 'z', 'float32', ['B', 'K', d]);
   return g;

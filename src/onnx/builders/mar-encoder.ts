@@ -45,31 +45,34 @@ export function checkMarShape(config: HarmonConfig): void {
   }
 }
 
-/** Rows 0…63 of a learned `[1, 64+grid, D]` pos-embed table, as `[1,64,D]` (folded by ORT). */
+/**
+ * Rows 0…63 of a learned `[1, 64+grid, D]` pos-embed table, as `[1,64,D]`. Only these rows are
+ * stored here: the grid rows live in pos_tables.onnx, so no byte of the table is stored twice.
+ */
 export function bufferPosRows(ctx: BuildContext, key: string, config: HarmonConfig): string {
   const { width: d, buffer, nativeGrid } = config.mar;
-  const table = weight(ctx, key, [1, buffer + nativeGrid * nativeGrid, d]);
-  return ctx.g.op1('Slice', [table, ctx.g.ints([0]), ctx.g.ints([buffer]), ctx.g.ints([1])], {
-    name: `/${key.split('.').slice(-1)[0]}/buffer_rows/Slice`,
+  const stored = (buffer + nativeGrid * nativeGrid) * d;
+  return weight(ctx, key, [1, buffer, d], (t) => {
+    if (t.length !== stored) return t; // misshaped: weight() reports it with the checkpoint shape
+    return t.subarray(0, buffer * d);
   });
 }
 
-export function buildMarEncoder(
-  config: HarmonConfig,
-  weights: WeightSource,
-  opts: MarBuildOptions = {},
-): GraphBuilder {
+export interface MarEncoderInputs {
+  tokens: string; // [B,V,16]
+  visibleIdx: string; // [B,V] int64
+  posGrid: string; // [N,D]
+}
+
+/** Emits the encoder into `ctx.g` (a root graph or an If branch); returns x_enc and llm_in. */
+export function emitMarEncoder(ctx: BuildContext, config: HarmonConfig, io: MarEncoderInputs) {
   checkMarShape(config);
-  const g = new GraphBuilder('mar_encoder');
-  const ctx = marContext(g, weights, opts);
+  const { g } = ctx;
   const { width: d, buffer, tokenChannels, encoderDepth, lnEps } = config.mar;
   const h = config.llm.hidden;
+  const { tokens, visibleIdx, posGrid } = io;
 
-  const tokens = g.input('tokens', 'float32', ['B', 'V', tokenChannels]);
-  const visibleIdx = g.input('visible_idx', 'int64', ['B', 'V']);
-  const posGrid = g.input('enc_pos_grid', 'float32', ['N', d]);
-
-  const x = g.scope('mar', () => {
+  const xEnc = g.scope('mar', () => {
     // Image tokens: z_proj(latent) + grid pos row of each visible index.
     const image = g.scope('image', () => {
       const z = linear(ctx, tokens, 'mar.z_proj', tokenChannels, d); // [B,V,D]
@@ -89,17 +92,34 @@ export function buildMarEncoder(
     const blocks = vitBlocks(ctx, normed, 'mar.encoder_blocks', encoderDepth, config.mar);
     return g.scope('encoder_norm', () => layerNorm(ctx, blocks, 'mar.encoder_norm', d, lnEps));
   });
-  g.output(x, 'x_enc', 'float32', ['B', '64+V', d]);
 
   const llmIn = g.scope('proj_in', () => {
-    const a = linear(ctx, x, 'proj_in.0', d, h);
+    const a = linear(ctx, xEnc, 'proj_in.0', d, h);
     const u = linear(ctx, silu(ctx, a), 'proj_in.2', h, h); // [B,64+V,H]
     // Buffer to the end: [u[64…63+V] ‖ u[0…63]] so the 64 buffer tokens see every image token
     // under the LLM's causal mask (§2.6 (c), pitfall 3).
     const visible = g.op1('Slice', [u, g.ints([buffer]), g.ints([SLICE_END]), g.ints([1])]); // [B,V,H]
     const bufRows = g.op1('Slice', [u, g.ints([0]), g.ints([buffer]), g.ints([1])]); // [B,64,H]
-    return g.op1('Concat', [visible, bufRows], { name: '/proj_in/rotate/Concat', attrs: { axis: 1 } });
+    return g.op1('Concat', [visible, bufRows], { name: `${g.path}/rotate/Concat`, attrs: { axis: 1 } });
   });
-  g.output(llmIn, 'llm_in', 'float32', ['B', 'V+64', h]);
+  return { xEnc, llmIn };
+}
+
+/** The encoder as a graph of its own (module tests and the reference comparisons). */
+export function buildMarEncoder(
+  config: HarmonConfig,
+  weights: WeightSource,
+  opts: MarBuildOptions = {},
+): GraphBuilder {
+  const g = new GraphBuilder('mar_encoder');
+  const ctx = marContext(g, weights, opts);
+  const { width: d, tokenChannels } = config.mar;
+  const { xEnc, llmIn } = emitMarEncoder(ctx, config, {
+    tokens: g.input('tokens', 'float32', ['B', 'V', tokenChannels]),
+    visibleIdx: g.input('visible_idx', 'int64', ['B', 'V']),
+    posGrid: g.input('enc_pos_grid', 'float32', ['N', d]),
+  });
+  g.output(xEnc, 'x_enc', 'float32', ['B', '64+V', d]);
+  g.output(llmIn, 'llm_in', 'float32', ['B', 'V+64', config.llm.hidden]);
   return g;
 }

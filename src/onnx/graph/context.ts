@@ -62,7 +62,9 @@ export function weight(
   };
   if (ctx.weightDType === 'float32') return ctx.g.initializer(key, 'float32', dims, read);
   const init = ctx.g.initializer(key, 'float16', dims, (): TensorData => toFloat16Array(read()));
-  return ctx.g.op1('Cast', [init], { name: `/weights/${key}/Cast`, attrs: { to: 1 } });
+  // In the root graph even when the weight is read inside an If/Loop body: onnxruntime folds the
+  // Cast into one fp32 initializer at load, which the body then reads from the outer scope.
+  return ctx.g.rootGraph.op1('Cast', [init], { name: `/weights/${key}/Cast`, attrs: { to: 1 } });
 }
 
 /** [rows, cols] row-major -> [cols, rows]. */

@@ -36,6 +36,8 @@ export interface InitializerDecl {
   dims: number[];
   /** Lazy so a converter can stream weights from the checkpoint straight into the output file. */
   data: TensorData | (() => TensorData);
+  /** A shape/axes/index constant: always stored inline, where onnxruntime's shape inference reads it. */
+  structural?: boolean;
 }
 
 export interface OpOptions {
@@ -64,6 +66,11 @@ export class GraphBuilder {
   ) {
     this.root = parent ? parent.root : this;
     if (parent) this.scopeStack = [...parent.scopeStack];
+  }
+
+  /** The outermost graph: where initializers live and where weight Casts go, so one folds once. */
+  get rootGraph(): GraphBuilder {
+    return this.root;
   }
 
   /** A nested graph (Loop/If body) whose initializers and constants go to the root graph. */
@@ -138,7 +145,7 @@ export class GraphBuilder {
     if (dtype === 'int64') data = BigInt64Array.from(values.map((v) => BigInt(v)));
     else if (dtype === 'int32') data = Int32Array.from(values.map(Number));
     else data = Float32Array.from(values.map(Number));
-    root.initializers.push({ name, dtype, dims, data });
+    root.initializers.push({ name, dtype, dims, data, structural: true });
     root.constantsByHash.set(key, name);
     return name;
   }

@@ -2,8 +2,16 @@
  * GraphBuilder -> ONNX ModelProto bytes (via the registry `onnx-proto` package), with weights
  * either inline (`raw_data`) or streamed to an external-data file. External data is required
  * above protobuf's 2 GiB message limit and keeps peak memory at one tensor while writing.
+ *
+ * External data layout (why): onnxruntime's shape inference reads shape/axes constants while it
+ * resolves the graph and cannot read them from an external file ("Cannot parse data from external
+ * tensors ... const_int64_10"), so structural constants and every initializer under
+ * `inlineBelowBytes` stay inline, as onnx's own convert_model_to_external_data(size_threshold=1024)
+ * does. Weights start on 4 KiB page boundaries so onnxruntime can map each one from the file on
+ * its own pages, and a weight it releases after pre-packing gives back whole pages.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import onnxProto, { type onnx as OnnxTypes } from 'onnx-proto';
 import { numelOf } from '../weights/dtype.ts';
@@ -30,12 +38,16 @@ export interface ModelOptions {
 }
 
 export interface SaveOptions extends ModelOptions {
-  /** Write initializers to `<file>.data` (default: when their total exceeds 1.5 GiB). */
+  /** Write weights to `<file>.data` (default: when their total exceeds 1.5 GiB). */
   externalData?: boolean;
+  /** With external data, initializers smaller than this stay inline (default 1024 bytes). */
+  inlineBelowBytes?: number;
 }
 
 const IR_VERSION = 10;
 const EXTERNAL_THRESHOLD = 1.5 * 1024 ** 3;
+export const INLINE_BELOW_BYTES = 1024;
+export const EXTERNAL_ALIGNMENT = 4096;
 
 function valueInfo(v: ValueDecl): OnnxTypes.IValueInfoProto {
   const shape = v.dims
@@ -81,6 +93,7 @@ function graphProto(
   withInitializers: boolean,
   external?: ExternalWriter,
 ): OnnxTypes.IGraphProto {
+  const init = (i: InitializerDecl) => (external?.takes(i) ? external.write(i) : tensorProto(i));
   return {
     name: g.name,
     node: g.nodes.map((n) => ({
@@ -93,25 +106,36 @@ function graphProto(
     })),
     input: g.inputs.map(valueInfo),
     output: g.outputs.map(valueInfo),
-    initializer: withInitializers
-      ? g.initializers.map((i) => (external ? external.write(i) : tensorProto(i)))
-      : [],
+    initializer: withInitializers ? g.initializers.map(init) : [],
   };
 }
 
-/** Streams initializer bytes into one data file, 64-byte aligned as onnxruntime prefers. */
+/** Streams weight bytes into one data file, each weight page-aligned, one tensor in memory at a time. */
 class ExternalWriter {
   private offset = 0;
+  private written = 0;
   private readonly fd: number;
-  constructor(private readonly path: string) {
+  constructor(
+    private readonly path: string,
+    private readonly inlineBelow: number,
+  ) {
     this.fd = openSync(path, 'w');
   }
+  /** Structural constants and small tensors stay inline (decided from dims: nothing is read). */
+  takes(decl: InitializerDecl): boolean {
+    return !decl.structural && numelOf(decl.dims) * BYTES_PER[decl.dtype] >= this.inlineBelow;
+  }
+  /** True once any weight went to the file. */
+  get used(): boolean {
+    return this.written > 0;
+  }
   write(decl: InitializerDecl): OnnxTypes.ITensorProto {
+    this.written++;
     const bytes = bytesOf(resolve(decl));
-    const pad = (64 - (this.offset % 64)) % 64;
-    if (pad) writeSync(this.fd, new Uint8Array(pad));
+    const pad = (EXTERNAL_ALIGNMENT - (this.offset % EXTERNAL_ALIGNMENT)) % EXTERNAL_ALIGNMENT;
+    if (pad) this.writeAll(new Uint8Array(pad));
     this.offset += pad;
-    writeSync(this.fd, bytes);
+    this.writeAll(bytes);
     const proto: OnnxTypes.ITensorProto = {
       name: decl.name,
       dataType: ONNX_DTYPE[decl.dtype],
@@ -128,6 +152,10 @@ class ExternalWriter {
   }
   close(): void {
     closeSync(this.fd);
+  }
+  /** writeSync may write less than asked (a 1 GB embedding table in one call): loop until done. */
+  private writeAll(bytes: Uint8Array): void {
+    for (let done = 0; done < bytes.byteLength; ) done += writeSync(this.fd, bytes, done);
   }
 }
 
@@ -159,20 +187,21 @@ export function toModelBytes(g: GraphBuilder, opts: ModelOptions = {}): Uint8Arr
 
 /** Writes `<path>` (and `<path>.data` when external) and returns the files written. */
 export async function saveModel(g: GraphBuilder, path: string, opts: SaveOptions = {}): Promise<string[]> {
-  const { writeFile } = await import('node:fs/promises');
   const useExternal = opts.externalData ?? estimateBytes(g) > EXTERNAL_THRESHOLD;
   if (!useExternal) {
     await writeFile(path, toModelBytes(g, opts));
     return [path];
   }
   const dataPath = `${path}.data`;
-  const writer = new ExternalWriter(dataPath);
+  const writer = new ExternalWriter(dataPath, opts.inlineBelowBytes ?? INLINE_BELOW_BYTES);
   try {
     await writeFile(path, onnx.ModelProto.encode(modelProto(g, opts, writer)).finish());
   } finally {
     writer.close();
   }
-  return [path, dataPath];
+  if (writer.used) return [path, dataPath];
+  await rm(dataPath); // every initializer was small: no data file
+  return [path];
 }
 
 const BYTES_PER: Record<string, number> = {

@@ -1,6 +1,7 @@
 /**
  * Seeded random weights for every expected Harmon tensor: what `harmon tiny` and the tests
- * build models from. Each tensor gets its own stream seeded from (seed, name), so adding a key
+ * build models from. Lazy: each tensor is generated when read and not kept, so exporting a
+ * random 1.5B model needs the memory of one tensor, not of the model. Each tensor gets its own stream seeded from (seed, name), so adding a key
  * never changes the values of the others. Scales follow PyTorch's defaults so activations stay
  * O(1) through the tiny model: matrices U(±1/√fan_in), embeddings and learned position tables
  * std 0.02, norm weights 1 ± 0.05, biases ±0.02.
@@ -64,20 +65,12 @@ export function randomHarmonWeights(
     if (name === 'llm.lm_head.weight') continue;
     const n = numelOf(shape);
     const { center, half } = initFor(name, shape);
-    w.set(
-      name,
-      shape,
-      fillUniform(
-        new Float32Array(n),
-        (hashName(name) ^ Math.imul(seed | 0, 0x9e3779b1)) >>> 0,
-        center,
-        half,
-      ),
-    );
+    const stream = (hashName(name) ^ Math.imul(seed | 0, 0x9e3779b1)) >>> 0;
+    w.setLazy(name, shape, () => fillUniform(new Float32Array(n), stream, center, half));
   }
   if (options.includeLmHead) {
     const emb = w.get('llm.model.embed_tokens.weight');
-    if (emb) w.set('llm.lm_head.weight', emb.shape, emb.read());
+    if (emb) w.setLazy('llm.lm_head.weight', emb.shape, () => emb.read());
   }
   return w;
 }

@@ -33,6 +33,24 @@ export class MemoryWeights implements WeightSource {
     return this;
   }
 
+  /**
+   * A tensor made on each read and not kept: a 1.5B random model (10 GB of fp32) then never
+   * exists in memory at once, only the tensor being written. `make` must be deterministic.
+   */
+  setLazy(name: string, shape: readonly number[], make: () => Float32Array): this {
+    const n = numelOf(shape);
+    const read = () => {
+      const data = make();
+      if (data.length !== n)
+        throw new Error(
+          `MemoryWeights.setLazy(${name}): shape ${shape} needs ${n} values, got ${data.length}`,
+        );
+      return data;
+    };
+    this.map.set(name, { name, dtype: 'float32', shape: [...shape], read });
+    return this;
+  }
+
   names(): string[] {
     return [...this.map.keys()];
   }

@@ -1,36 +1,20 @@
 /**
- * mar_step.onnx (spec §6.10) equals the three-graph chain mar_encoder → llm_image_step →
- * mar_decoder on the same inputs: batch 2 with different visible/pred sets per row, 0 < V < N,
- * a text cache of length P = 6 whose second row is right-padded (mask holes, positions from its
- * own length), and the V = 0 first step. Also: its interface is exactly the §6.10 one and the
- * LLM path is really wired (changing the cache changes z).
+ * lm.onnx as generate's image pass (spec §2.6 (b)–(f)): one run equals the old three-graph chain
+ * mar_encoder → llm_image_step → mar_decoder (what model directories of format 1 ran unfused, and
+ * their mar_step fused) on the same inputs: batch 2 with different visible/pred sets per row,
+ * 0 < V < N, a text cache of length P = 6 whose second row is right-padded (mask holes, positions
+ * from its own length), and the V = 0 first step. Also: the LLM path and the mask are wired.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildLlmImageStep } from '../../src/onnx/builders/llm.ts';
-import { buildMarDecoder } from '../../src/onnx/builders/mar-decoder.ts';
-import { buildMarEncoder } from '../../src/onnx/builders/mar-encoder.ts';
-import { buildMarStep } from '../../src/onnx/builders/mar-step.ts';
-import { toModelBytes } from '../../src/onnx/graph/serialize.ts';
-import { randomHarmonWeights } from '../../src/onnx/weights/random.ts';
 import { type Feed, f32, i64, maxAbsDiff, randomArray, runModel } from '../helpers/ort.ts';
-import { TINY_SMALL_VOCAB } from './llm-fixtures.ts';
+import { D, headDim, IMG, kvHeads, layers, lmBytes, NB, old } from './lm-fixtures.ts';
 import { randomIndexSets } from './mar-fixtures.ts';
 
-const cfg = TINY_SMALL_VOCAB;
-const { width: D, buffer: NB } = cfg.mar;
-const { layers, kvHeads, headDim } = cfg.llm;
-const weights = randomHarmonWeights(cfg, 5, { includeVae: false });
 const N = 16;
 const P = 6;
 const lengths = [6, 4]; // row 1: Lu = 4, slots 4..5 are padding
-const TOL = 1e-5;
-
-const encBytes = toModelBytes(buildMarEncoder(cfg, weights));
-const llmBytes = toModelBytes(buildLlmImageStep(cfg, weights));
-const decBytes = toModelBytes(buildMarDecoder(cfg, weights));
-const step = buildMarStep(cfg, weights);
-const stepBytes = toModelBytes(step);
+const EXACT = 0; // the same ops on the same values (measured bit-identical)
 
 interface Case {
   v: number;
@@ -53,6 +37,7 @@ function stepFeeds({ v, k, seed }: Case, cacheScale = 1): Record<string, Feed> {
   ]);
   const positions = lengths.flatMap((len) => Array.from({ length: s }, (_, j) => len + j));
   const feeds: Record<string, Feed> = {
+    input_ids: i64([2, s], Array(2 * s).fill(IMG)),
     tokens: f32([2, v, 16], randomArray(2 * v * 16, seed + 1, 1.5)),
     visible_idx: i64([2, v], visible.flat()),
     pred_idx: i64([2, k], pred.flat()),
@@ -61,6 +46,7 @@ function stepFeeds({ v, k, seed }: Case, cacheScale = 1): Record<string, Feed> {
     diff_pos_grid: f32([N, D], randomArray(N * D, seed + 4, 0.5)),
     attention_mask: i64([2, P + s], mask),
     position_ids: i64([2, s], positions),
+    logits_at: i64([0, 2], []),
   };
   for (let l = 0; l < layers; l++) {
     for (const [j, kv] of ['key', 'value'].entries()) {
@@ -78,16 +64,16 @@ function pick(feeds: Record<string, Feed>, names: string[]): Record<string, Feed
   return Object.fromEntries(names.map((n) => [n, feeds[n]]));
 }
 
-/** The unfused chain, exactly as the pipeline runs it when mar_step is absent. */
+/** The old three-graph chain, as format-1 model directories ran it. */
 async function chain(feeds: Record<string, Feed>): Promise<Float32Array> {
-  const enc = await runModel(encBytes, pick(feeds, ['tokens', 'visible_idx', 'enc_pos_grid']));
+  const enc = await runModel(old.encoder, pick(feeds, ['tokens', 'visible_idx', 'enc_pos_grid']));
   const past = Object.keys(feeds).filter((n) => n.startsWith('past_key_values.'));
-  const llm = await runModel(llmBytes, {
+  const llm = await runModel(old.imageStep, {
     ...pick(feeds, ['attention_mask', 'position_ids', ...past]),
     inputs_embeds: f32([...enc.llm_in.dims], enc.llm_in.data as Float32Array),
   });
   const h = llm.last_hidden_state;
-  const dec = await runModel(decBytes, {
+  const dec = await runModel(old.decoder, {
     ...pick(feeds, ['visible_idx', 'pred_idx', 'dec_pos_grid', 'diff_pos_grid']),
     x_enc: f32([...enc.x_enc.dims], enc.x_enc.data as Float32Array),
     llm_out: f32([...h.dims], h.data as Float32Array),
@@ -95,61 +81,28 @@ async function chain(feeds: Record<string, Feed>): Promise<Float32Array> {
   return dec.z.data as Float32Array;
 }
 
-test('interface is §6.10: the small tensors in, z out; node names keep the module path', () => {
-  const past = Array.from({ length: layers }, (_, l) => [
-    `past_key_values.${l}.key`,
-    `past_key_values.${l}.value`,
-  ]).flat();
-  assert.deepEqual(
-    step.inputs.map((i) => i.name).sort(),
-    [
-      'attention_mask',
-      'dec_pos_grid',
-      'diff_pos_grid',
-      'enc_pos_grid',
-      ...past,
-      'position_ids',
-      'pred_idx',
-      'tokens',
-      'visible_idx',
-    ].sort(),
-  );
-  assert.deepEqual(
-    step.outputs.map((o) => o.name),
-    ['z'],
-  );
-  for (const prefix of ['/mar_encoder/', '/llm_image_step/', '/mar_decoder/'])
-    assert.ok(
-      step.nodes.some((n) => n.name.startsWith(prefix)),
-      `nodes under ${prefix}`,
-    );
-  assert.ok(step.nodes.every((n) => /^\/(mar_encoder|llm_image_step|mar_decoder)\//.test(n.name)));
-  // Nothing duplicated: each module's weights appear once.
-  const names = step.initializers.map((i) => i.name);
-  assert.equal(new Set(names).size, names.length);
-  assert.ok(names.includes('/llm_image_step/llm.model.norm.weight'));
-});
+const zOf = async (feeds: Record<string, Feed>) => (await runModel(lmBytes, feeds)).z;
 
 for (const c of [
   { v: 5, k: 4, seed: 100 },
   { v: 0, k: 3, seed: 200 },
   { v: 12, k: 4, seed: 300 },
 ]) {
-  test(`mar_step equals the three-graph chain (B = 2, V = ${c.v}, K = ${c.k}, P = ${P}, padded row)`, async () => {
+  test(`image pass equals the old three-graph chain (B = 2, V = ${c.v}, K = ${c.k}, P = ${P}, padded row)`, async () => {
     const feeds = stepFeeds(c);
-    const fused = (await runModel(stepBytes, feeds)).z;
-    assert.deepEqual([...fused.dims], [2, c.k, D]);
+    const z = await zOf(feeds);
+    assert.deepEqual([...z.dims], [2, c.k, D]);
     const ref = await chain(feeds);
-    const d = maxAbsDiff(fused.data as Float32Array, ref);
-    assert.ok(d <= TOL, `max |fused − chain| = ${d}`);
+    const d = maxAbsDiff(z.data as Float32Array, ref);
+    assert.ok(d <= EXACT, `max |lm − chain| = ${d}`);
     assert.ok(Math.max(...Array.from(ref, Math.abs)) > 0.1, 'z is not trivially small');
   });
 }
 
 test('the LLM path is wired: a different text cache changes z', async () => {
   const c = { v: 5, k: 4, seed: 100 };
-  const a = (await runModel(stepBytes, stepFeeds(c))).z.data as Float32Array;
-  const b = (await runModel(stepBytes, stepFeeds(c, 3))).z.data as Float32Array;
+  const a = (await zOf(stepFeeds(c))).data as Float32Array;
+  const b = (await zOf(stepFeeds(c, 3))).data as Float32Array;
   assert.ok(maxAbsDiff(a, b) > 1e-3, 'z must depend on past_key_values');
 });
 
@@ -165,8 +118,8 @@ test('the attention mask is wired: junk in row 1’s padded cache slots does not
         data.fill(50, ((kvHeads + hIdx) * P + p) * headDim, ((kvHeads + hIdx) * P + p + 1) * headDim);
     junk[name] = f32(f.dims, data);
   }
-  const a = (await runModel(stepBytes, clean)).z.data as Float32Array;
-  const b = (await runModel(stepBytes, junk)).z.data as Float32Array;
+  const a = (await zOf(clean)).data as Float32Array;
+  const b = (await zOf(junk)).data as Float32Array;
   const half = a.length / 2;
   assert.ok(maxAbsDiff(a.subarray(half), b.subarray(half)) <= 1e-6, 'row 1 ignores its padding');
   assert.ok(maxAbsDiff(a.subarray(0, half), b.subarray(0, half)) <= 1e-6, 'row 0 untouched');
