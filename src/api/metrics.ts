@@ -14,9 +14,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { sendJson } from '../server/app.ts';
+import { bearerToken, sendJson } from '../server/app.ts';
 import type { Prisma } from '../storage/db.ts';
-import { bearerToken } from './use-auth.ts';
 
 export type ApiMetrics = ReturnType<typeof createMetrics>;
 

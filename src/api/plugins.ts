@@ -19,55 +19,14 @@ import {
   type ValidationRule,
 } from 'graphql';
 import { AppError } from '../shared/errors.ts';
+import type { KeyPrincipal } from '../tenancy/key-cache.ts';
+import type { AdmitDone, AdmitRequest, AdmitState, ApiPlugin, OperationInfo } from './plugin-types.ts';
 import type { ApiContext, ApiDeps } from './types.ts';
-import { contextFor, createKeyWatch, type Principal, useAuth } from './use-auth.ts';
+import { contextFor, createKeyWatch, useAuth } from './use-auth.ts';
 import { useAuthThrottle } from './use-auth-throttle.ts';
 import { documentCache, useLimits } from './use-limits.ts';
 import { useOperationKinds } from './use-operation-kinds.ts';
 import { useRateLimit } from './use-rate-limit.ts';
-
-export type Transport = 'http' | 'ws' | 'sse' | 'lambda';
-
-export type AdmitRequest = {
-  transport: Transport;
-  /**
-   * 'connect': a graphql-ws connection_init (who is calling; nothing runs yet, nothing is
-   * counted). 'operation': one operation is about to be parsed and run.
-   */
-  phase: 'connect' | 'operation';
-  /** The `Authorization` header value, or graphql-ws's connection_init `authorization`. */
-  authorization: unknown;
-  /** The client's address as the transport sees it (see clientAddress in use-auth-throttle.ts). */
-  clientAddress: string;
-  requestId: string;
-};
-
-/** What the admission steps share: the request plus what earlier steps found. */
-export type AdmitState = AdmitRequest & {
-  principal?: Principal;
-  /** Set by use-auth-throttle: only keys this process verified recently may pass. */
-  cachedKeysOnly?: boolean;
-};
-
-/** Told how admission ended; may throw to replace the error (or to refuse after all). */
-export type AdmitDone = (outcome: { error?: unknown }) => void;
-
-export type OperationInfo = {
-  transport: Transport;
-  document: DocumentNode;
-  operation: OperationDefinitionNode;
-};
-
-export interface ApiPlugin {
-  readonly name: string;
-  /** Extra validation rules, run with graphql's own on every transport. */
-  readonly validationRules?: readonly ValidationRule[];
-  /** Before anything is parsed. */
-  // biome-ignore lint/suspicious/noConfusingVoidType: a hook that returns nothing must type-check, as in envelop.
-  onAdmit?(state: AdmitState): void | AdmitDone | Promise<void | AdmitDone>;
-  /** After parsing and validation, before anything runs. */
-  onOperation?(ctx: ApiContext, op: OperationInfo): void | Promise<void>;
-}
 
 export type AdmissionOptions = {
   /** How often open streams re-check their key (default 5 s; a revoke here is at once). */
@@ -130,7 +89,7 @@ export function createAdmission(
         }
       }
       if (error !== undefined) throw error;
-      return contextFor(deps, state.principal as Principal, req.requestId, req.transport);
+      return contextFor(deps, state.principal as KeyPrincipal, req.requestId, req.transport);
     },
 
     /**

@@ -15,7 +15,6 @@ import type { ApiKeyCache } from '../tenancy/key-cache.ts';
 import type { RateLimiter } from '../tenancy/rate-limit.ts';
 import type { ApiMetrics } from './metrics.ts';
 import type { ModelInfo } from './models.ts';
-import type { Transport } from './plugins.ts';
 
 // ---- GraphQL input types -------------------------------------------------------------------
 
@@ -127,3 +126,5 @@ export type ApiContext = {
   requestId: string;
   log: Logger;
 };
+
+export type Transport = 'http' | 'ws' | 'sse' | 'lambda';

@@ -11,10 +11,10 @@
  * by /64, the block one subscriber usually holds.
  */
 import { isIP } from 'node:net';
+import { bearerToken } from '../server/app.ts';
 import { BoundedMap } from '../shared/bounded-map.ts';
 import { AppError } from '../shared/errors.ts';
-import type { ApiPlugin } from './plugins.ts';
-import { bearerToken } from './use-auth.ts';
+import type { ApiPlugin } from './plugin-types.ts';
 
 export const FAILED_AUTH_PER_MINUTE = 30;
 const MAX_ADDRESSES = 10_000;

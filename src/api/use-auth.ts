@@ -7,6 +7,7 @@
  * key watch below, so a revoked key stops streaming too.
  */
 
+import { bearerToken } from '../server/app.ts';
 import { BoundedMap } from '../shared/bounded-map.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -14,17 +15,8 @@ import type { Prisma } from '../storage/db.ts';
 import { forTenant, type TenantScope } from '../storage/tenant-scope.ts';
 import { cachedPrincipal, resolvePrincipal } from '../tenancy/api-keys.ts';
 import { apiKeyCache, type KeyPrincipal } from '../tenancy/key-cache.ts';
-import type { ApiPlugin, Transport } from './plugins.ts';
-import type { ApiContext, ApiDeps } from './types.ts';
-
-export type Principal = KeyPrincipal;
-
-/** The bearer token of an Authorization header value, or undefined. */
-export function bearerToken(header: unknown): string | undefined {
-  if (typeof header !== 'string') return undefined;
-  const m = /^\s*Bearer\s+(\S+)\s*$/i.exec(header);
-  return m?.[1];
-}
+import type { ApiPlugin } from './plugin-types.ts';
+import type { ApiContext, ApiDeps, Transport } from './types.ts';
 
 export function useAuth(deps: Pick<ApiDeps, 'prisma' | 'keyCache'>): ApiPlugin {
   const cache = deps.keyCache ?? apiKeyCache;
@@ -63,7 +55,12 @@ function scopeFor(prisma: Prisma, tenantId: string): TenantScope {
   return scope;
 }
 
-export function contextFor(deps: ApiDeps, p: Principal, requestId: string, transport: Transport): ApiContext {
+export function contextFor(
+  deps: ApiDeps,
+  p: KeyPrincipal,
+  requestId: string,
+  transport: Transport,
+): ApiContext {
   let log: Logger | undefined;
   return {
     deps,

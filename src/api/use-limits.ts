@@ -31,7 +31,7 @@ import {
   validate,
 } from 'graphql';
 import { BoundedMap } from '../shared/bounded-map.ts';
-import type { ApiPlugin } from './plugins.ts';
+import type { ApiPlugin } from './plugin-types.ts';
 
 /**
  * The API's own deepest query is 5 levels (jobs > edges > node > images > url); graphql's

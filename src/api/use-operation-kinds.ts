@@ -4,7 +4,7 @@
  * the client's mistake, so it gets BAD_USER_INPUT naming the endpoints that stream.
  */
 import { AppError } from '../shared/errors.ts';
-import type { ApiPlugin } from './plugins.ts';
+import type { ApiPlugin } from './plugin-types.ts';
 
 const STREAMING = new Set(['ws', 'sse']);
 

@@ -8,7 +8,7 @@
 import { type FieldNode, type FragmentDefinitionNode, Kind, type SelectionSetNode } from 'graphql';
 import { AppError } from '../shared/errors.ts';
 import { type RateLimiter, requestBucketKey } from '../tenancy/rate-limit.ts';
-import type { ApiPlugin, OperationInfo } from './plugins.ts';
+import type { ApiPlugin, OperationInfo } from './plugin-types.ts';
 
 /**
  * Root fields an operation selects, fragments expanded. `@skip`/`@include` are not evaluated: a

@@ -3,8 +3,7 @@
  * model directory; the first directory's model is the default. `harmon worker` and the
  * in-process worker of `harmon serve` build it from HARMON_MODEL (or the demo model).
  */
-import { HarmonEngine } from '../harmon/engine.ts';
-import type { RuntimeOptions } from '../runtime/sessions.ts';
+import { type EngineOptions, HarmonEngine } from '../harmon/engine.ts';
 import { AppError } from '../shared/errors.ts';
 import type { JobRunner } from './runner.ts';
 
@@ -17,7 +16,7 @@ export interface EngineRunnerOptions {
   /** Preview every N MAR steps (0/undefined: no previews). */
   previewEvery?: number;
   /** Session options for every engine (execution providers from EXECUTION_PROVIDERS). */
-  runtime?: RuntimeOptions;
+  runtime?: EngineOptions['runtime'];
 }
 
 export async function createEngineRunner(

@@ -14,6 +14,13 @@ export type App = {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
 };
 
+/** The bearer token of an Authorization header value (or graphql-ws connection_init field), or undefined. */
+export function bearerToken(header: unknown): string | undefined {
+  if (typeof header !== 'string') return undefined;
+  const m = /^\s*Bearer\s+(\S+)\s*$/i.exec(header);
+  return m?.[1];
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parse } from 'graphql';
-import { type ApiPlugin, createAdmission } from '../../src/api/plugins.ts';
+import type { ApiPlugin } from '../../src/api/plugin-types.ts';
+import { createAdmission } from '../../src/api/plugins.ts';
 import { resolvers } from '../../src/api/resolvers/index.ts';
 import { buildExecutableSchema } from '../../src/api/schema.ts';
 import type { ApiDeps } from '../../src/api/types.ts';
