@@ -5,8 +5,8 @@
  * of it. Queries and mutations only; jobs are run by the GPU workers from the same queue.
  *
  * Environment: what `loadConfig` reads (DATABASE_URL, S3_*, QUEUE_BACKEND, SQS_*, HARMON_MODEL,
- * ...), where DATABASE_URL may instead come from DATABASE_SECRET_ARN (the Aurora secret) and
- * WEBHOOK_MASTER_KEY from APP_SECRET_ARN. Migrations are not run here (a one-off task does that).
+ * ...), where DATABASE_URL may instead come from DATABASE_SECRET_ARN (the Aurora secret).
+ * Migrations are not run here (a one-off task does that).
  */
 
 import type { ALBEvent, ALBResult, Context } from 'aws-lambda';

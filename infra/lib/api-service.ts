@@ -145,13 +145,11 @@ export class ApiService extends Construct {
         ...sharedEnvironment(stateful),
         // Lambda cannot inject secret fields; the handler reads these secrets at cold start.
         DATABASE_SECRET_ARN: stateful.databaseSecret.secretArn,
-        APP_SECRET_ARN: stateful.appSecret.secretArn,
         MODEL_VARIANT: config.modelVariant,
         HARMON_MODEL: apiModelDir(config),
       },
     });
     stateful.databaseSecret.grantRead(fn);
-    stateful.appSecret.grantRead(fn);
     stateful.bucket.grantReadWrite(fn);
     stateful.jobQueue.grantSendMessages(fn);
     this.listener.addTargets('GraphqlLambda', {

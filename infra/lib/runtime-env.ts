@@ -32,7 +32,6 @@ export function sharedSecrets(stateful: StatefulStack): Record<string, ecs.Secre
     DB_USER: ecs.Secret.fromSecretsManager(db, 'username'),
     DB_PASSWORD: ecs.Secret.fromSecretsManager(db, 'password'),
     DB_NAME: ecs.Secret.fromSecretsManager(db, 'dbname'),
-    WEBHOOK_MASTER_KEY: ecs.Secret.fromSecretsManager(stateful.appSecret, 'webhookMasterKey'),
   };
 }
 

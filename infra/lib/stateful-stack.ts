@@ -2,7 +2,7 @@ import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { InfraConfig } from './config.ts';
@@ -22,8 +22,6 @@ export class StatefulStack extends Stack {
   readonly bucket: s3.Bucket;
   readonly jobQueue: sqs.Queue;
   readonly deadLetterQueue: sqs.Queue;
-  /** App-level secret material (webhook signing master key, API-key pepper). */
-  readonly appSecret: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: StatefulStackProps) {
     super(scope, id, props);
@@ -106,17 +104,6 @@ export class StatefulStack extends Stack {
       enforceSSL: true,
       // Safety net behind the worker's own dead-lettering (see src/jobs/queue/sqs-queue.ts).
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: config.maxAttempts },
-    });
-
-    this.appSecret = new secretsmanager.Secret(this, 'AppSecret', {
-      description: 'Harmon platform secrets: webhook signing master key and API key pepper',
-      generateSecretString: {
-        secretStringTemplate: JSON.stringify({}),
-        generateStringKey: 'webhookMasterKey',
-        passwordLength: 64,
-        excludePunctuation: true,
-      },
-      removalPolicy: RemovalPolicy.RETAIN,
     });
   }
 }

@@ -2,7 +2,7 @@
  * Environment from AWS Secrets Manager, for the GraphQL Lambda: ECS injects single secret fields
  * into a container's environment (infra/lib/runtime-env.ts), Lambda cannot, so the Lambda gets the
  * secrets' ARNs and reads them once per cold start. The result uses the same names as the ECS
- * containers (DATABASE_URL as infra/docker/entrypoint.sh builds it, WEBHOOK_MASTER_KEY).
+ * containers (DATABASE_URL as infra/docker/entrypoint.sh builds it).
  */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { AppError } from '../shared/errors.ts';
@@ -44,22 +44,15 @@ export function databaseUrlFromSecret(s: DatabaseSecret): string {
 }
 
 /**
- * Extra environment read from DATABASE_SECRET_ARN / APP_SECRET_ARN. An explicit DATABASE_URL or
- * WEBHOOK_MASTER_KEY wins (local runs, tests), so nothing is fetched for it.
+ * Extra environment read from DATABASE_SECRET_ARN. An explicit DATABASE_URL wins (local runs,
+ * tests), so nothing is fetched for it.
  */
 export async function envFromSecrets(
   env: NodeJS.ProcessEnv,
   client?: SecretsManagerClient,
 ): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const wantDb = !env.DATABASE_URL && env.DATABASE_SECRET_ARN;
-  const wantApp = !env.WEBHOOK_MASTER_KEY && env.APP_SECRET_ARN;
-  if (!wantDb && !wantApp) return out;
+  const arn = !env.DATABASE_URL && env.DATABASE_SECRET_ARN;
+  if (!arn) return {};
   const sm = client ?? new SecretsManagerClient({});
-  if (wantDb) out.DATABASE_URL = databaseUrlFromSecret((await readJsonSecret(sm, wantDb)) as DatabaseSecret);
-  if (wantApp) {
-    const app = await readJsonSecret(sm, wantApp);
-    if (typeof app.webhookMasterKey === 'string') out.WEBHOOK_MASTER_KEY = app.webhookMasterKey;
-  }
-  return out;
+  return { DATABASE_URL: databaseUrlFromSecret((await readJsonSecret(sm, arn)) as DatabaseSecret) };
 }

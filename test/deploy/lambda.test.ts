@@ -155,7 +155,6 @@ describe('cold-start secrets (Secrets Manager protocol on loopback)', () => {
       password: 'p@ss/w:rd',
       dbname: 'harmon',
     }),
-    'arn:app': JSON.stringify({ webhookMasterKey: 'k'.repeat(64) }),
     'arn:text': 'not json',
   };
 
@@ -188,18 +187,14 @@ describe('cold-start secrets (Secrets Manager protocol on loopback)', () => {
     server?.close();
   });
 
-  test('DATABASE_URL (TLS verified, fields encoded) and WEBHOOK_MASTER_KEY from the two secrets', async () => {
-    const env = await envFromSecrets({ DATABASE_SECRET_ARN: 'arn:db', APP_SECRET_ARN: 'arn:app' }, client);
+  test('DATABASE_URL (TLS verified, fields encoded) from the database secret', async () => {
+    const env = await envFromSecrets({ DATABASE_SECRET_ARN: 'arn:db' }, client);
     assert.equal(
       env.DATABASE_URL,
       'postgres://harmon:p%40ss%2Fw%3Ard@db.internal:5432/harmon?sslmode=verify-full',
     );
     assert.equal(new URL(env.DATABASE_URL).password, 'p%40ss%2Fw%3Ard');
-    assert.equal(env.WEBHOOK_MASTER_KEY, 'k'.repeat(64));
-    assert.deepEqual(requests.splice(0), [
-      'secretsmanager.GetSecretValue arn:db',
-      'secretsmanager.GetSecretValue arn:app',
-    ]);
+    assert.deepEqual(requests.splice(0), ['secretsmanager.GetSecretValue arn:db']);
   });
 
   test('an explicit DATABASE_URL wins: nothing is fetched', async () => {
