@@ -12,7 +12,7 @@
 import { Worker } from 'node:worker_threads';
 import type { RuntimeOptions } from '../runtime/sessions.ts';
 import { AppError } from '../shared/errors.ts';
-import type { DescribeInput, GenerateInput } from '../shared/job-inputs.ts';
+import { type DescribeInput, type GenerateInput, resolveGenerateOptions } from '../shared/job-inputs.ts';
 import type { FromWorker, ModelInfo, ToWorker, WireError, WorkerInit } from './engine-protocol.ts';
 import type { DescribeResult, EventSink, GenerateResult, StepDebugInfo } from './events.ts';
 
@@ -113,6 +113,20 @@ export class HarmonEngine {
       worker.on('error', onError);
       worker.on('exit', onExit);
     });
+  }
+
+  /**
+   * Jobs with equal keys can share one MAR loop: same image size and MAR step count (everything
+   * else — prompts, seeds, cfg, temperature, count — may differ per job). Invalid input: null,
+   * so the job runs alone and fails with its own coded error.
+   */
+  batchKey(input: GenerateInput): string | null {
+    try {
+      const o = resolveGenerateOptions(input, { maxImageSize: this.info.maxImageSize });
+      return `${o.size}px/${o.steps}steps`;
+    } catch {
+      return null;
+    }
   }
 
   generate(input: GenerateInput, opts: GenerateRequestOptions = {}): Promise<GenerateResult> {

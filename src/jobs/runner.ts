@@ -12,10 +12,26 @@ export interface RunOptions {
   onEvent: EventSink;
 }
 
+/** One generate job of a cross-job batch (issue #14): its input and its own signal and events. */
+export interface BatchItem {
+  input: GenerateInput;
+  options: RunOptions;
+}
+
 export interface JobRunner {
   /** Model ids this runner serves; the first is the default. */
   models(): string[];
   generate(modelId: string, input: GenerateInput, options: RunOptions): Promise<GenerateResult>;
+  /**
+   * Generate jobs whose keys are equal may share one MAR loop (same model, image size, MAR
+   * steps); null: this job always runs alone. Absent: the runner never batches.
+   */
+  batchKey?(modelId: string, input: GenerateInput): string | null;
+  /**
+   * Runs jobs of one batch key together. One settled outcome per item, in item order; an item
+   * whose signal aborts (or whose rows fail) rejects alone and the others go on.
+   */
+  generateBatch?(modelId: string, items: BatchItem[]): Promise<PromiseSettledResult<GenerateResult>[]>;
   describe(
     modelId: string,
     image: Uint8Array,
