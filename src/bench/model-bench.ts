@@ -16,57 +16,9 @@ import { readManifest } from '../model/model-dir.ts';
 import { weightBudget } from '../onnx/weight-budget.ts';
 import type { LoadStats } from '../runtime/sessions.ts';
 import { AppError } from '../shared/errors.ts';
-import type { DescribeBenchResult } from './describe-bench.ts';
 import type { ProbeRequest } from './model-probe.ts';
 import type { PipelineBenchEntry } from './pipeline-bench.ts';
-
-export interface LoadFigures {
-  totalMs: number;
-  verifyMs: number;
-  filesHashed: number;
-  filesByMarker: number;
-  msByGraph: Record<string, number>;
-}
-
-export interface ModelFigures {
-  variant: string;
-  modelId: string;
-  dtype: string;
-  /** Every file of the model directory (manifest and graphs; hash markers left out). */
-  dirBytes: number;
-  /** Every weight some graph uses, counted once, at the storage dtype. */
-  weightBytes: number;
-  dirToWeightRatio: number;
-  /** The same weights in fp32: what a loaded session holds per copy. */
-  weightBytesFp32: number;
-  /** Weight bytes the serving sessions hold by the layout table (src/onnx/weight-budget.ts). */
-  residentWeightBytes: number;
-  generate: {
-    size: number;
-    steps: number;
-    totalMs: number;
-    stageMs: Record<string, number>;
-    sessionRunsPerImage: number;
-    jsOverheadShare: number;
-    load: LoadFigures;
-    peakRssMb: number;
-    /** Peak RSS over the fp32 weight bytes counted once. */
-    peakRssToWeightRatio: number;
-  };
-  describe: {
-    maxTokens: number;
-    timeToFirstTokenMs: number;
-    prefillMs: number;
-    tokensPerSecond: number;
-    totalMs: number;
-    stageMs: Record<string, number>;
-    load: LoadFigures;
-    peakRssMb: number;
-    peakRssToWeightRatio: number;
-    /** The report's describe figures for this model, for the describe section. */
-    figures: Omit<DescribeBenchResult, 'measurements' | 'load'>;
-  };
-}
+import type { DescribeFigures, LoadFigures, ModelFigures } from './report.ts';
 
 export interface ModelBenchOptions {
   modelDir: string;
@@ -138,7 +90,7 @@ export async function runModelBench(opts: ModelBenchOptions): Promise<ModelFigur
     log,
   );
   log(`model ${manifest.variant}: describe (${maxTokens} tokens) in a fresh process…`);
-  const d = await probe<Omit<DescribeBenchResult, 'measurements'>>(
+  const d = await probe<DescribeFigures & { load: LoadStats }>(
     { mode: 'describe', modelDir: opts.modelDir, maxTokens },
     log,
   );

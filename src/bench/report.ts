@@ -6,8 +6,55 @@
 import type { StageRow } from './chart.ts';
 import type { Measurement } from './harness.ts';
 import type { MachineInfo } from './machine.ts';
-import type { ModelFigures } from './model-bench.ts';
 import type { TargetCheck } from './targets.ts';
+
+export interface LoadFigures {
+  totalMs: number;
+  verifyMs: number;
+  filesHashed: number;
+  filesByMarker: number;
+  msByGraph: Record<string, number>;
+}
+
+export interface ModelFigures {
+  variant: string;
+  modelId: string;
+  dtype: string;
+  /** Every file of the model directory (manifest and graphs; hash markers left out). */
+  dirBytes: number;
+  /** Every weight some graph uses, counted once, at the storage dtype. */
+  weightBytes: number;
+  dirToWeightRatio: number;
+  /** The same weights in fp32: what a loaded session holds per copy. */
+  weightBytesFp32: number;
+  /** Weight bytes the serving sessions hold by the layout table (src/onnx/weight-budget.ts). */
+  residentWeightBytes: number;
+  generate: {
+    size: number;
+    steps: number;
+    totalMs: number;
+    stageMs: Record<string, number>;
+    sessionRunsPerImage: number;
+    jsOverheadShare: number;
+    load: LoadFigures;
+    peakRssMb: number;
+    /** Peak RSS over the fp32 weight bytes counted once. */
+    peakRssToWeightRatio: number;
+  };
+  describe: {
+    maxTokens: number;
+    timeToFirstTokenMs: number;
+    prefillMs: number;
+    tokensPerSecond: number;
+    totalMs: number;
+    stageMs: Record<string, number>;
+    load: LoadFigures;
+    peakRssMb: number;
+    peakRssToWeightRatio: number;
+    /** The report's describe figures for this model, for the describe section. */
+    figures: DescribeFigures;
+  };
+}
 
 export const REPORT_SCHEMA_VERSION = 1;
 

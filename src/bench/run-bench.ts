@@ -21,13 +21,14 @@ import { ensureDemoModel } from '../onnx/demo-model.ts';
 import { runDescribeBench } from './describe-bench.ts';
 import { type Measurement, type MeasureOptions, peakRssMb } from './harness.ts';
 import { machineInfo } from './machine.ts';
-import { type ModelFigures, runModelBench } from './model-bench.ts';
+import { runModelBench } from './model-bench.ts';
 import { REAL_SIZES } from './pipeline-bench.ts';
 import {
   API_FIGURE_KEYS,
   type ApiFigures,
   type BenchReport,
   type DescribeFigures,
+  type ModelFigures,
   type PipelineConfigFigures,
   REPORT_SCHEMA_VERSION,
   type SamplerFigures,
