@@ -1,34 +1,18 @@
 /** `harmon random` as a real process: the model directory it writes, and its refusals. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { HARMON_TINY } from '../../src/model/config.ts';
 import { randomModelId } from '../../src/model/demo.ts';
 import { readManifest, verifyModelDir } from '../../src/model/model-dir.ts';
+import { runHarmon } from '../helpers/cli-process.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/harmon.js', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'harmon-random-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-type Run = { code: number | null; stdout: string; stderr: string };
-function harmon(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: root },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const harmon = (args: string[]) => runHarmon(args, { PATH: process.env.PATH ?? '', HOME: root });
 
 test('random --variant tiny writes a complete, verifiable model directory with its seed in the id', async () => {
   const out = join(root, 'tiny-fp16');

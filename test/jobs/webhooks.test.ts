@@ -7,7 +7,6 @@
  * test-only FetchPolicy, which only in-process code can pass.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
@@ -16,6 +15,7 @@ import { requestCancel } from '../../src/jobs/job-lifecycle.ts';
 import { deliverDueWebhooks, verifyWebhookSignature } from '../../src/jobs/webhooks.ts';
 import { isAppError } from '../../src/shared/errors.ts';
 import { type ApiHarness, GEN, gen, startApi } from '../api/harness.ts';
+import { runHarmon } from '../helpers/cli-process.ts';
 
 const TEST_ONLY = { allowLoopback: true, allowHttp: true };
 /** DNS for the test: names in the table, nothing else resolves. */
@@ -160,25 +160,13 @@ test('rotateWebhookSecret returns a new secret once; a delivered webhook verifie
   assert.equal(denied.body.errors?.[0]?.extensions?.code, 'FORBIDDEN');
 });
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '',
-        DATABASE_URL: h.db.url,
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+const cli = (args: string[]) =>
+  runHarmon(args, {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    DATABASE_URL: h.db.url,
+    LOG_LEVEL: 'warn',
   });
-}
 
 test('harmon tenants webhook-secret rotates the secret and prints it once; deliveries verify with it', async () => {
   const r = await cli(['tenants', 'webhook-secret', '--tenant', 'hooks']);

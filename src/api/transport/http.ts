@@ -18,10 +18,10 @@ import { AppError, isAppError } from '../../shared/errors.ts';
 import { formatApiError, httpStatusFor, serviceUnavailableStatus } from '../errors.ts';
 import type { Admission } from '../plugins.ts';
 import type { ApiContext, ApiDeps } from '../types.ts';
-import { clientAddress } from '../use-auth-throttle.ts';
 import {
   bodyTooLarge,
   lazyScope,
+  operationAdmission,
   readBody,
   requestIdFrom,
   requestScope,
@@ -118,17 +118,9 @@ export function graphqlHttpHandler(apollo: ApolloServer<ApiContext>, deps: ApiDe
           );
         let ctx: ApiContext;
         try {
-          ctx = await admission.admit({
-            transport: 'http',
-            phase: 'operation',
-            authorization: req.headers.authorization,
-            clientAddress: clientAddress(
-              req.socket.remoteAddress,
-              req.headers['x-forwarded-for'],
-              deps.config.trustedProxyHops,
-            ),
-            requestId,
-          });
+          ctx = await admission.admit(
+            operationAdmission(req, 'http', requestId, deps.config.trustedProxyHops),
+          );
         } catch (e) {
           return sendErrors(res, e, scope);
         }

@@ -10,6 +10,8 @@ import { AppError } from '../../shared/errors.ts';
 import { IMAGE_BYTES } from '../../shared/images.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { formatApiError, httpStatusFor } from '../errors.ts';
+import type { AdmitRequest } from '../plugin-types.ts';
+import { clientAddress } from '../use-auth-throttle.ts';
 
 export type RequestScope = { requestId: string; log: Logger };
 export const requestScope = new AsyncLocalStorage<RequestScope>();
@@ -17,6 +19,22 @@ export const requestScope = new AsyncLocalStorage<RequestScope>();
 /** The client's x-request-id when it is a short safe token, else a fresh uuid. */
 export function requestIdFrom(given: unknown): string {
   return (typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) && given) || randomUUID();
+}
+
+/** One HTTP request's operation admission (http and sse): its credentials and the client's address. */
+export function operationAdmission(
+  req: IncomingMessage,
+  transport: 'http' | 'sse',
+  requestId: string,
+  trustedProxyHops: number,
+): AdmitRequest {
+  return {
+    transport,
+    phase: 'operation',
+    authorization: req.headers.authorization,
+    clientAddress: clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustedProxyHops),
+    requestId,
+  };
 }
 
 /**

@@ -13,12 +13,12 @@ import { AppError, isAppError } from '../../shared/errors.ts';
 import { formatApiError } from '../errors.ts';
 import type { Admission } from '../plugins.ts';
 import type { ApiContext, ApiDeps } from '../types.ts';
-import { clientAddress } from '../use-auth-throttle.ts';
 import {
   asGraphQLError,
   bodyTooLarge,
   errorResponse,
   lazyScope,
+  operationAdmission,
   readBody,
   requestIdFrom,
   sendErrors,
@@ -119,17 +119,7 @@ export function graphqlSseHandler(schema: GraphQLSchema, deps: ApiDeps, admissio
     }
     let ctx: ApiContext;
     try {
-      ctx = await admission.admit({
-        transport: 'sse',
-        phase: 'operation',
-        authorization: req.headers.authorization,
-        clientAddress: clientAddress(
-          req.socket.remoteAddress,
-          req.headers['x-forwarded-for'],
-          deps.config.trustedProxyHops,
-        ),
-        requestId,
-      });
+      ctx = await admission.admit(operationAdmission(req, 'sse', requestId, deps.config.trustedProxyHops));
     } catch (e) {
       sendErrors(res, e, scope);
       return;
