@@ -105,8 +105,9 @@ export function formatApiError(
   if (isClientAppError(original))
     return { ...base, message: original.message, extensions: appErrorExtensions(original) };
   if (original instanceof GraphQLError && original !== gql) return formatApiError(original, meta, knownCode);
-  if (gql && gql.path === undefined && !isAppError(original)) {
-    // Parse/validation/coercion error: the client's mistake, safe to show.
+  if (gql && gql.path === undefined && original == null) {
+    // Parse/validation/coercion error: the client's mistake, safe to show. One that wraps a thrown
+    // error (e.g. the database timing out during admission) is not the client's: it goes below.
     // Apollo classifies request errors (parse/validation/coercion) in the formatted error it hands
     // to formatError, not always on the error object itself.
     const given = [gql.extensions?.code, knownCode].find(

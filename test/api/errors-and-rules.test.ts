@@ -35,6 +35,23 @@ test('unexpected errors are masked as INTERNAL with the request id, and logged w
   assert.equal(s.extensions?.code, 'INTERNAL');
 });
 
+test('a thrown error wrapped without a path (a transport admission step) is not a validation error', () => {
+  const { lines, scope } = capture();
+  // What asGraphQLError makes of the pool's error when the rate limiter's round trip times out.
+  const timeout = new Error('timeout exceeded when trying to connect');
+  const db = formatApiError(new GraphQLError(timeout.message, { originalError: timeout }), scope);
+  assert.equal(db.extensions?.code, 'SERVICE_UNAVAILABLE');
+  assert.equal(typeof db.extensions?.retryAfter, 'number');
+  const bug = new TypeError('cannot read properties of undefined (secret)');
+  const internal = formatApiError(new GraphQLError(bug.message, { originalError: bug }), scope);
+  assert.deepEqual(internal.extensions, { code: 'INTERNAL', requestId: 'req-42' });
+  assert.ok(!JSON.stringify(internal).includes('secret'));
+  assert.equal(lines.length, 1, 'the unexpected one is logged');
+  // A real validation error (no original error) stays the client's.
+  const v = formatApiError(new GraphQLError('Cannot query field "nope" on type "Query".'), scope);
+  assert.equal(v.extensions?.code, 'GRAPHQL_VALIDATION_FAILED');
+});
+
 test('client AppErrors keep their code, with fields and retryAfter', () => {
   const { lines, scope } = capture();
   const bad = formatApiError(
