@@ -37,7 +37,7 @@ test('engine reports the model and produces the same PNG bytes as the in-process
   } finally {
     await model.close();
   }
-  assert.equal(viaWorker.meta.sessions.runs, 18); // 2T + 2: 8 steps × (lm + sampler) + lm prefill + VAE
+  assert.equal(viaWorker.meta.sessions.runs, 18); // 2T + 1 + G: 8 steps × (lm + sampler) + lm prefill + 1 VAE per image
   assert.ok(viaWorker.meta.sessionMs > 0 && viaWorker.meta.sessionMs <= viaWorker.meta.totalMs);
 });
 
