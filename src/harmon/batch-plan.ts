@@ -139,7 +139,9 @@ export function layoutRows(jobs: BatchJob[]): Layout {
   const first = new Map<BatchJob, number>();
   for (const job of jobs) {
     first.set(job, images.length);
-    job.images.forEach((tokens, g) => images.push({ job, g, tokens, order: job.orders[g] }));
+    job.images.forEach((tokens, g) => {
+      images.push({ job, g, tokens, order: job.orders[g] });
+    });
   }
   const rows: BatchRow[] = images.map((im, i) => ({ job: im.job, image: i, uncond: false }));
   for (const job of jobs.filter(guided))
