@@ -12,6 +12,7 @@ import { HarmonEngine } from '../../src/harmon/engine.ts';
 import { generate } from '../../src/harmon/generate.ts';
 import { HarmonModel } from '../../src/harmon/harmon-model.ts';
 import { AppError } from '../../src/shared/errors.ts';
+import type { GenerateInput } from '../../src/shared/job-inputs.ts';
 import { buildTinyFixture, type TinyFixture } from './tiny-model-fixture.ts';
 
 let fx: TinyFixture;
@@ -106,7 +107,7 @@ test('cancel mid-run stops within one MAR step; the engine keeps working', async
 });
 
 test('generateBatch through the worker: one loop, events and results per job, one canceled alone', async () => {
-  const inputs = [
+  const inputs: GenerateInput[] = [
     { ...base, prompt: 'a small boat on a lake at night', seed: 3 },
     { ...base, seed: 4, cfg: 1, count: 2 },
     { ...base, prompt: 'a red house', seed: 5 },
