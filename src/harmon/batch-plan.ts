@@ -10,7 +10,9 @@
  *
  * Independence: every job has its own Rng from its own seed, and forks are named by the job-local
  * image index (`order`/g, `x_T`/g/k, `noise`/g/k), so a job draws the same numbers in any batch.
- * Every graph is row-independent and pads are masked, so companions never enter a row's numbers.
+ * Every graph is row-independent and pads are masked, so companions reach a row's numbers only
+ * through its padding: a longer masked key range regroups the attention sums (~1e-6 relative,
+ * docs/performance.md "Cross-job batching").
  */
 import { AppError } from '../shared/errors.ts';
 import {
