@@ -10,6 +10,7 @@ import type { RunMetadata } from '../harmon/events.ts';
 import { generate } from '../harmon/generate.ts';
 import { HarmonModel } from '../harmon/harmon-model.ts';
 import type { LoadStats } from '../runtime/sessions.ts';
+import { type BatchThroughputFigures, runBatchThroughput } from './batch-bench.ts';
 import { percentile } from './harness.ts';
 import type { PipelineConfigFigures } from './report.ts';
 
@@ -49,6 +50,9 @@ export const CASES: readonly PipelineBenchCase[] = [
   { name: '0.5b', size: 256, steps: 4, count: 1, warmup: 0, repetitions: 1 },
   { name: '1.5b', size: 256, steps: 4, count: 1, warmup: 0, repetitions: 1 },
 ];
+
+/** The cross-job batching case (batch-bench.ts): batch sizes 2 and 4 too, for WORKER_MAX_BATCH. */
+export const BATCH_CASE = { variant: 'small', size: 256, steps: 4, batchSizes: [2, 4, 8], repetitions: 3 };
 
 /** Variants benchmarked in a child process each (model-bench.ts), never in the bench process. */
 export const REAL_SIZES: readonly string[] = ['0.5b', '1.5b'];
@@ -111,10 +115,15 @@ export async function pipelineBenchProvider(ctx: {
   modelDirs: Record<string, string>;
   quick: boolean;
   log: (line: string) => void;
-}): Promise<{ configs: PipelineConfigFigures[] }> {
+}): Promise<{ configs: PipelineConfigFigures[]; batchThroughput: BatchThroughputFigures | null }> {
   const cases = CASES.filter((c) => c.name in ctx.modelDirs && !REAL_SIZES.includes(c.name));
   const entries = await runPipelineBench(cases, ctx.modelDirs, ctx.log);
+  // Issue #14's figure is stated for the small config (a full run): 8 single-image jobs, 256², 4 steps.
+  const batchThroughput = ctx.modelDirs.small
+    ? await runBatchThroughput({ ...BATCH_CASE, modelDir: ctx.modelDirs.small, log: ctx.log })
+    : null;
   return {
+    batchThroughput,
     configs: entries.map((e) => ({
       variant: e.name,
       size: e.size,

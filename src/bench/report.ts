@@ -3,6 +3,7 @@
  * quick and full runs; a figure that was not measured is `null` with the reason under
  * `notMeasured[key]` — never a placeholder number.
  */
+import type { BatchThroughputFigures } from './batch-bench.ts';
 import type { StageRow } from './chart.ts';
 import type { Measurement } from './harness.ts';
 import type { MachineInfo } from './machine.ts';
@@ -142,6 +143,12 @@ export interface BenchReport {
     sessionRunsPerImage: number | null;
     fusedVsPerStepSpeedup: number | null;
     stageMs: Record<string, number> | null;
+    /**
+     * Issue #14: images/s of 8 concurrent single-image jobs as one batch ÷ one at a time
+     * (small config, 256², 4 steps, interleaved); details per batch size under batchThroughput.
+     */
+    batchThroughputRatio: number | null;
+    batchThroughput: BatchThroughputFigures | null;
     configs: Record<string, PipelineConfigFigures>;
     fusedVsPerStep: Record<string, SamplerFigures>;
   };
@@ -165,7 +172,7 @@ export interface BenchReport {
 }
 
 /**
- * The keys issues #7 and #12 name in their acceptance; all must be present (a value or null +
+ * The keys issues #7, #12 and #14 name in their acceptance; all must be present (a value or null +
  * notMeasured).
  */
 export const REQUIRED_KEYS = [
@@ -173,6 +180,7 @@ export const REQUIRED_KEYS = [
   'pipeline.sessionRunsPerImage',
   'pipeline.fusedVsPerStepSpeedup',
   'pipeline.stageMs',
+  'pipeline.batchThroughputRatio',
   'describe.tokensPerSecond',
   'api.enqueueP99Ms',
   'api.overheadVsBareApollo',
@@ -211,6 +219,21 @@ export function formatSummary(r: BenchReport): string {
   );
   lines.push(
     `pipeline (${r.pipeline.headlineVariant ?? '—'}): JS share ${nm('pipeline.jsOverheadShare', show(r.pipeline.jsOverheadShare, 3))}, session runs/image ${nm('pipeline.sessionRunsPerImage', show(r.pipeline.sessionRunsPerImage, 0))}`,
+  );
+  const bt = r.pipeline.batchThroughput;
+  lines.push(
+    `cross-job batching: ${nm(
+      'pipeline.batchThroughputRatio',
+      bt
+        ? `${bt.variant} ${bt.size}², ${bt.steps} steps, batched ÷ one at a time (images/s): ${Object.values(
+            bt.bySize,
+          )
+            .map((b) => `${b.jobs} jobs ${show(b.ratio)}×`)
+            .join(
+              ', ',
+            )}; ${Math.max(...Object.values(bt.bySize).map((b) => b.jobs))} jobs without the run bound ${show(bt.unbounded.ratio)}×`
+        : '—',
+    )}`,
   );
   for (const s of Object.values(r.pipeline.fusedVsPerStep)) {
     lines.push(

@@ -18,6 +18,7 @@ import os from 'node:os';
 import { HARMON_SMALL, HARMON_TINY } from '../model/config.ts';
 import { readManifest } from '../model/model-dir.ts';
 import { ensureDemoModel } from '../onnx/demo-model.ts';
+import type { BatchThroughputFigures } from './batch-bench.ts';
 import { runDescribeBench } from './describe-bench.ts';
 import { type Measurement, type MeasureOptions, peakRssMb } from './harness.ts';
 import { machineInfo } from './machine.ts';
@@ -42,9 +43,12 @@ export interface PipelineBenchContext {
   quick: boolean;
   log: (line: string) => void;
 }
-export type PipelineBenchFn = (
-  ctx: PipelineBenchContext,
-) => Promise<{ configs: PipelineConfigFigures[]; measurements?: Measurement[] }>;
+export type PipelineBenchFn = (ctx: PipelineBenchContext) => Promise<{
+  configs: PipelineConfigFigures[];
+  measurements?: Measurement[];
+  /** Cross-job batching (batch-bench.ts); null when the run has no small model (quick mode). */
+  batchThroughput?: BatchThroughputFigures | null;
+}>;
 export type ApiBenchFn = (ctx: {
   quick: boolean;
   log: (line: string) => void;
@@ -92,6 +96,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   let model: ModelFigures | null = null;
   const describes: Record<string, DescribeFigures> = {};
   const pipelineConfigs: Record<string, PipelineConfigFigures> = {};
+  let batchThroughput: BatchThroughputFigures | null = null;
   let realSize = false;
   if (opts.modelDir) {
     const variant = (await readManifest(opts.modelDir)).variant;
@@ -206,6 +211,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       const r = await opts.pipeline({ modelDirs, quick: opts.quick, log });
       for (const c of r.configs) pipelineConfigs[c.variant] = c;
       measurements.push(...(r.measurements ?? []));
+      batchThroughput = r.batchThroughput ?? null;
     } catch (e) {
       notMeasured.pipeline = `the pipeline benchmark failed: ${errMsg(e)}`;
     }
@@ -219,6 +225,12 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const why = notMeasured.pipeline ?? `the pipeline benchmark returned no ${headline} config`;
     for (const k of ['jsOverheadShare', 'sessionRunsPerImage', 'stageMs']) notMeasured[`pipeline.${k}`] = why;
   }
+  if (!batchThroughput)
+    notMeasured['pipeline.batchThroughputRatio'] =
+      notMeasured.pipeline ??
+      (realSize || opts.quick || !modelDirs.small
+        ? 'the batching figure is measured on the small config in a full run (harmon bench without --quick or --model)'
+        : 'the pipeline benchmark reported no batching figure');
   if (!pipelineConfigs.small)
     notMeasured['pipeline.jsOverheadShareSmall'] = opts.quick
       ? 'the quick mode benchmarks the tiny model only; the target is stated for the small config (run the full bench)'
@@ -300,6 +312,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       sessionRunsPerImage: ph?.sessionRunsPerImage ?? null,
       fusedVsPerStepSpeedup: samplerHeadline?.speedup ?? null,
       stageMs: ph?.stageMs ?? null,
+      batchThroughputRatio: batchThroughput?.ratio ?? null,
+      batchThroughput,
       configs: pipelineConfigs,
       fusedVsPerStep: samplers,
     },

@@ -24,16 +24,20 @@ export interface ModelInfo {
   load: LoadStats;
 }
 
+/** One generate request; in a batch each has its own id (events, result) and cancel flag. */
+export interface GenerateMsg {
+  id: number;
+  input: GenerateInput;
+  previewEvery?: number;
+  debug: boolean;
+  returnLatents: boolean;
+  cancel: SharedArrayBuffer;
+}
+
 export type ToWorker =
-  | {
-      kind: 'generate';
-      id: number;
-      input: GenerateInput;
-      previewEvery?: number;
-      debug: boolean;
-      returnLatents: boolean;
-      cancel: SharedArrayBuffer;
-    }
+  | ({ kind: 'generate' } & GenerateMsg)
+  /** Requests sharing one MAR loop (issue #14); each settles with its own result or error message. */
+  | { kind: 'generate-batch'; items: GenerateMsg[] }
   | { kind: 'describe'; id: number; image: Uint8Array; input: DescribeInput; cancel: SharedArrayBuffer }
   | { kind: 'close' };
 

@@ -1,15 +1,16 @@
 /**
  * Worker-thread host of the Harmon pipelines. `session.run` blocks its thread for the whole
  * inference, so all of it happens here, off the caller's event loop. Loads the model once, then
- * runs one request at a time (HarmonEngine serialises them) and posts events, results and
+ * runs one request — or one batch of generate requests sharing a MAR loop — at a time
+ * (HarmonEngine serialises them) and posts events, results and
  * coded errors back.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isAppError } from '../shared/errors.ts';
 import { describe } from './describe.ts';
-import type { FromWorker, ToWorker, WireError, WorkerInit } from './engine-protocol.ts';
-import type { CancelSignal, PipelineEvent } from './events.ts';
-import { generate } from './generate.ts';
+import type { FromWorker, GenerateMsg, ToWorker, WireError, WorkerInit } from './engine-protocol.ts';
+import type { CancelSignal, GenerateResult, PipelineEvent, StepDebugInfo } from './events.ts';
+import { generate, generateBatch } from './generate.ts';
 import { HarmonModel } from './harmon-model.ts';
 
 const port = parentPort;
@@ -57,6 +58,22 @@ post({
   },
 });
 
+/** Run options of one request: its events and debug facts tagged with its id, its own cancel flag. */
+function runOptions(msg: GenerateMsg) {
+  const { id } = msg;
+  return {
+    onEvent: (event: PipelineEvent) => post({ kind: 'event', id, event }),
+    signal: sharedSignal(msg.cancel),
+    previewEvery: msg.previewEvery,
+    returnLatents: msg.returnLatents,
+    onStepDebug: msg.debug ? (info: StepDebugInfo) => post({ kind: 'debug', id, info }) : undefined,
+  };
+}
+
+function postResult(id: number, result: GenerateResult): void {
+  post({ kind: 'result', id, result }, [...result.images.map((i) => i.data.buffer as ArrayBuffer)]);
+}
+
 port.on('message', async (msg: ToWorker) => {
   if (msg.kind === 'close') {
     await model.close();
@@ -64,21 +81,27 @@ port.on('message', async (msg: ToWorker) => {
     port.close();
     return;
   }
+  if (msg.kind === 'generate-batch') {
+    const settled = await generateBatch(
+      model,
+      msg.items.map((item) => ({ input: item.input, run: runOptions(item) })),
+    ).catch((e: unknown) =>
+      msg.items.map((): PromiseSettledResult<GenerateResult> => ({ status: 'rejected', reason: e })),
+    );
+    settled.forEach((r, i) => {
+      const { id } = msg.items[i];
+      if (r.status === 'fulfilled') postResult(id, r.value);
+      else post({ kind: 'error', id, error: toWire(r.reason) });
+    });
+    return;
+  }
   const { id } = msg;
   try {
-    const signal = sharedSignal(msg.cancel);
-    const onEvent = (event: PipelineEvent) => post({ kind: 'event', id, event });
     if (msg.kind === 'generate') {
-      const result = await generate(model, msg.input, {
-        onEvent,
-        signal,
-        previewEvery: msg.previewEvery,
-        returnLatents: msg.returnLatents,
-        onStepDebug: msg.debug ? (info) => post({ kind: 'debug', id, info }) : undefined,
-      });
-      const transfer = [...result.images.map((i) => i.data.buffer as ArrayBuffer)];
-      post({ kind: 'result', id, result }, transfer);
+      postResult(id, await generate(model, msg.input, runOptions(msg)));
     } else {
+      const signal = sharedSignal(msg.cancel);
+      const onEvent = (event: PipelineEvent) => post({ kind: 'event', id, event });
       const result = await describe(model, msg.image, msg.input, { onEvent, signal });
       post({ kind: 'result', id, result });
     }

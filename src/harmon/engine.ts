@@ -1,7 +1,7 @@
 /**
  * HarmonEngine: the main-thread handle on a model loaded in a worker thread (engine-worker.ts).
  * Loads once, serialises requests (one inference at a time per model: the sessions already use
- * every core), forwards progress events, and turns an AbortSignal into the worker's shared
+ * every core; a batch of generate requests sharing one MAR loop counts as one), forwards progress events, and turns an AbortSignal into the worker's shared
  * cancel flag, which the pipelines check between MAR steps / decoded tokens. Errors come back as
  * AppError with their original code.
  *
@@ -13,7 +13,14 @@ import { Worker } from 'node:worker_threads';
 import type { RuntimeOptions } from '../runtime/sessions.ts';
 import { AppError } from '../shared/errors.ts';
 import { type DescribeInput, type GenerateInput, resolveGenerateOptions } from '../shared/job-inputs.ts';
-import type { FromWorker, ModelInfo, ToWorker, WireError, WorkerInit } from './engine-protocol.ts';
+import type {
+  FromWorker,
+  GenerateMsg,
+  ModelInfo,
+  ToWorker,
+  WireError,
+  WorkerInit,
+} from './engine-protocol.ts';
 import type { DescribeResult, EventSink, GenerateResult, StepDebugInfo } from './events.ts';
 
 export type { ModelInfo } from './engine-protocol.ts';
@@ -29,6 +36,12 @@ export interface GenerateRequestOptions {
   previewEvery?: number;
   onStepDebug?: (info: StepDebugInfo) => void;
   returnLatents?: boolean;
+}
+
+/** One request of `generateBatch`: its input and its own signal, events and hooks. */
+export interface EngineBatchItem {
+  input: GenerateInput;
+  options?: GenerateRequestOptions;
 }
 
 export interface DescribeRequestOptions {
@@ -144,6 +157,38 @@ export class HarmonEngine {
     })) as Promise<GenerateResult>;
   }
 
+  /**
+   * Generate requests of one batch key in one MAR loop (src/harmon/generate.ts): one settled
+   * outcome per item, in order. Each item has its own cancel flag and events; an item canceled
+   * (before or during the batch) rejects with CANCELED alone and the others go on.
+   */
+  generateBatch(items: EngineBatchItem[]): Promise<PromiseSettledResult<GenerateResult>[]> {
+    const task = this.queue.then(() => {
+      const closed = this.unavailable();
+      const msgs: GenerateMsg[] = [];
+      const outcomes = items.map(({ input, options: o = {} }) => {
+        if (closed) return Promise.reject(closed);
+        if (o.signal?.aborted)
+          return Promise.reject(new AppError('CANCELED', 'The request was canceled before it started.'));
+        const t = this.track(o.signal);
+        msgs.push({
+          id: t.id,
+          input,
+          previewEvery: o.previewEvery,
+          debug: Boolean(o.onStepDebug),
+          returnLatents: Boolean(o.returnLatents),
+          cancel: t.cancel,
+        });
+        return t.listen({ onEvent: o.onEvent, onStepDebug: o.onStepDebug }) as Promise<GenerateResult>;
+      });
+      if (msgs.length > 0)
+        this.worker.postMessage({ kind: 'generate-batch', items: msgs } satisfies ToWorker);
+      return Promise.allSettled(outcomes);
+    });
+    this.queue = task.catch(() => {});
+    return task;
+  }
+
   describe(
     image: Uint8Array,
     input: DescribeInput,
@@ -179,36 +224,54 @@ export class HarmonEngine {
       cancel: SharedArrayBuffer,
     ) => { msg: ToWorker; pending: Omit<Pending, 'resolve' | 'reject'> },
   ): Promise<GenerateResult | DescribeResult> {
-    const task = this.queue.then(
-      () =>
-        new Promise<GenerateResult | DescribeResult>((resolve, reject) => {
-          if (this.dead) return reject(this.dead);
-          if (this.closing) return reject(new AppError('INTERNAL', 'The engine is closed.'));
-          if (signal?.aborted)
-            return reject(new AppError('CANCELED', 'The request was canceled before it started.'));
-          const id = this.nextId++;
-          const cancel = new SharedArrayBuffer(4);
-          const flag = new Int32Array(cancel);
-          const onAbort = () => Atomics.store(flag, 0, 1);
-          signal?.addEventListener('abort', onAbort, { once: true });
-          const { msg, pending } = build(id, cancel);
-          const done = () => signal?.removeEventListener('abort', onAbort);
-          this.pending.set(id, {
-            ...pending,
-            resolve: (v) => {
-              done();
-              resolve(v);
-            },
-            reject: (e) => {
-              done();
-              reject(e);
-            },
-          });
-          this.worker.postMessage(msg);
-        }),
-    );
+    const task = this.queue.then(() => {
+      const closed = this.unavailable();
+      if (closed) return Promise.reject(closed);
+      if (signal?.aborted)
+        return Promise.reject(new AppError('CANCELED', 'The request was canceled before it started.'));
+      const t = this.track(signal);
+      const { msg, pending } = build(t.id, t.cancel);
+      const promise = t.listen(pending);
+      this.worker.postMessage(msg);
+      return promise;
+    });
     this.queue = task.catch(() => {});
     return task;
+  }
+
+  /** Why no request can start now (dead worker, closing engine), or null. */
+  private unavailable(): AppError | null {
+    if (this.dead) return this.dead;
+    if (this.closing) return new AppError('INTERNAL', 'The engine is closed.');
+    return null;
+  }
+
+  /**
+   * A new request id with its shared cancel flag (set when `signal` aborts); `listen` registers
+   * the request's handlers and returns the promise its result or error message settles.
+   */
+  private track(signal: AbortSignal | undefined) {
+    const id = this.nextId++;
+    const cancel = new SharedArrayBuffer(4);
+    const flag = new Int32Array(cancel);
+    const onAbort = () => Atomics.store(flag, 0, 1);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const done = () => signal?.removeEventListener('abort', onAbort);
+    const listen = (handlers: Omit<Pending, 'resolve' | 'reject'>) =>
+      new Promise<GenerateResult | DescribeResult>((resolve, reject) => {
+        this.pending.set(id, {
+          ...handlers,
+          resolve: (v) => {
+            done();
+            resolve(v);
+          },
+          reject: (e) => {
+            done();
+            reject(e);
+          },
+        });
+      });
+    return { id, cancel, listen };
   }
 
   private onMessage(msg: FromWorker): void {

@@ -75,6 +75,24 @@ export interface RunMetadata {
   sessions: SessionCounts;
   /** Sum of session run time; (totalMs − sessionMs)/totalMs is the JS orchestration share. */
   sessionMs: number;
+  /**
+   * Generate only: the batch this request ran in (a solo request is a batch of one). Then
+   * `totalMs`, `stageMs` and `sessionMs` are this job's shares of the batch's wall and session
+   * time (by rows, src/harmon/batch-meter.ts), while `sessions` counts the batch's runs.
+   */
+  batch?: BatchInfo;
+}
+
+/** Who shared a generate request's MAR loop (issue #14). */
+export interface BatchInfo {
+  /** Jobs that started the batch together (this one included). */
+  jobs: number;
+  /** This job's rows: 2·count with CFG, count without. */
+  rows: number;
+  /** Rows of all jobs at the start. */
+  totalRows: number;
+  /** Wall time from the batch's start to this job's result. */
+  wallMs: number;
 }
 
 export interface GenerateResult {

@@ -4,8 +4,9 @@
  * and the write-back of sampled latents. Pure functions over typed arrays, so the step-level
  * tests and the pipeline reference test can reuse them.
  *
- * Batch layout (§2.3): rows 0..G−1 conditional, rows G..2G−1 their unconditional twins (with CFG).
- * Row b belongs to image b mod G; twins share the permutation, so they share every index set.
+ * Batch layout (§2.3, batch-plan.ts): the conditional rows of every image first, then the
+ * unconditional twins of the guided ones. The functions take per-row lists, so a row's image is
+ * whatever the layout says; twins share the permutation, so they share every index set.
  */
 
 /** Ascending copy of `order[from..to)`. */
@@ -37,37 +38,27 @@ export function stepIndices(
   };
 }
 
-/** `[B, V]` int64 of per-row indices, row b taken from image b mod G. */
-export function rowIndices(perImage: Int32Array[], rows: number): BigInt64Array {
-  const g = perImage.length;
-  const v = perImage[0].length;
-  const out = new BigInt64Array(rows * v);
-  for (let b = 0; b < rows; b++) {
-    const src = perImage[b % g];
+/** `[B, V]` int64 of per-row indices (every row's list has the same length V). */
+export function rowIndices(perRow: Int32Array[]): BigInt64Array {
+  const v = perRow[0]?.length ?? 0;
+  const out = new BigInt64Array(perRow.length * v);
+  perRow.forEach((src, b) => {
     for (let j = 0; j < v; j++) out[b * v + j] = BigInt(src[j]);
-  }
+  });
   return out;
 }
 
-/** Gathers visible latents `[B, V, C]` from the per-image token state `[G, N, C]`. */
-export function gatherVisible(
-  tokens: Float32Array,
-  n: number,
-  c: number,
-  visible: Int32Array[],
-  rows: number,
-): Float32Array {
-  const g = visible.length;
-  const v = visible[0].length;
-  const out = new Float32Array(rows * v * c);
-  for (let b = 0; b < rows; b++) {
-    const img = b % g;
-    const idx = visible[img];
-    for (let j = 0; j < v; j++) {
-      const src = (img * n + idx[j]) * c;
-      out.set(tokens.subarray(src, src + c), (b * v + j) * c);
-    }
-  }
+/**
+ * Gathers visible latents `[B, V, C]`: row b reads its image's token state `rowTokens[b]` ([N, C],
+ * twins share their image's array) at `rowVisible[b]`.
+ */
+export function gatherVisible(rowTokens: Float32Array[], rowVisible: Int32Array[], c: number): Float32Array {
+  const v = rowVisible[0]?.length ?? 0;
+  const out = new Float32Array(rowTokens.length * v * c);
+  rowTokens.forEach((tokens, b) => {
+    const idx = rowVisible[b];
+    for (let j = 0; j < v; j++) out.set(tokens.subarray(idx[j] * c, (idx[j] + 1) * c), (b * v + j) * c);
+  });
   return out;
 }
 
@@ -90,33 +81,43 @@ export function imagePassFeeds(textMask: Uint8Array, lengths: number[], maxLengt
   return { mask, positions };
 }
 
-/** Writes sampled latents `[G·K, C]` (image-major, ascending index) into the token state `[G, N, C]`. */
+/** Writes sampled latents `[Σ K, C]` (image-major, ascending index) into each image's state `[N, C]`. */
 export function writeBack(
-  tokens: Float32Array,
-  n: number,
-  c: number,
+  imageTokens: Float32Array[],
   predicted: Int32Array[],
   x0: Float32Array,
+  c: number,
 ): void {
   let r = 0;
   predicted.forEach((idx, img) => {
-    for (let j = 0; j < idx.length; j++, r++) {
-      tokens.set(x0.subarray(r * c, (r + 1) * c), (img * n + idx[j]) * c);
-    }
+    for (let j = 0; j < idx.length; j++, r++)
+      imageTokens[img].set(x0.subarray(r * c, (r + 1) * c), idx[j] * c);
   });
 }
 
 /**
- * diffusion_sampler's row pairing for n state rows (src/onnx/builders/diffusion-sampler-step.ts):
- * guided, the condition rows are [conditional ‖ unconditional] (z flattened, §2.6 j) and state i
- * pairs with rows i and n + i; unguided, row i alone (uncond_row[i] = i means ε = ε_c exactly).
+ * diffusion_sampler's row pairing (src/onnx/builders/diffusion-sampler-step.ts). The condition rows
+ * are [n conditional rows, state order ‖ unconditional rows]; `twin[i]` is state i's unconditional
+ * row counted from n, or −1 for a state without guidance (uncond_row[i] = i means ε = ε_c exactly).
+ * So rows of guided and unguided requests share one run (§2.6 j, §3.8).
  */
+export function samplerRowsFor(twin: Int32Array): { rowState: BigInt64Array; uncondRow: BigInt64Array } {
+  const n = twin.length;
+  let extra = 0;
+  for (const t of twin) if (t >= 0) extra = Math.max(extra, t + 1);
+  const rowState = new BigInt64Array(n + extra);
+  for (let i = 0; i < n; i++) {
+    rowState[i] = BigInt(i);
+    if (twin[i] >= 0) rowState[n + twin[i]] = BigInt(i);
+  }
+  const uncondRow = BigInt64Array.from(twin, (t, i) => BigInt(t >= 0 ? n + t : i));
+  return { rowState, uncondRow };
+}
+
+/** One request's pairing: guided, state i pairs with rows i and n + i; unguided, row i alone. */
 export function samplerRows(
   n: number,
   guided: boolean,
 ): { rowState: BigInt64Array; uncondRow: BigInt64Array } {
-  const rowState = new BigInt64Array(guided ? 2 * n : n);
-  for (let r = 0; r < rowState.length; r++) rowState[r] = BigInt(r % n);
-  const uncondRow = BigInt64Array.from({ length: n }, (_, i) => BigInt(guided ? n + i : i));
-  return { rowState, uncondRow };
+  return samplerRowsFor(Int32Array.from({ length: n }, (_, i) => (guided ? i : -1)));
 }

@@ -4,7 +4,6 @@
  * in-process worker of `harmon serve` build it from HARMON_MODEL (or the demo model).
  */
 import { type EngineOptions, HarmonEngine } from '../harmon/engine.ts';
-import type { GenerateResult } from '../harmon/events.ts';
 import { AppError } from '../shared/errors.ts';
 import type { JobRunner } from './runner.ts';
 
@@ -54,21 +53,14 @@ export async function createEngineRunner(
         previewEvery: options.previewEvery,
       }),
     batchKey: (modelId, input) => pick(modelId).batchKey(input),
-    // Stand-in until the engine runs one MAR loop for the whole batch: items run one after another.
-    generateBatch: async (modelId, items) => {
-      const out: PromiseSettledResult<GenerateResult>[] = [];
-      for (const { input, options: o } of items) {
-        out.push(
-          await pick(modelId)
-            .generate(input, { signal: o.signal, onEvent: o.onEvent, previewEvery: options.previewEvery })
-            .then(
-              (value) => ({ status: 'fulfilled' as const, value }),
-              (reason: unknown) => ({ status: 'rejected' as const, reason }),
-            ),
-        );
-      }
-      return out;
-    },
+    // One MAR loop for the whole batch (src/harmon/generate.ts); each item keeps its signal and events.
+    generateBatch: async (modelId, items) =>
+      pick(modelId).generateBatch(
+        items.map(({ input, options: o }) => ({
+          input,
+          options: { signal: o.signal, onEvent: o.onEvent, previewEvery: options.previewEvery },
+        })),
+      ),
     describe: (modelId, image, input, o) =>
       pick(modelId).describe(image, input, { signal: o.signal, onEvent: o.onEvent }),
     close: async () => {

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { getPath, missingKeys, REQUIRED_KEYS } from '../../src/bench/report.ts';
+import { formatSummary, getPath, missingKeys, REQUIRED_KEYS } from '../../src/bench/report.ts';
 import { type BenchBudget, runBench } from '../../src/bench/run-bench.ts';
 import { HARMON_TINY } from '../../src/model/config.ts';
 import { buildTinyModel } from '../../src/onnx/tiny.ts';
@@ -62,6 +62,8 @@ test('own benchmarks only: every required key present, absent ones null with a r
   assert.equal(json.notMeasured['api.enqueueP99Ms'], 'no API here');
   assert.equal(json.pipeline.stageMs, null);
   assert.match(json.notMeasured['pipeline.stageMs'], /not available/);
+  assert.equal(json.pipeline.batchThroughputRatio, null);
+  assert.match(json.notMeasured['pipeline.batchThroughputRatio'], /not available/);
 
   for (const k of ['api.enqueueVsFloorP50', 'api.enqueueP99Ms10Tenants', 'api.queryVsBareReadMean']) {
     assert.ok(k in json.api || getPath(json, k) === null, k);
@@ -117,6 +119,27 @@ test('provider figures land under pipeline/api and drive the target checks', asy
             sessionRunsPerImage: 36,
           },
         ],
+        batchThroughput: {
+          variant: 'small',
+          size: 256,
+          steps: 4,
+          repetitions: 3,
+          rowTokenBudget: 2176,
+          bySize: {
+            '8': {
+              jobs: 8,
+              batchedMs: 4000,
+              sequentialMs: 6000,
+              batchedImagesPerSecond: 2,
+              sequentialImagesPerSecond: 8 / 6,
+              ratio: 1.5,
+              lmRuns: 13,
+            },
+          },
+          ratio: 1.5,
+          unbounded: { ratio: 1.6, batchedMs: 3750, lmRuns: 5 },
+          loadAverage: { before: [1, 1, 1], after: [1, 1, 1] },
+        },
       };
     },
     api: async () => ({
@@ -137,6 +160,13 @@ test('provider figures land under pipeline/api and drive the target checks', asy
   assert.equal(r.pipeline.headlineVariant, 'tiny');
   assert.deepEqual(r.pipeline.stageMs, { prefill: 2, mar: 30 });
   assert.equal(r.pipeline.sessionRunsPerImage, 36);
+  assert.equal(r.pipeline.batchThroughputRatio, 1.5);
+  assert.equal(r.pipeline.batchThroughput?.bySize['8'].lmRuns, 13);
+  assert.equal(r.notMeasured['pipeline.batchThroughputRatio'], undefined);
+  assert.match(
+    formatSummary(r),
+    /cross-job batching: small 256², 4 steps.*8 jobs 1\.50×.*without the run bound 1\.60×/,
+  );
   assert.equal(r.api.enqueueP99Ms, 12);
   const status = Object.fromEntries(r.targets.map((t) => [t.key, t.status]));
   assert.equal(status['pipeline.sessionRunsPerImage'], 'missed'); // 36 > 3·8 + 10

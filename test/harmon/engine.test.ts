@@ -1,7 +1,8 @@
 /**
  * HarmonEngine: the pipeline in a worker thread. Same bytes as in process, events and step
  * instrumentation forwarded, the caller's event loop stays free, requests are serialised,
- * cancellation stops within one MAR step, and load/input errors keep their codes.
+ * cancellation stops within one MAR step, load/input errors keep their codes, and a batch of
+ * generate requests shares one loop with events and results per request.
  */
 import assert from 'node:assert/strict';
 import { cp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { HarmonEngine } from '../../src/harmon/engine.ts';
 import { generate } from '../../src/harmon/generate.ts';
 import { HarmonModel } from '../../src/harmon/harmon-model.ts';
 import { AppError } from '../../src/shared/errors.ts';
+import type { GenerateInput } from '../../src/shared/job-inputs.ts';
 import { buildTinyFixture, type TinyFixture } from './tiny-model-fixture.ts';
 
 let fx: TinyFixture;
@@ -37,7 +39,7 @@ test('engine reports the model and produces the same PNG bytes as the in-process
   } finally {
     await model.close();
   }
-  assert.equal(viaWorker.meta.sessions.runs, 18); // 2T + 2: 8 steps × (lm + sampler) + lm prefill + VAE
+  assert.equal(viaWorker.meta.sessions.runs, 18); // 2T + 1 + G: 8 steps × (lm + sampler) + lm prefill + 1 VAE per image
   assert.ok(viaWorker.meta.sessionMs > 0 && viaWorker.meta.sessionMs <= viaWorker.meta.totalMs);
 });
 
@@ -102,6 +104,56 @@ test('cancel mid-run stops within one MAR step; the engine keeps working', async
   await assert.rejects(engine.generate(base, { signal: pre.signal }), { code: 'CANCELED' });
   const ok = await engine.generate(base);
   assert.equal(ok.images.length, 1);
+});
+
+test('generateBatch through the worker: one loop, events and results per job, one canceled alone', async () => {
+  const inputs: GenerateInput[] = [
+    { ...base, prompt: 'a small boat on a lake at night', seed: 3 },
+    { ...base, seed: 4, cfg: 1, count: 2 },
+    { ...base, prompt: 'a red house', seed: 5 },
+    { ...base, seed: 6 },
+  ];
+  const solo = await Promise.all(inputs.map((i) => engine.generate(i, { returnLatents: true })));
+  const steps = inputs.map((): number[] => []);
+  const ac = new AbortController();
+  const early = new AbortController();
+  early.abort();
+  const batch = await engine.generateBatch(
+    inputs.map((input, i) => ({
+      input,
+      options: {
+        returnLatents: true,
+        signal: i === 2 ? ac.signal : i === 3 ? early.signal : undefined,
+        onEvent: (e) => {
+          if (e.type !== 'step') return;
+          steps[i].push(e.step);
+          if (i === 2 && e.step === 1) ac.abort();
+        },
+      },
+    })),
+  );
+  assert.deepEqual(
+    batch.map((r) => r.status),
+    ['fulfilled', 'fulfilled', 'rejected', 'rejected'],
+  );
+  for (const r of batch.slice(2)) assert.equal((r as PromiseRejectedResult).reason.code, 'CANCELED');
+  // Each job's own events: the canceled one stopped at its step 1 (the abort crosses threads
+  // while the next step may already run, so allow that one), the early one never started.
+  assert.deepEqual(steps[0], [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(steps[1], [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.ok(steps[2].length <= 2 && steps[2][0] === 1, `canceled job steps: ${steps[2]}`);
+  assert.deepEqual(steps[3], []);
+  for (const i of [0, 1]) {
+    const r = (batch[i] as PromiseFulfilledResult<Awaited<(typeof solo)[number]>>).value;
+    assert.equal(r.meta.batch?.jobs, 3); // the pre-canceled job never joined
+    assert.equal(r.images.length, inputs[i].count ?? 1);
+    r.latents!.forEach((lat, g) => {
+      const ref = solo[i].latents![g];
+      const worst = lat.reduce((m, v, k) => Math.max(m, Math.abs(v - ref[k])), 0);
+      const mag = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      assert.ok(worst / mag <= 1e-4, `job ${i} image ${g}: ${worst / mag} relative`);
+    });
+  }
 });
 
 test('input errors cross the thread boundary as AppError with their code', async () => {

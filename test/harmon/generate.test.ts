@@ -61,8 +61,9 @@ test('count 2 gives two different images in one batch; image 1 of the batch equa
   // Rows are independent in every graph and the PRNG forks per image, so batching changes nothing.
   const d = two.latents![0].reduce((m, v, i) => Math.max(m, Math.abs(v - one.latents![0][i])), 0);
   assert.ok(d < 1e-4, `batched vs single latents differ by ${d}`);
-  // One batch: 8 MAR steps × (lm + sampler) + lm prefill + VAE, not twice that.
-  assert.equal(two.meta.sessions.runs, 18);
+  // One batch: 8 MAR steps × (lm + sampler) + lm prefill, not twice that; the VAE decodes one
+  // image per run (bounded run sizes, src/harmon/run-chunks.ts).
+  assert.equal(two.meta.sessions.runs, 17 + 2);
 });
 
 for (const [size, steps] of [
@@ -147,9 +148,9 @@ test('cfg = 1 runs without the unconditional half', async () => {
     assert.equal(s.guided, false);
     assert.equal(s.conditionRows, 2 * s.predIdx[0].length);
   }
-  // 2T + 2 session runs: lm prefill, T × (lm image pass + sampler), vae_decoder.
-  assert.deepEqual(result.meta.sessions.runsByGraph, { lm: 9, diffusion_sampler: 8, vae_decoder: 1 });
-  assert.equal(result.meta.sessions.runs, 2 * 8 + 2);
+  // 2T + 1 + G session runs: lm prefill, T × (lm image pass + sampler), one vae_decoder per image.
+  assert.deepEqual(result.meta.sessions.runsByGraph, { lm: 9, diffusion_sampler: 8, vae_decoder: 2 });
+  assert.equal(result.meta.sessions.runs, 2 * 8 + 1 + 2);
 });
 
 test('previews every 2 steps do not change the final image', async () => {
