@@ -1,0 +1,139 @@
+/**
+ * Activation memory of the largest single run of each session, under the run budget of
+ * src/model/run-budget.ts (no run holds more than one image and its CFG twin at the model's
+ * largest size; vae_decoder decodes one image per run). onnxruntime keeps each session's arena
+ * at the largest run it has seen, so a worker's activation memory is the SUM over sessions of
+ * each session's own peak run, not the peak of one request.
+ *
+ * The tensors are the ones the graphs really build (src/onnx/builders), fp32:
+ * - lm, LLM part (llm.ts, attention-ops.ts): the additive bias is [rows,1,S,T] (one per row, not
+ *   per head; built once, read by every layer), the present K/V of every layer are graph outputs
+ *   [rows,kv,T,hd] that live until the run returns, and com.microsoft MultiHeadAttention gets
+ *   K/V already repeated to the query heads [rows,heads,T,hd]. Its scores are per head:
+ *   [rows,heads,S,T]. The MLP runs over the S new tokens only (the prompt is in the cache and
+ *   enters only through the scores' T = prompt + S columns).
+ * - lm, MAR part (vit-block.ts): encoder and decoder blocks over [rows,S,D], no mask, scores
+ *   [rows,heads_mar,S,S]; the decoder also reads the LLM's last_hidden_state [rows,S,H].
+ * - diffusion_sampler: condition rows R = 2 × predicted tokens (one image + twin), width W.
+ * - vae_decoder / vae_encoder: 128-channel feature maps at full resolution dominate.
+ *
+ * Attention scores: onnxruntime's CUDA MultiHeadAttention falls back to its unfused kernel when
+ * an attention bias is not aligned (S not a multiple of 16 for fp32, which S = visible + 64
+ * usually is not), and the unfused kernel keeps QKᵀ and its softmax: 2 copies. The CPU kernel
+ * keeps 1. Flash / memory-efficient kernels would keep none, but nothing guarantees them, so the
+ * deployment figure assumes the unfused GPU path everywhere (an upper bound).
+ */
+import type { HarmonConfig } from '../../src/model/config.ts';
+import { imagePassTokens, rowsPerRun, VAE_IMAGES_PER_RUN } from '../../src/model/run-budget.ts';
+
+const F32 = 4;
+/** Prompt tokens assumed for the largest request (LIMITS.promptMaxChars is ~500 tokens). */
+export const PROMPT_TOKENS = 512;
+/** Score copies an attention call keeps: unfused CUDA kernel (QKᵀ + softmax) / CPU kernel. */
+export const GPU_SCORE_COPIES = 2;
+export const CPU_SCORE_COPIES = 1;
+/**
+ * Full-resolution feature maps alive at once in a VAE ResBlock or Upsample: the block input
+ * (kept for the residual), the normalised/activated map and the conv output. Checked on the CPU
+ * against vae_decoder at 1024² (docs/performance.md, "Real-size layout").
+ */
+export const VAE_LIVE_MAPS = 3;
+
+export interface LmRun {
+  rows: number;
+  /** New tokens per row (image pass: visible + buffer; prefill: prompt). */
+  seq: number;
+  /** Cached tokens per row (the prompt in the image pass). */
+  past: number;
+  /** Whether the MAR encoder/decoder branches run (any `<image>` id / K > 0). */
+  mar: boolean;
+}
+
+/** Peak bytes of one lm run: what lives across the run + the larger of its LLM and MAR moments. */
+export function lmRunBytes(c: HarmonConfig, r: LmRun, scoreCopies: number): number {
+  const { hidden: H, intermediate: I, heads, kvHeads, headDim: hd, layers } = c.llm;
+  const { rows, seq: S } = r;
+  const T = r.past + S;
+  const tokens = rows * S;
+  // Present K/V of every layer (graph outputs) and the residual stream x, h.
+  const presents = 2 * layers * rows * kvHeads * T * hd * F32;
+  const stream = 2 * tokens * H * F32;
+  const bias = rows * S * T * F32; // [rows,1,S,T]
+  const xEnc = r.mar ? tokens * c.mar.width * F32 : 0; // the encoder's output waits for the decoder
+  // Attention: scores per head, K and V repeated to the query heads, q / rotated q / output.
+  const attention = scoreCopies * rows * heads * S * T * F32 + 2 * rows * heads * T * hd * F32;
+  const attnMoment = attention + 3 * tokens * heads * hd * F32;
+  // MLP: gate, silu(gate), up, product; three alive at once.
+  const mlpMoment = 3 * tokens * I * F32;
+  const llm = bias + xEnc + stream + Math.max(attnMoment, mlpMoment);
+  let mar = 0;
+  if (r.mar) {
+    const { width: D, heads: hm, mlpRatio } = c.mar;
+    // qkv [rows,S,3D], q/k/v, attention output; scores [rows,hm,S,S]; MLP fc1 + GELU at m·D.
+    const marAttn = scoreCopies * rows * hm * S * S * F32 + 7 * tokens * D * F32;
+    const marMlp = 2 * tokens * mlpRatio * D * F32;
+    mar = tokens * H * F32 + 2 * tokens * D * F32 + Math.max(marAttn, marMlp);
+  }
+  return presents + Math.max(llm, mar);
+}
+
+/** The lm runs the pipeline makes, each at its largest shape under the budget. */
+export function lmRuns(c: HarmonConfig): Record<'imagePass' | 'textPrefill' | 'describePrefill', LmRun> {
+  const image = imagePassTokens(c, c.maxImageSize);
+  return {
+    imagePass: { rows: rowsPerRun(c, image), seq: image, past: PROMPT_TOKENS, mar: true },
+    textPrefill: { rows: rowsPerRun(c, PROMPT_TOKENS), seq: PROMPT_TOKENS, past: 0, mar: false },
+    // describe: one image's slots and the text in one row (decode steps are one token each).
+    describePrefill: { rows: 1, seq: image + PROMPT_TOKENS, past: 0, mar: true },
+  };
+}
+
+/** One diffusion_sampler run: an image and its twin predicting every token in one MAR step. */
+export function samplerRunBytes(c: HarmonConfig): number {
+  const rows = 2 * (c.maxImageSize / 16) ** 2;
+  const W = c.diffusion.width;
+  // c [R,D]; cond, y, silu(y) [R,W]; adaLN [R,3W]; h, LN(h), mlp.0, silu [R,W]: ~9 W per row.
+  return rows * (c.mar.width + 9 * W) * F32;
+}
+
+/** One vae_decoder run of `images` images at `size` px: full-res maps plus pixels and RGB out. */
+export function vaeDecoderRunBytes(c: HarmonConfig, images: number, size: number): number {
+  const fullRes = c.vae.ch * c.vae.chMult[0] * size * size * F32;
+  return images * (VAE_LIVE_MAPS * fullRes + 3 * size * size * (F32 + 1));
+}
+
+/** One vae_encoder run (describe): the pixel input plus the full-res maps. */
+export function vaeEncoderRunBytes(c: HarmonConfig, size: number): number {
+  const fullRes = c.vae.ch * c.vae.chMult[0] * size * size * F32;
+  return 3 * size * size * F32 + VAE_LIVE_MAPS * fullRes;
+}
+
+export interface ActivationBreakdown {
+  /** The lm session's peak: the largest of its runs. */
+  lm: number;
+  lmRun: keyof ReturnType<typeof lmRuns>;
+  diffusionSampler: number;
+  vaeDecoder: number;
+  vaeEncoder: number;
+  total: number;
+}
+
+/** Each session's peak run, summed (each session's arena stays at its own peak). */
+export function activationBreakdown(c: HarmonConfig, scoreCopies = GPU_SCORE_COPIES): ActivationBreakdown {
+  const runs = Object.entries(lmRuns(c)).map(([name, r]) => ({
+    name: name as keyof ReturnType<typeof lmRuns>,
+    bytes: lmRunBytes(c, r, scoreCopies),
+  }));
+  const top = runs.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+  const diffusionSampler = samplerRunBytes(c);
+  const vaeDecoder = vaeDecoderRunBytes(c, VAE_IMAGES_PER_RUN, c.maxImageSize);
+  const vaeEncoder = vaeEncoderRunBytes(c, c.maxImageSize);
+  return {
+    lm: top.bytes,
+    lmRun: top.name,
+    diffusionSampler,
+    vaeDecoder,
+    vaeEncoder,
+    total: top.bytes + diffusionSampler + vaeDecoder + vaeEncoder,
+  };
+}
