@@ -92,7 +92,14 @@ async function main() {
       imageTokenId: IMAGE_TOKEN_ID,
     }),
   );
-  const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
+  // MEASURE_NO_ARENA=1: plain malloc/free instead of the BFC arena, so the peak is the live
+  // tensors only (the arena keeps every region it grew, and a freed region cannot serve a
+  // larger request: the difference between the two runs is what the arena retains).
+  const arena = process.env.MEASURE_NO_ARENA !== '1';
+  const session = await ort.InferenceSession.create(bytes, {
+    graphOptimizationLevel: 'all',
+    enableCpuMemArena: arena,
+  });
   bytes = undefined;
   const c =
     graph === 'vae_decoder'
@@ -121,6 +128,7 @@ async function main() {
     JSON.stringify({
       graph,
       shape: c.shape,
+      arena,
       rssBeforeMiB: Math.round(before / MIB),
       peakMiB: Math.round(peak / MIB),
       runAddedMiB: Math.round(added / MIB),

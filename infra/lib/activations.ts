@@ -33,11 +33,26 @@ export const PROMPT_TOKENS = 512;
 export const GPU_SCORE_COPIES = 2;
 export const CPU_SCORE_COPIES = 1;
 /**
- * Full-resolution feature maps alive at once in a VAE ResBlock or Upsample: the block input
- * (kept for the residual), the normalised/activated map and the conv output. Checked on the CPU
- * against vae_decoder at 1024² (docs/performance.md, "Real-size layout").
+ * Full-resolution (128-channel) feature maps a VAE run holds at its peak, per image: MEASURED,
+ * not derived. The ResBlock alone would hold 3 (its input for the residual, the normalised and
+ * activated map, the conv output), but onnxruntime has no kernel for GroupNormalization-21 and
+ * expands it into its function body (Reshape, ReduceMean, Sub, Mul, Sqrt, Div, Add: each a
+ * full-size temporary), and the CPU provider adds NCHWc reorders around each Conv. vae_decoder
+ * at 1024², one image, held 3,063 MiB above its loaded size = 5.95 maps of 512 MiB
+ * (docs/performance.md, "Real-size layout"; scripts/measure-run-memory.sh).
  */
-export const VAE_LIVE_MAPS = 3;
+export const VAE_LIVE_MAPS = 6;
+
+/**
+ * What an lm run held on the CPU provider over the live tensors lmRunBytes counts: MEASURED.
+ * The image pass of the `small` lm at 1024², 2 rows (the budget's shape), added 1,861 MiB to
+ * the process for 1,380 MiB predicted (1,600 MiB with the arena off: +16 % of live tensors the
+ * formula misses, +16 % that the arena keeps because a freed region, e.g. the MAR encoder's
+ * scores, cannot serve the LLM's larger ones); at 8 rows 7,957 for 5,520 (1.44).
+ * The deployment figure scales the lm term by the 2-row ratio. The CUDA arena's own growth over
+ * a job's increasing runs is not measured (no GPU here).
+ */
+export const LM_MEASURED_OVER_FORMULA = 1.35;
 
 export interface LmRun {
   rows: number;
@@ -109,7 +124,7 @@ export function vaeEncoderRunBytes(c: HarmonConfig, size: number): number {
 }
 
 export interface ActivationBreakdown {
-  /** The lm session's peak: the largest of its runs. */
+  /** The lm session's peak: the largest of its runs, scaled by LM_MEASURED_OVER_FORMULA. */
   lm: number;
   lmRun: keyof ReturnType<typeof lmRuns>;
   diffusionSampler: number;
@@ -125,15 +140,16 @@ export function activationBreakdown(c: HarmonConfig, scoreCopies = GPU_SCORE_COP
     bytes: lmRunBytes(c, r, scoreCopies),
   }));
   const top = runs.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+  const lm = top.bytes * LM_MEASURED_OVER_FORMULA;
   const diffusionSampler = samplerRunBytes(c);
   const vaeDecoder = vaeDecoderRunBytes(c, VAE_IMAGES_PER_RUN, c.maxImageSize);
   const vaeEncoder = vaeEncoderRunBytes(c, c.maxImageSize);
   return {
-    lm: top.bytes,
+    lm,
     lmRun: top.name,
     diffusionSampler,
     vaeDecoder,
     vaeEncoder,
-    total: top.bytes + diffusionSampler + vaeDecoder + vaeEncoder,
+    total: lm + diffusionSampler + vaeDecoder + vaeEncoder,
   };
 }
