@@ -12,6 +12,7 @@ one() { flock "$lock" node --expose-gc --import tsx scripts/measure-run-memory.t
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs, $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$what" = vae ] || [ "$what" = all ]; then
   for images in 1 4; do one vae_decoder "$images" 1024; done
+  one vae_encoder 1 1024
 fi
 if [ "$what" = lm ] || [ "$what" = all ]; then
   for rows in 2 8; do one lm "$rows" 1024; done

@@ -5,16 +5,22 @@
  * minus VmRSS before it) next to what the model predicts for the same shapes with the CPU
  * kernel's one score copy. Use a fresh process per case (scripts/measure-run-memory.sh does).
  *
- *   node --import tsx scripts/measure-run-memory.ts vae_decoder <images> [size]
+ *   node --import tsx scripts/measure-run-memory.ts vae_decoder|vae_encoder <images> [size]
  *   node --import tsx scripts/measure-run-memory.ts lm <rows> [size]
  *
- * vae_decoder: the real KL-16 VAE (the same in 0.5B and 1.5B; tiny/small use a narrower one),
+ * vae_decoder / vae_encoder: the real KL-16 VAE (the same in 0.5B and 1.5B; tiny/small use a narrower one),
  * random weights. lm: the `small` config's lm graph as generate's image pass at `size`
  * (V = N − 64 visible tokens, K = 64 predicted, a 512-token prompt in the cache).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { CPU_SCORE_COPIES, lmRunBytes, PROMPT_TOKENS, vaeDecoderRunBytes } from '../infra/lib/activations.ts';
+import {
+  CPU_SCORE_COPIES,
+  lmRunBytes,
+  PROMPT_TOKENS,
+  vaeDecoderRunBytes,
+  vaeEncoderRunBytes,
+} from '../infra/lib/activations.ts';
 import { HARMON_0_5B, HARMON_SMALL, type HarmonConfig } from '../src/model/config.ts';
 import { IMAGE_TOKEN_ID } from '../src/model/tokens.ts';
 import { buildModelGraph } from '../src/onnx/export-model.ts';
@@ -22,6 +28,7 @@ import { toModelBytes } from '../src/onnx/graph/serialize.ts';
 import { randomHarmonWeights } from '../src/onnx/weights/random.ts';
 
 const MIB = 2 ** 20;
+const GRAPHS = ['vae_decoder', 'vae_encoder', 'lm'] as const;
 
 function status(field: 'VmRSS' | 'VmHWM'): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
@@ -78,15 +85,15 @@ async function main() {
   const [graph, countArg, sizeArg] = process.argv.slice(2);
   const count = Number(countArg);
   const size = Number(sizeArg ?? 1024);
-  if ((graph !== 'vae_decoder' && graph !== 'lm') || !(count >= 1) || size % 16 !== 0)
-    throw new Error('usage: measure-run-memory.ts vae_decoder|lm <images|rows> [size]');
-  const config: HarmonConfig =
-    graph === 'vae_decoder'
-      ? { ...HARMON_SMALL, vae: HARMON_0_5B.vae, maxImageSize: size }
-      : { ...HARMON_SMALL, maxImageSize: size };
-  const weights = randomHarmonWeights(config, 1, { includeVae: graph === 'vae_decoder', vaePrefix: 'vae.' });
+  if (!GRAPHS.includes(graph as (typeof GRAPHS)[number]) || !(count >= 1) || size % 16 !== 0)
+    throw new Error(`usage: measure-run-memory.ts ${GRAPHS.join('|')} <images|rows> [size]`);
+  const vae = graph !== 'lm';
+  const config: HarmonConfig = vae
+    ? { ...HARMON_SMALL, vae: HARMON_0_5B.vae, maxImageSize: size }
+    : { ...HARMON_SMALL, maxImageSize: size };
+  const weights = randomHarmonWeights(config, 1, { includeVae: vae, vaePrefix: 'vae.' });
   let bytes: Uint8Array | undefined = toModelBytes(
-    buildModelGraph(graph, config, weights, {
+    buildModelGraph(graph as (typeof GRAPHS)[number], config, weights, {
       weightDType: 'float32',
       vaePrefix: 'vae.',
       imageTokenId: IMAGE_TOKEN_ID,
@@ -101,21 +108,30 @@ async function main() {
     enableCpuMemArena: arena,
   });
   bytes = undefined;
+  const latent = size / 16;
   const c =
-    graph === 'vae_decoder'
-      ? {
-          feeds: {
-            latents: new ort.Tensor('float32', filled(count * (size / 16) ** 2 * 16), [
-              count,
-              size / 16,
-              size / 16,
-              16,
-            ]),
-          },
-          predicted: vaeDecoderRunBytes(config, count, size),
-          shape: `${count} image(s) ${size}²`,
-        }
-      : lmCase(config, count, size);
+    graph === 'lm'
+      ? lmCase(config, count, size)
+      : graph === 'vae_decoder'
+        ? {
+            feeds: {
+              latents: new ort.Tensor('float32', filled(count * latent ** 2 * 16), [
+                count,
+                latent,
+                latent,
+                16,
+              ]),
+            },
+            predicted: vaeDecoderRunBytes(config, count, size),
+            shape: `${count} image(s) ${size}²`,
+          }
+        : {
+            feeds: {
+              pixel_values: new ort.Tensor('float32', filled(count * 3 * size ** 2), [count, 3, size, size]),
+            },
+            predicted: count * vaeEncoderRunBytes(config, size),
+            shape: `${count} image(s) ${size}²`,
+          };
   (globalThis as { gc?: () => void }).gc?.();
   const before = status('VmRSS');
   writeFileSync('/proc/self/clear_refs', '5'); // reset VmHWM to the current RSS
