@@ -3,7 +3,7 @@
  * allocates gigabytes). Runs ONE session run on the CPU provider in this process and prints the
  * peak RSS the run added (VmHWM after the run, reset just before it through /proc/self/clear_refs,
  * minus VmRSS before it) next to what the model predicts for the same shapes with the CPU
- * kernel's one score copy. Use a fresh process per case (scripts/measure-run-memory.sh does).
+ * kernel's one score copy (CPU_KERNELS). Use a fresh process per case (scripts/measure-run-memory.sh does).
  *
  *   node --import tsx scripts/measure-run-memory.ts vae_decoder|vae_encoder <images> [size]
  *   node --import tsx scripts/measure-run-memory.ts lm <rows> [size]
@@ -15,7 +15,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import {
-  CPU_SCORE_COPIES,
+  CPU_KERNELS,
   lmRunBytes,
   PROMPT_TOKENS,
   vaeDecoderRunBytes,
@@ -77,7 +77,7 @@ function lmCase(c: HarmonConfig, rows: number, size: number) {
         filled(rows * kvHeads * p * headDim, 0.5),
         [rows, kvHeads, p, headDim],
       );
-  const predicted = lmRunBytes(c, { rows, seq: s, past: p, mar: true }, CPU_SCORE_COPIES);
+  const predicted = lmRunBytes(c, { rows, seq: s, past: p, mar: true }, CPU_KERNELS);
   return { feeds, predicted, shape: `rows ${rows}, S ${s} (V ${v} + 64), prompt ${p}, K ${k}` };
 }
 

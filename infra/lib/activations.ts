@@ -15,13 +15,10 @@
  * - lm, MAR part (vit-block.ts): encoder and decoder blocks over [rows,S,D], no mask, scores
  *   [rows,heads_mar,S,S]; the decoder also reads the LLM's last_hidden_state [rows,S,H].
  * - diffusion_sampler: condition rows R = 2 × predicted tokens (one image + twin), width W.
- * - vae_decoder / vae_encoder: 128-channel feature maps at full resolution dominate.
+ * - vae_decoder / vae_encoder: 128-channel feature maps at full resolution dominate (the map
+ *   counts are measured).
  *
- * Attention scores: onnxruntime's CUDA MultiHeadAttention falls back to its unfused kernel when
- * an attention bias is not aligned (S not a multiple of 16 for fp32, which S = visible + 64
- * usually is not), and the unfused kernel keeps QKᵀ and its softmax: 2 copies. The CPU kernel
- * keeps 1. Flash / memory-efficient kernels would keep none, but nothing guarantees them, so the
- * deployment figure assumes the unfused GPU path everywhere (an upper bound).
+ * Attention scores follow the kernel onnxruntime picks (CUDA_KERNELS, CPU_KERNELS below).
  */
 import type { HarmonConfig } from '../../src/model/config.ts';
 import { imagePassTokens, rowsPerRun, VAE_IMAGES_PER_RUN } from '../../src/model/run-budget.ts';
@@ -29,19 +26,40 @@ import { imagePassTokens, rowsPerRun, VAE_IMAGES_PER_RUN } from '../../src/model
 const F32 = 4;
 /** Prompt tokens assumed for the largest request (LIMITS.promptMaxChars is ~500 tokens). */
 export const PROMPT_TOKENS = 512;
-/** Score copies an attention call keeps: unfused CUDA kernel (QKᵀ + softmax) / CPU kernel. */
-export const GPU_SCORE_COPIES = 2;
-export const CPU_SCORE_COPIES = 1;
+/** How many score matrices an attention call keeps, by the kernel onnxruntime picks for it. */
+export interface AttentionKernels {
+  /** The LLM's attention with its bias: copies of [rows, heads, S, T]. */
+  llm(seq: number): number;
+  /** A MAR block's attention (no bias, no mask): copies of [rows, heads, S, S]. */
+  mar(seq: number): number;
+}
+
+/**
+ * onnxruntime's CUDA MultiHeadAttention (fp32): flash attention is fp16-only; the
+ * memory-efficient kernel keeps no score matrix but takes a bias only when S is a multiple of 16,
+ * and S = visible + 64 changes at every MAR step, so the LLM is bounded by the unfused kernel,
+ * which keeps QKᵀ and its softmax (2 copies). The MAR blocks have no bias: memory-efficient from
+ * 256 tokens (onnxruntime's fp32 threshold), unfused below. Read from onnxruntime's sources, not
+ * measured (no GPU here).
+ */
+export const CUDA_KERNELS: AttentionKernels = { llm: () => 2, mar: (seq) => (seq >= 256 ? 0 : 2) };
+/** The CPU kernel keeps one score matrix (softmax in place), every call. */
+export const CPU_KERNELS: AttentionKernels = { llm: () => 1, mar: () => 1 };
 /**
  * Full-resolution (128-channel) feature maps a VAE run holds at its peak, per image: MEASURED,
- * not derived. The ResBlock alone would hold 3 (its input for the residual, the normalised and
- * activated map, the conv output), but onnxruntime has no kernel for GroupNormalization-21 and
- * expands it into its function body (Reshape, ReduceMean, Sub, Mul, Sqrt, Div, Add: each a
- * full-size temporary), and the CPU provider adds NCHWc reorders around each Conv. vae_decoder
- * at 1024², one image, held 3,063 MiB above its loaded size = 5.95 maps of 512 MiB
- * (docs/performance.md, "Real-size layout"; scripts/measure-run-memory.sh).
+ * not derived. A ResBlock alone would keep 3 alive (its input for the residual, the normalised
+ * and activated map, the conv output), but onnxruntime has no kernel for GroupNormalization-21
+ * and expands it into its function body (ReduceMean, Sub, Mul, Sqrt, Div, Add: full-size
+ * temporaries), and its arena keeps regions a later, larger request cannot reuse. vae_decoder
+ * at 1024², one image, added 3,063 MiB = 5.95 maps of 512 MiB (2,041 MiB = 4 maps with the
+ * arena off: the live tensors), docs/performance.md, "Activation memory per run".
  */
-export const VAE_LIVE_MAPS = 6;
+export const VAE_MAPS_HELD = 6;
+/**
+ * The same for vae_encoder (describe), MEASURED: one 1024² image added 2,073 MiB = 4 maps with
+ * the arena (its full-resolution stage is 2 ResBlocks, the decoder's 3 plus an Upsample).
+ */
+export const VAE_ENCODER_MAPS_HELD = 4;
 
 /**
  * What an lm run held on the CPU provider over the live tensors lmRunBytes counts: MEASURED.
@@ -65,7 +83,7 @@ export interface LmRun {
 }
 
 /** Peak bytes of one lm run: what lives across the run + the larger of its LLM and MAR moments. */
-export function lmRunBytes(c: HarmonConfig, r: LmRun, scoreCopies: number): number {
+export function lmRunBytes(c: HarmonConfig, r: LmRun, kernels: AttentionKernels): number {
   const { hidden: H, intermediate: I, heads, kvHeads, headDim: hd, layers } = c.llm;
   const { rows, seq: S } = r;
   const T = r.past + S;
@@ -76,7 +94,7 @@ export function lmRunBytes(c: HarmonConfig, r: LmRun, scoreCopies: number): numb
   const bias = rows * S * T * F32; // [rows,1,S,T]
   const xEnc = r.mar ? tokens * c.mar.width * F32 : 0; // the encoder's output waits for the decoder
   // Attention: scores per head, K and V repeated to the query heads, q / rotated q / output.
-  const attention = scoreCopies * rows * heads * S * T * F32 + 2 * rows * heads * T * hd * F32;
+  const attention = kernels.llm(S) * rows * heads * S * T * F32 + 2 * rows * heads * T * hd * F32;
   const attnMoment = attention + 3 * tokens * heads * hd * F32;
   // MLP: gate, silu(gate), up, product; three alive at once.
   const mlpMoment = 3 * tokens * I * F32;
@@ -85,7 +103,7 @@ export function lmRunBytes(c: HarmonConfig, r: LmRun, scoreCopies: number): numb
   if (r.mar) {
     const { width: D, heads: hm, mlpRatio } = c.mar;
     // qkv [rows,S,3D], q/k/v, attention output; scores [rows,hm,S,S]; MLP fc1 + GELU at m·D.
-    const marAttn = scoreCopies * rows * hm * S * S * F32 + 7 * tokens * D * F32;
+    const marAttn = kernels.mar(S) * rows * hm * S * S * F32 + 7 * tokens * D * F32;
     const marMlp = 2 * tokens * mlpRatio * D * F32;
     mar = tokens * H * F32 + 2 * tokens * D * F32 + Math.max(marAttn, marMlp);
   }
@@ -114,13 +132,13 @@ export function samplerRunBytes(c: HarmonConfig): number {
 /** One vae_decoder run of `images` images at `size` px: full-res maps plus pixels and RGB out. */
 export function vaeDecoderRunBytes(c: HarmonConfig, images: number, size: number): number {
   const fullRes = c.vae.ch * c.vae.chMult[0] * size * size * F32;
-  return images * (VAE_LIVE_MAPS * fullRes + 3 * size * size * (F32 + 1));
+  return images * (VAE_MAPS_HELD * fullRes + 3 * size * size * (F32 + 1));
 }
 
 /** One vae_encoder run (describe): the pixel input plus the full-res maps. */
 export function vaeEncoderRunBytes(c: HarmonConfig, size: number): number {
   const fullRes = c.vae.ch * c.vae.chMult[0] * size * size * F32;
-  return 3 * size * size * F32 + VAE_LIVE_MAPS * fullRes;
+  return 3 * size * size * F32 + VAE_ENCODER_MAPS_HELD * fullRes;
 }
 
 export interface ActivationBreakdown {
@@ -134,10 +152,10 @@ export interface ActivationBreakdown {
 }
 
 /** Each session's peak run, summed (each session's arena stays at its own peak). */
-export function activationBreakdown(c: HarmonConfig, scoreCopies = GPU_SCORE_COPIES): ActivationBreakdown {
+export function activationBreakdown(c: HarmonConfig, kernels = CUDA_KERNELS): ActivationBreakdown {
   const runs = Object.entries(lmRuns(c)).map(([name, r]) => ({
     name: name as keyof ReturnType<typeof lmRuns>,
-    bytes: lmRunBytes(c, r, scoreCopies),
+    bytes: lmRunBytes(c, r, kernels),
   }));
   const top = runs.reduce((a, b) => (b.bytes > a.bytes ? b : a));
   const lm = top.bytes * LM_MEASURED_OVER_FORMULA;

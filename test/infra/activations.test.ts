@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   activationBreakdown,
-  CPU_SCORE_COPIES,
-  GPU_SCORE_COPIES,
+  CPU_KERNELS,
+  CUDA_KERNELS,
   LM_MEASURED_OVER_FORMULA,
   lmRunBytes,
   lmRuns,
@@ -26,11 +26,11 @@ test('the lm peak is the image pass at the largest size: smaller images share a 
     assert.equal(b.lmRun, 'imagePass');
     const runs = lmRuns(c);
     assert.deepEqual(runs.imagePass, { rows: 2, seq: 4160, past: PROMPT_TOKENS, mar: true });
-    const peak = lmRunBytes(c, runs.imagePass, GPU_SCORE_COPIES);
+    const peak = lmRunBytes(c, runs.imagePass, CUDA_KERNELS);
     for (const size of [128, 256, 512, 768]) {
       const seq = imagePassTokens(c, size);
       const rows = rowsPerRun(c, seq);
-      const bytes = lmRunBytes(c, { rows, seq, past: PROMPT_TOKENS, mar: true }, GPU_SCORE_COPIES);
+      const bytes = lmRunBytes(c, { rows, seq, past: PROMPT_TOKENS, mar: true }, CUDA_KERNELS);
       assert.ok(rows >= 2 && bytes < peak, `${c.variant} ${size}²: ${rows} rows, ${bytes} >= ${peak}`);
     }
   }
@@ -38,11 +38,13 @@ test('the lm peak is the image pass at the largest size: smaller images share a 
 
 test('the budget is what keeps the lm run small: the old batch of 8 rows holds ~4× more', () => {
   const c = HARMON_1_5B;
-  const budget = lmRunBytes(c, lmRuns(c).imagePass, GPU_SCORE_COPIES);
-  const old = lmRunBytes(c, { ...lmRuns(c).imagePass, rows: 8 }, GPU_SCORE_COPIES);
+  const budget = lmRunBytes(c, lmRuns(c).imagePass, CUDA_KERNELS);
+  const old = lmRunBytes(c, { ...lmRuns(c).imagePass, rows: 8 }, CUDA_KERNELS);
   assert.ok(old > 3.9 * budget && old <= 4 * budget, `${old / budget}`);
-  // The unfused CUDA kernel keeps twice the CPU kernel's scores; scores dominate at 1024².
-  assert.ok(budget > 1.5 * lmRunBytes(c, lmRuns(c).imagePass, CPU_SCORE_COPIES));
+  // On the GPU the LLM's unfused scores (2 copies) set the peak and the MAR blocks keep none
+  // from 256 tokens; the CPU keeps one copy of each.
+  assert.deepEqual([CUDA_KERNELS.llm(4160), CUDA_KERNELS.mar(4160), CUDA_KERNELS.mar(128)], [2, 0, 2]);
+  assert.ok(budget > lmRunBytes(c, lmRuns(c).imagePass, CPU_KERNELS));
 });
 
 test('vae_decoder: one 1024² image per run holds a quarter of the old 4-image batch', () => {
@@ -56,7 +58,7 @@ test('vae_decoder: one 1024² image per run holds a quarter of the old 4-image b
 test('the GPU figure sums each session peak, with the measured lm factor', () => {
   for (const c of [HARMON_0_5B, HARMON_1_5B]) {
     const b = activationBreakdown(c);
-    assert.equal(b.lm, LM_MEASURED_OVER_FORMULA * lmRunBytes(c, lmRuns(c).imagePass, GPU_SCORE_COPIES));
+    assert.equal(b.lm, LM_MEASURED_OVER_FORMULA * lmRunBytes(c, lmRuns(c).imagePass, CUDA_KERNELS));
     assert.equal(b.total, b.lm + b.diffusionSampler + b.vaeDecoder + b.vaeEncoder);
     assert.equal(activationBytes(c), b.total);
     assert.ok(b.total < 14 * GIB && b.total > 10 * GIB, `${c.variant}: ${b.total / GIB} GiB`);
