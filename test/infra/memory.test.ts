@@ -70,7 +70,7 @@ describe('worker memory fit', () => {
     // The L40S holds 1.5B with room (the old 8-row layout needed more than its 44.9 GiB).
     assert.deepEqual(fitOn('g6e.xlarge', '1.5b', 'float16').problems, []);
     assert.ok(gpuMargin('g6e.xlarge') > 20 * GIB);
-    // Under the run budget a 24 GB L4/A10G passes in fp32, but by 0.3 GiB (infra/README.md says
+    // Under the run budget a 24 GB L4/A10G passes in fp32, but by 0.2 GiB (infra/README.md says
     // why that is not the default); if the estimate moves, this fails and the default is revisited.
     for (const type of ['g6.xlarge', 'g5.xlarge']) {
       assert.deepEqual(fitOn(type, '1.5b', 'float32').problems, []);
