@@ -3,13 +3,13 @@
  * allocates gigabytes). Runs ONE session run on the CPU provider in this process and prints the
  * peak RSS the run added (VmHWM after the run, reset just before it through /proc/self/clear_refs,
  * minus VmRSS before it) next to what the model predicts for the same shapes with the CPU
- * kernel's one score copy (CPU_KERNELS). Use a fresh process per case (scripts/measure-run-memory.sh does).
+ * kernel's one score copy (CPU_KERNELS). Use a fresh process per case (the .sh does).
  *
  *   node --import tsx scripts/measure-run-memory.ts vae_decoder|vae_encoder <images> [size]
  *   node --import tsx scripts/measure-run-memory.ts lm <rows> [size]
  *
- * vae_decoder / vae_encoder: the real KL-16 VAE (the same in 0.5B and 1.5B; tiny/small use a narrower one),
- * random weights. lm: the `small` config's lm graph as generate's image pass at `size`
+ * vae_decoder / vae_encoder: the real KL-16 VAE (the same in 0.5B and 1.5B; tiny and small use
+ * a narrower one), random weights. lm: the `small` config's lm graph as generate's image pass at `size`
  * (V = N − 64 visible tokens, K = 64 predicted, a 512-token prompt in the cache).
  */
 import { readFileSync, writeFileSync } from 'node:fs';

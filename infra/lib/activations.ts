@@ -52,7 +52,8 @@ export const CPU_KERNELS: AttentionKernels = { llm: () => 1, mar: () => 1 };
  * and expands it into its function body (ReduceMean, Sub, Mul, Sqrt, Div, Add: full-size
  * temporaries), and its arena keeps regions a later, larger request cannot reuse. vae_decoder
  * at 1024², one image, added 3,063 and 3,015 MiB in two runs = 5.9–6.0 maps of 512 MiB
- * (2,041 MiB = 4 maps with the arena off: the live tensors), docs/performance.md, "Activation memory per run".
+ * (2,041 MiB = 4 maps with the arena off: the live tensors); docs/performance.md,
+ * "Activation memory per run".
  */
 export const VAE_MAPS_HELD = 6;
 /**
