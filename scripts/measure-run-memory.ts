@@ -10,7 +10,8 @@
  *
  * vae_decoder / vae_encoder: the real KL-16 VAE (the same in 0.5B and 1.5B; tiny and small use
  * a narrower one), random weights. lm: the `small` config's lm graph as generate's image pass at `size`
- * (V = N − 64 visible tokens, K = 64 predicted, a 512-token prompt in the cache).
+ * (V = N − 64 visible tokens, K = 64 predicted, a 512-token prompt in the cache). Env:
+ * MEASURE_NO_ARENA=1 turns the CPU arena off; MEASURE_STEPS=n runs n lm image passes of growing V.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
@@ -50,10 +51,10 @@ const i64 = (dims: number[], values: (i: number) => number) =>
     dims,
   );
 
-function lmCase(c: HarmonConfig, rows: number, size: number) {
+function lmCase(c: HarmonConfig, rows: number, size: number, visible?: number) {
   const n = (size / 16) ** 2;
   const k = c.mar.buffer;
-  const v = n - k;
+  const v = visible ?? n - k;
   const s = v + c.mar.buffer;
   const p = PROMPT_TOKENS;
   const { kvHeads, headDim, layers } = c.llm;
@@ -136,6 +137,12 @@ async function main() {
   const before = status('VmRSS');
   writeFileSync('/proc/self/clear_refs', '5'); // reset VmHWM to the current RSS
   const t0 = performance.now();
+  // MEASURE_STEPS=n (lm): first n − 1 image passes whose visible count grows towards the last,
+  // as a job's MAR steps do, so the peak includes what the arena kept from the smaller runs.
+  const steps = graph === 'lm' ? Number(process.env.MEASURE_STEPS ?? 1) : 1;
+  const full = (size / 16) ** 2 - config.mar.buffer;
+  for (let j = 1; j < steps; j++)
+    await session.run(lmCase(config, count, size, Math.floor((full * j) / steps)).feeds);
   const out = await session.run(c.feeds);
   const ms = performance.now() - t0;
   const peak = status('VmHWM');
@@ -145,6 +152,7 @@ async function main() {
       graph,
       shape: c.shape,
       arena,
+      steps,
       rssBeforeMiB: Math.round(before / MIB),
       peakMiB: Math.round(peak / MIB),
       runAddedMiB: Math.round(added / MIB),
