@@ -11,7 +11,8 @@
  * vae_decoder / vae_encoder: the real KL-16 VAE (the same in 0.5B and 1.5B; tiny and small use
  * a narrower one), random weights. lm: the `small` config's lm graph as generate's image pass at `size`
  * (V = N − 64 visible tokens, K = 64 predicted, a 512-token prompt in the cache). Env:
- * MEASURE_NO_ARENA=1 turns the CPU arena off; MEASURE_STEPS=n runs n lm image passes of growing V.
+ * MEASURE_NO_ARENA=1 turns the CPU arena off; MEASURE_STEPS=n makes n runs growing to the measured
+ * one (lm: visible tokens, VAE: image size) and reports the peak over all of them.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
@@ -82,6 +83,13 @@ function lmCase(c: HarmonConfig, rows: number, size: number, visible?: number) {
   return { feeds, predicted, shape: `rows ${rows}, S ${s} (V ${v} + 64), prompt ${p}, K ${k}` };
 }
 
+function vaeFeeds(graph: string, count: number, size: number): Record<string, ort.Tensor> {
+  const h = size / 16;
+  return graph === 'vae_decoder'
+    ? { latents: new ort.Tensor('float32', filled(count * h * h * 16), [count, h, h, 16]) }
+    : { pixel_values: new ort.Tensor('float32', filled(count * 3 * size * size), [count, 3, size, size]) };
+}
+
 async function main() {
   const [graph, countArg, sizeArg] = process.argv.slice(2);
   const count = Number(countArg);
@@ -109,40 +117,32 @@ async function main() {
     enableCpuMemArena: arena,
   });
   bytes = undefined;
-  const latent = size / 16;
   const c =
     graph === 'lm'
       ? lmCase(config, count, size)
-      : graph === 'vae_decoder'
-        ? {
-            feeds: {
-              latents: new ort.Tensor('float32', filled(count * latent ** 2 * 16), [
-                count,
-                latent,
-                latent,
-                16,
-              ]),
-            },
-            predicted: vaeDecoderRunBytes(config, count, size),
-            shape: `${count} image(s) ${size}²`,
-          }
-        : {
-            feeds: {
-              pixel_values: new ort.Tensor('float32', filled(count * 3 * size ** 2), [count, 3, size, size]),
-            },
-            predicted: count * vaeEncoderRunBytes(config, size),
-            shape: `${count} image(s) ${size}²`,
-          };
+      : {
+          feeds: vaeFeeds(graph, count, size),
+          predicted:
+            graph === 'vae_decoder'
+              ? vaeDecoderRunBytes(config, count, size)
+              : count * vaeEncoderRunBytes(config, size),
+          shape: `${count} image(s) ${size}²`,
+        };
   (globalThis as { gc?: () => void }).gc?.();
   const before = status('VmRSS');
   writeFileSync('/proc/self/clear_refs', '5'); // reset VmHWM to the current RSS
   const t0 = performance.now();
-  // MEASURE_STEPS=n (lm): first n − 1 image passes whose visible count grows towards the last,
-  // as a job's MAR steps do, so the peak includes what the arena kept from the smaller runs.
-  const steps = graph === 'lm' ? Number(process.env.MEASURE_STEPS ?? 1) : 1;
+  // MEASURE_STEPS=n: first n − 1 smaller runs growing towards the measured one, so the peak
+  // includes what the arena kept from them: lm image passes whose visible count grows (a job's
+  // MAR steps), VAE runs at growing sizes (jobs of different sizes).
+  const steps = Number(process.env.MEASURE_STEPS ?? 1);
   const full = (size / 16) ** 2 - config.mar.buffer;
   for (let j = 1; j < steps; j++)
-    await session.run(lmCase(config, count, size, Math.floor((full * j) / steps)).feeds);
+    await session.run(
+      graph === 'lm'
+        ? lmCase(config, count, size, Math.floor((full * j) / steps)).feeds
+        : vaeFeeds(graph, count, Math.max(16, Math.floor((size * j) / steps / 16) * 16)),
+    );
   const out = await session.run(c.feeds);
   const ms = performance.now() - t0;
   const peak = status('VmHWM');
