@@ -21,7 +21,12 @@
  * Attention scores follow the kernel onnxruntime picks (CUDA_KERNELS, CPU_KERNELS below).
  */
 import type { HarmonConfig } from '../../src/model/config.ts';
-import { imagePassTokens, rowsPerRun, VAE_IMAGES_PER_RUN } from '../../src/model/run-budget.ts';
+import {
+  imagePassTokens,
+  rowsPerRun,
+  rowTokenBudget,
+  VAE_IMAGES_PER_RUN,
+} from '../../src/model/run-budget.ts';
 
 const F32 = 4;
 /** Prompt tokens assumed for the largest request (LIMITS.promptMaxChars is ~500 tokens). */
@@ -114,9 +119,10 @@ export function lmRunBytes(c: HarmonConfig, r: LmRun, kernels: AttentionKernels)
 /** The lm runs the pipeline makes, each at its largest shape under the budget. */
 export function lmRuns(c: HarmonConfig): Record<'imagePass' | 'textPrefill' | 'describePrefill', LmRun> {
   const image = imagePassTokens(c, c.maxImageSize);
+  const budget = rowTokenBudget(c);
   return {
-    imagePass: { rows: rowsPerRun(c, image), seq: image, past: PROMPT_TOKENS, mar: true },
-    textPrefill: { rows: rowsPerRun(c, PROMPT_TOKENS), seq: PROMPT_TOKENS, past: 0, mar: false },
+    imagePass: { rows: rowsPerRun(budget, image), seq: image, past: PROMPT_TOKENS, mar: true },
+    textPrefill: { rows: rowsPerRun(budget, PROMPT_TOKENS), seq: PROMPT_TOKENS, past: 0, mar: false },
     // describe: one image's slots and the text in one row (decode steps are one token each).
     describePrefill: { rows: 1, seq: image + PROMPT_TOKENS, past: 0, mar: true },
   };

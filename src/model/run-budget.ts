@@ -1,6 +1,7 @@
 /**
  * How much one session run may hold: the single home of the rule that sizes the GPU a model
- * needs (infra/lib/memory.ts) and the row chunks the pipeline runs (src/harmon).
+ * needs (infra/lib/memory.ts) and the row chunks the pipeline runs (src/harmon/run-chunks.ts has
+ * the same rule and signatures, so it can import these).
  *
  * Why a rule at all: onnxruntime keeps each session's arena at the largest run it has seen, so
  * GPU memory is set by the biggest single run, not by the request. Running the 4 images of a
@@ -23,13 +24,13 @@ export function imagePassTokens(c: HarmonConfig, size: number): number {
  * share a run (up to 26 rows of 320 tokens at 256² with a 1024² model: a whole 4-image request
  * with CFG stays one run).
  */
-export function imagePassRowTokenBudget(c: HarmonConfig): number {
+export function rowTokenBudget(c: HarmonConfig): number {
   return 2 * imagePassTokens(c, c.maxImageSize);
 }
 
-/** The most rows of `tokensPerRow` tokens one run may take (at least 1; a pipeline may run fewer). */
-export function rowsPerRun(c: HarmonConfig, tokensPerRow: number): number {
-  return Math.max(1, Math.floor(imagePassRowTokenBudget(c) / tokensPerRow));
+/** The most rows of `tokensPerRow` tokens one run of `budget` row-tokens takes (at least 1). */
+export function rowsPerRun(budget: number, tokensPerRow: number): number {
+  return Math.max(1, Math.floor(budget / Math.max(1, tokensPerRow)));
 }
 
 /**

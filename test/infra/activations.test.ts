@@ -18,7 +18,7 @@ import {
 } from '../../infra/lib/activations.ts';
 import { activationBytes, GIB } from '../../infra/lib/memory.ts';
 import { HARMON_0_5B, HARMON_1_5B } from '../../src/model/config.ts';
-import { imagePassTokens, rowsPerRun } from '../../src/model/run-budget.ts';
+import { imagePassTokens, rowsPerRun, rowTokenBudget } from '../../src/model/run-budget.ts';
 
 test('the lm peak is the image pass at the largest size: smaller images share a run but never exceed it', () => {
   for (const c of [HARMON_0_5B, HARMON_1_5B]) {
@@ -29,7 +29,7 @@ test('the lm peak is the image pass at the largest size: smaller images share a 
     const peak = lmRunBytes(c, runs.imagePass, CUDA_KERNELS);
     for (const size of [128, 256, 512, 768]) {
       const seq = imagePassTokens(c, size);
-      const rows = rowsPerRun(c, seq);
+      const rows = rowsPerRun(rowTokenBudget(c), seq);
       const bytes = lmRunBytes(c, { rows, seq, past: PROMPT_TOKENS, mar: true }, CUDA_KERNELS);
       assert.ok(rows >= 2 && bytes < peak, `${c.variant} ${size}²: ${rows} rows, ${bytes} >= ${peak}`);
     }
