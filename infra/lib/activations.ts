@@ -68,15 +68,18 @@ export const VAE_MAPS_HELD = 6;
 export const VAE_ENCODER_MAPS_HELD = 4;
 
 /**
- * What an lm run held on the CPU provider over the live tensors lmRunBytes counts: MEASURED.
- * The image pass of the `small` lm at 1024², 2 rows (the budget's shape), added 1,861 and
- * 1,888 MiB to the process in two runs for 1,380 MiB predicted (1,600 MiB with the arena off:
- * +16 % of live tensors the formula misses, the rest kept by the arena because a freed region,
- * e.g. the MAR encoder's scores, cannot serve the LLM's larger ones); at 8 rows 7,957 for 5,520
- * (1.44). The deployment figure scales the lm term by the larger 2-row ratio. The CUDA arena's
- * own growth over a job's increasing runs is not measured (no GPU here).
+ * What the lm session's arena held on the CPU provider over the live tensors lmRunBytes counts,
+ * MEASURED on the `small` lm at 1024², 2 rows (the budget's shape), 1,380 MiB predicted:
+ * - one image pass alone added 1,861 and 1,888 MiB (1.35, 1.37); 1,600 with the arena off
+ *   (1.16: live tensors the formula misses);
+ * - a job's image passes, the visible count growing to the full grid, then the largest pass:
+ *   8 passes 3,024 MiB (2.19), 32 passes 3,328 (2.41), 64 (the default steps) 3,378 (2.45).
+ *   The arena grows its regions to the next power of two and keeps them; a freed region
+ *   cannot serve a later, larger request, so a job's growing passes leave it holding more.
+ * The deployment figure uses the 64-pass ratio. Jobs of mixed sizes, and the CUDA arena (the
+ * same growth rule by default), are not measured.
  */
-export const LM_MEASURED_OVER_FORMULA = 1.37;
+export const LM_MEASURED_OVER_FORMULA = 2.45;
 
 export interface LmRun {
   rows: number;

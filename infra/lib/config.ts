@@ -10,7 +10,7 @@ export interface InfraConfig {
   /**
    * GPU instance for workers. g6e.xlarge (L40S 48 GB, 32 GiB RAM) is the cheapest single-GPU
    * size that holds Harmon-1.5B: even with one image and its CFG twin per run
-   * (src/model/run-budget.ts) it needs an estimated 23.8 GiB of GPU memory, more than the
+   * (src/model/run-budget.ts) it needs an estimated 27.1 GiB of GPU memory, more than the
    * 22.4 GiB of a 24 GB L4/A10G (infra/README.md, "Memory"). Harmon-0.5B fits g6.xlarge.
    */
   gpuInstanceType: string;

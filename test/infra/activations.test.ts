@@ -61,6 +61,8 @@ test('the GPU figure sums each session peak, with the measured lm factor', () =>
     assert.equal(b.lm, LM_MEASURED_OVER_FORMULA * lmRunBytes(c, lmRuns(c).imagePass, CUDA_KERNELS));
     assert.equal(b.total, b.lm + b.diffusionSampler + b.vaeDecoder + b.vaeEncoder);
     assert.equal(activationBytes(c), b.total);
-    assert.ok(b.total < 14 * GIB && b.total > 10 * GIB, `${c.variant}: ${b.total / GIB} GiB`);
+    // The lm arena (2.45 × its live tensors after a job's growing passes) is the largest term.
+    assert.ok(b.lm > b.vaeDecoder + b.vaeEncoder + b.diffusionSampler, c.variant);
+    assert.ok(b.total < 18 * GIB && b.total > 15 * GIB, `${c.variant}: ${b.total / GIB} GiB`);
   }
 });
