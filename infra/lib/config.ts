@@ -9,8 +9,9 @@ import { fitOn, variantOf } from './memory.ts';
 export interface InfraConfig {
   /**
    * GPU instance for workers. g6e.xlarge (L40S 48 GB, 32 GiB RAM) is the cheapest single-GPU
-   * size that holds Harmon-1.5B as exported today (infra/README.md, "Memory"); Harmon-0.5B
-   * fits g6.xlarge / g5.xlarge.
+   * size that holds Harmon-1.5B: even with one image and its CFG twin per run
+   * (src/model/run-budget.ts) it needs an estimated 27.1 GiB of GPU memory, more than the
+   * 22.4 GiB of a 24 GB L4/A10G (infra/README.md, "Memory"). Harmon-0.5B fits g6.xlarge.
    */
   gpuInstanceType: string;
   /** Upper bound of GPU tasks (= instances: one GPU task per single-GPU instance). */
@@ -20,7 +21,11 @@ export interface InfraConfig {
    * (`harmon-1.5b`, `harmon-0.5b-fp16`, ...); the size gives the shapes for the memory check.
    */
   modelVariant: string;
-  /** Storage dtype of the exported model (`harmon convert --dtype`): download and disk size. */
+  /**
+   * Storage dtype of the exported model (`harmon convert --dtype`): download and disk size, and
+   * the host RAM peak while loading (fp16 is widened to fp32 at load). Not the GPU memory: the
+   * weights are fp32 on the GPU either way.
+   */
   modelDtype: 'fp16' | 'fp32';
   /** Where the exported ONNX model lives; unset -> s3://<bucket>/models/<modelVariant>/. */
   weightsS3Uri?: string;

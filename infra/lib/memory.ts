@@ -6,11 +6,12 @@
  * against memoryNeeds() by test/infra/memory.test.ts.
  *
  * Not measured on a GPU (none is available where this was written): the constants below are
- * stated assumptions, and the activation term is an estimate of the largest request.
+ * stated assumptions, and the activation term (activations.ts) is an estimate of each session's
+ * largest run, checked against the CPU provider's real peaks by scripts/measure-run-memory.sh.
  */
 import { type HarmonConfig, VARIANTS, type VariantName } from '../../src/model/config.ts';
 import { SERVING_GRAPHS, type StorageDType, weightBudget } from '../../src/onnx/weight-budget.ts';
-import { LIMITS } from '../../src/shared/job-inputs.ts';
+import { activationBreakdown } from './activations.ts';
 
 export const GIB = 1024 ** 3;
 
@@ -40,28 +41,13 @@ export const INSTANCE_RESERVED_GIB = 2;
 export const HOST_BASE_GIB = 1.5;
 /** CUDA context, cuBLAS/cuDNN handles and workspaces. */
 export const GPU_BASE_GIB = 1;
-/** Prompt tokens assumed for the largest request (LIMITS.promptMaxChars is ~500 tokens). */
-const PROMPT_TOKENS = 512;
-
 /**
- * GPU activations of the largest request (maxImageSize, LIMITS.countMax images, CFG doubling the
- * batch), summed over the sessions that hold them: each onnxruntime session keeps its own arena
- * at its peak. Three full-width tensors live at once in an MLP (gate, up, product) and three
- * full-resolution feature maps in a VAE ResBlock (input for the residual, two conv outputs).
+ * GPU activations: each session's largest single run under the run budget
+ * (src/model/run-budget.ts), summed, because each session's arena stays at its own peak
+ * (activations.ts holds the formulas and the tensor shapes they follow).
  */
 export function activationBytes(c: HarmonConfig): number {
-  const f32 = 4;
-  const images = LIMITS.countMax;
-  const batch = 2 * images;
-  const tokens = (c.maxImageSize / 16) ** 2;
-  const seq = tokens + c.mar.buffer + PROMPT_TOKENS;
-  // The image pass (the lm graph): LLM MLP plus hidden states, and the attention bias.
-  const llmPass = batch * seq * (3 * c.llm.intermediate + 4 * c.llm.hidden) * f32 + batch * seq * seq * f32;
-  const mar = batch * (tokens + c.mar.buffer) * (3 * c.mar.width * c.mar.mlpRatio + 4 * c.mar.width) * f32;
-  // describe: one image through the LLM with the text, and through the VAE encoder.
-  const describe = seq * (3 * c.llm.intermediate + 4 * c.llm.hidden) * f32;
-  const fullRes = c.vae.ch * c.vae.chMult[0] * c.maxImageSize ** 2 * f32;
-  return Math.max(llmPass, mar) + describe + 3 * images * fullRes + 3 * fullRes;
+  return activationBreakdown(c).total;
 }
 
 export interface MemoryNeeds {

@@ -9,7 +9,7 @@
 import os from 'node:os';
 import { generate, generateBatch } from '../harmon/generate.ts';
 import { HarmonModel } from '../harmon/harmon-model.ts';
-import { rowTokenBudget } from '../harmon/run-chunks.ts';
+import { rowTokenBudget } from '../model/run-budget.ts';
 import { AppError } from '../shared/errors.ts';
 import { percentile } from './harness.ts';
 

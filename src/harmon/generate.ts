@@ -16,6 +16,8 @@
  * leave the batch at that step; a job's own failure (its event sink, its decode) rejects it alone;
  * a failed shared run rejects every job still in the batch. Events go to each job's own sink.
  */
+
+import { rowTokenBudget, VAE_IMAGES_PER_RUN } from '../model/run-budget.ts';
 import type { HostTensor } from '../runtime/tensors.ts';
 import { AppError } from '../shared/errors.ts';
 import type { GenerateInput } from '../shared/job-inputs.ts';
@@ -42,7 +44,6 @@ import { encodeImage } from './image-io.ts';
 import { imagePass, keepLiveRows, prefill, type TextState } from './lm-passes.ts';
 import { type StepIndices, stepIndices, writeBack } from './mar-batch.ts';
 import { maskSchedule } from './mask-schedule.ts';
-import { rowTokenBudget } from './run-chunks.ts';
 
 export type { GenerateRunOptions } from './batch-plan.ts';
 export { generationOrders, samplerNoise } from './batch-plan.ts';
@@ -240,22 +241,36 @@ async function finishJob(model: HarmonModel, meter: BatchMeter, job: BatchJob, s
 
 /**
  * Each image's tokens [N,16] viewed as [1,h,w,16] (raster order) → uint8 RGB [16h,16w,3] (§2.9,
- * in-graph). One image per run (run-chunks.ts): the decoder's activations grow with the batch.
+ * in-graph), VAE_IMAGES_PER_RUN images per run (src/model/run-budget.ts): the decoder's
+ * activations grow with its batch.
  */
 async function vaeDecode(model: HarmonModel, images: Float32Array[], side: number): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
-  for (const latents of images) {
+  for (let i = 0; i < images.length; i += VAE_IMAGES_PER_RUN) {
+    const group = images.slice(i, i + VAE_IMAGES_PER_RUN);
+    const latents = group.length === 1 ? group[0] : concatFloat32(group);
     const r = await model.runtime.run(
       'vae_decoder',
-      { latents: { dtype: 'float32', dims: [1, side, side, C], data: latents } },
+      { latents: { dtype: 'float32', dims: [group.length, side, side, C], data: latents } },
       ['rgb'],
     );
     const rgb = r.rgb;
     if (!rgb || !(rgb.data instanceof Uint8Array))
       throw new AppError('MODEL_INVALID', 'graph vae_decoder returned no uint8 output rgb');
-    out.push(rgb.data);
+    const per = rgb.data.length / group.length;
+    for (let g = 0; g < group.length; g++) out.push(rgb.data.subarray(g * per, (g + 1) * per));
   }
   return out;
+}
+
+function concatFloat32(parts: Float32Array[]): Float32Array {
+  const all = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    all.set(p, off);
+    off += p.length;
+  }
+  return all;
 }
 
 async function encodePngs(rgb: Uint8Array[], px: number): Promise<EncodedImage[]> {

@@ -3,13 +3,15 @@
  * the run budget of run-chunks.ts: the text prefill, whose KV cache is kept for the whole loop
  * (rows of jobs that leave are sliced out), and one MAR step's image pass → z [B, K, D].
  */
+
+import { rowsPerRun } from '../model/run-budget.ts';
 import type { HostTensor } from '../runtime/tensors.ts';
 import { int64 } from '../runtime/tensors.ts';
 import { type BatchRow, C, type Layout, layoutPrompt } from './batch-plan.ts';
 import { emptyPast, type HarmonModel, outF32, presentAsPast, presentNames } from './harmon-model.ts';
 import { imageSlotIds, lmFeeds } from './lm-feeds.ts';
 import { gatherVisible, imagePassFeeds, rowIndices, type StepIndices } from './mar-batch.ts';
-import { concatRows, rowChunks, rowsPerRun, rowView, sliceRows, takeRows } from './run-chunks.ts';
+import { concatRows, rowChunks, rowView, sliceRows, takeRows } from './run-chunks.ts';
 
 /** The text side of the batch: rows (their jobs), padded length L, per-row lengths/mask, cache. */
 export interface TextState {

@@ -1,35 +1,16 @@
 /**
- * Bounded session runs (issue #11: memory on 24 GB GPUs). The activations of one `lm` run grow
- * with rows × tokens per row, so a batch of many jobs, or count = 4 at the largest size, could need
- * several times the memory a single image needs. The rule: no run holds more token-rows than one
- * image and its CFG twin at the model's largest image size,
- *
- *   budget = 2 × ((maxImageSize/16)² + buffer)          token-rows per run
- *
- * and a generate run is split into row chunks under it. What a row costs:
+ * Row chunks of one batched session run, under the run budget of src/model/run-budget.ts (the
+ * one home of the rule: no run holds more token-rows than one image and its CFG twin at the
+ * model's largest size; infra sizes GPUs by the same rule). What a row costs here:
  * - the image pass: buffer + N, the MAR decoder's canvas (64 + N tokens per row whatever the step),
  *   which is the largest sequence of the run (the encoder and the LLM see 64 + V ≤ 64 + N − 1);
  * - the text prefill: its padded prompt length L.
- * So at the largest size a chunk is 2 rows (a count = 4 CFG job takes 4 lm runs per step); at
- * 256² with maxImageSize 1024 it is 26 rows (eight single-image CFG jobs, 16 rows, take one run).
- * `vae_decoder` decodes one image per run: its activations at 1024² are ~1.9 GiB per image.
+ * `vae_decoder` decodes VAE_IMAGES_PER_RUN (one) image per run.
  *
  * Every graph is row-independent, so chunking changes which rows share a run, never a result
  * (test/harmon/generate-batch.test.ts checks chunked == unchunked).
  */
-import type { HarmonConfig } from '../model/config.ts';
 import type { HostTensor } from '../runtime/tensors.ts';
-
-/** Token-rows one session run may hold (see above). */
-export function rowTokenBudget(config: HarmonConfig): number {
-  const n = (config.maxImageSize / 16) ** 2;
-  return 2 * (n + config.mar.buffer);
-}
-
-/** Rows per run for rows of `tokensPerRow` tokens; at least 1 (one row always runs). */
-export function rowsPerRun(budget: number, tokensPerRow: number): number {
-  return Math.max(1, Math.floor(budget / Math.max(1, tokensPerRow)));
-}
 
 /** [start, end) row ranges of at most `perRun` rows covering 0..rows−1 in order. */
 export function rowChunks(rows: number, perRun: number): Array<[number, number]> {

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import sharp from 'sharp';
 import type { GenerateResult, PipelineEvent } from '../../src/harmon/events.ts';
 import { generate, generateBatch } from '../../src/harmon/generate.ts';
-import { rowTokenBudget } from '../../src/harmon/run-chunks.ts';
+import { rowTokenBudget } from '../../src/model/run-budget.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import type { GenerateInput } from '../../src/shared/job-inputs.ts';
 import { useTinyModel } from './tiny-model-fixture.ts';

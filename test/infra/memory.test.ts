@@ -60,6 +60,28 @@ describe('worker memory fit', () => {
     assert.ok(needs.gpuServeBytes <= spec.gpuGiB * GIB, `${needs.gpuServeBytes / GIB} GiB on ${spec.gpu}`);
   });
 
+  test('the default is the cheapest fit: 1.5B does not fit a 24 GB GPU even under the run budget', () => {
+    assert.deepEqual(
+      [DEFAULTS.gpuInstanceType, DEFAULTS.modelVariant, DEFAULTS.modelDtype],
+      ['g6e.xlarge', 'harmon-1.5b', 'fp16'],
+    );
+    // Every g5 and g6 size has a 24 GB A10G or L4: 1.5B needs more GPU memory than it has, in
+    // either dtype (the weights are fp32 on the GPU) and whatever the host RAM.
+    for (const type of ['g6.xlarge', 'g6.2xlarge', 'g5.xlarge', 'g5.2xlarge'])
+      for (const dtype of ['float32', 'float16'] as const) {
+        const fit = fitOn(type, '1.5b', dtype);
+        assert.ok(fit.needs.gpuServeBytes > GPU_INSTANCES[type].gpuGiB * GIB);
+        assert.match(fit.problems.join(';'), /serving needs [\d.]+ GiB of GPU memory, the (L4|A10G) 24 GB/);
+      }
+    // The L40S holds it with room, in fp16 storage (half the download), loading within the
+    // 30 GiB its tasks may reserve.
+    const l40s = fitOn('g6e.xlarge', '1.5b', 'float16');
+    assert.deepEqual(l40s.problems, []);
+    assert.ok(44.9 * GIB - l40s.needs.gpuServeBytes > 15 * GIB);
+    // 0.5B fits the cheapest size, in fp16 too.
+    assert.deepEqual(fitOn('g6.xlarge', '0.5b', 'float16').problems, []);
+  });
+
   test('the reservation follows the model: 0.5B reserves less than 1.5B on the same instance', () => {
     const small = workerTask({ modelVariant: 'harmon-0.5b' }).reservationMiB;
     assert.equal(small, fitOn(DEFAULTS.gpuInstanceType, '0.5b', 'float16').reservationMiB);
@@ -69,8 +91,14 @@ describe('worker memory fit', () => {
   test('a model that does not fit the instance fails synth with the numbers', () => {
     const ctx = (o: Record<string, string>) => (k: string) => o[k] ?? cdkJson.context[k];
     assert.throws(
-      () => readConfig(ctx({ gpuInstanceType: 'g6.xlarge', modelVariant: 'harmon-1.5b' })),
-      /g6\.xlarge cannot serve harmon-1\.5b \(fp16\): .*serving needs [\d.]+ GiB of GPU memory, the L4 24 GB/,
+      () =>
+        readConfig(ctx({ gpuInstanceType: 'g6.xlarge', modelVariant: 'harmon-1.5b', modelDtype: 'fp16' })),
+      /g6\.xlarge cannot serve harmon-1\.5b \(fp16\): loading needs 14\.6 GiB of host RAM, g6\.xlarge leaves 14\.0 GiB; serving needs [\d.]+ GiB of GPU memory, the L4 24 GB/,
+    );
+    assert.throws(
+      () =>
+        readConfig(ctx({ gpuInstanceType: 'g5.xlarge', modelVariant: 'harmon-1.5b', modelDtype: 'fp32' })),
+      /g5\.xlarge cannot serve harmon-1\.5b \(fp32\): serving needs [\d.]+ GiB of GPU memory, the A10G 24 GB/,
     );
     assert.throws(() => readConfig(ctx({ modelVariant: 'my-model' })), /must start with harmon-<size>/);
     assert.throws(() => readConfig(ctx({ modelDtype: 'bf16' })), /modelDtype=bf16: expected fp16 or fp32/);
