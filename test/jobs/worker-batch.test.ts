@@ -201,8 +201,8 @@ test('4 different jobs run as one batch; each job SUCCEEDED with its own events,
   }
   assert.ok(maxDiff <= 1, `batched pixels within one level of the solo run (max diff ${maxDiff})`);
   const images = jobs.length + 1;
-  console.log(
-    `# ${identical}/${images} batched PNGs byte-identical to solo; max pixel diff of the rest ${maxDiff}`,
+  t.diagnostic(
+    `${identical}/${images} batched PNGs byte-identical to solo; max pixel diff of the rest ${maxDiff}`,
   );
   if (batchMeta) {
     // Each job's share is proportional to its rows: the shares add up to the batch's wall time.
