@@ -116,6 +116,44 @@ test('stop (release) mid-batch: every job of the batch back to QUEUED, the gathe
   await assertDoneOnce(other.id, 1);
 });
 
+test('the tenant concurrency limit still counts jobs: of 4 gathered jobs of a 2-slot tenant, 2 run in the batch', async () => {
+  const limited = (await fx.db.prisma.tenant.create({ data: { name: 'two-slots', maxConcurrentJobs: 2 } }))
+    .id;
+  const jobs = [];
+  for (const seed of [61, 62, 63, 64])
+    jobs.push(
+      await enqueueJob(
+        { prisma: fx.db.prisma, queue: fx.queue },
+        {
+          tenantId: limited,
+          kind: 'GENERATE',
+          modelId,
+          input: { prompt: `slots ${seed}`, size: 64, steps: 4, seed },
+        },
+      ),
+    );
+  const before = batchSizes.length;
+  const service = await start(fx.queueOptions);
+  try {
+    const feeds = await Promise.all(jobs.map((j) => collectEvents(fx.bus, limited, j.id, 120_000)));
+    for (const events of feeds)
+      assert.equal(events.at(-1)?.payload.status, 'SUCCEEDED', summary(events).join(' '));
+  } finally {
+    await service.stop({ mode: 'release', timeoutMs: 5000 });
+  }
+  // The first batch held the two jobs that got a slot; the other two waited (new, delayed
+  // messages, unclaimed) and ran after them.
+  assert.equal(batchSizes[before], 2);
+  const rows = await fx.db.prisma.job.findMany({ where: { id: { in: jobs.map((j) => j.id) } } });
+  const spans = rows.map((r) => [r.startedAt?.getTime() ?? 0, r.finishedAt?.getTime() ?? 0]);
+  const overlapping = (t: number) => spans.filter(([a, b]) => a <= t && t < b).length;
+  assert.ok(Math.max(...spans.map(([a]) => overlapping(a))) <= 2, 'never more than 2 RUNNING');
+  for (const j of jobs) {
+    const row = await fx.db.prisma.job.findUniqueOrThrow({ where: { id: j.id } });
+    assert.deepEqual([row.status, row.attempts], ['SUCCEEDED', 1]);
+  }
+});
+
 test('SQS backend: 4 jobs gathered into one batch, each SUCCEEDED once', async () => {
   const app = buildApp({ logger: false });
   const endpoint = await app.listen({ port: 0, host: '127.0.0.1' });
