@@ -13,10 +13,11 @@
  *           -> outputs to S3 (keys recorded as pending first) -> ONE transition: Assets +
  *              UsageRecord + final status + RESULT/STATUS events
  *
- * Cross-job batching (WORKER_MAX_BATCH > 1): a live generate job whose batch key it shares with
- * others waits in batch-gatherer.ts (composition policy there) before the lock; the gathered jobs
- * then each go through the steps above on their own, sharing one `generateBatch` call
- * (batch-run.ts). Describe jobs and keyless generate jobs are batches of one.
+ * Cross-job batching (WORKER_MAX_BATCH > 1): every live delivery first waits in
+ * batch-gatherer.ts (composition policy there), before its lock; generate jobs with one batch key
+ * then each go through the steps above on their own and share one `generateBatch` call
+ * (batch-run.ts); describe jobs and keyless generate jobs are batches of one. A stopping worker
+ * moves the jobs still gathering (never claimed here) to new messages at once.
  *
  * Failures: client input (bad input, unknown upload, refused URL, undecodable image) -> FAILED at
  * once and the message is acked; anything else -> back to QUEUED and thrown, so the queue retries
