@@ -9,7 +9,10 @@
  * - the LEADER is the oldest waiting delivery, whatever its tenant or key: nothing waits behind
  *   younger work, and a key no one shares still runs within one gather window;
  * - once a run slot is free, the leader waits GATHER_MS from its own arrival for companions
- *   (a leader that already waited that long, say behind a running batch, goes at once);
+ *   (a leader that already waited that long, say behind a running batch, goes at once), and
+ *   also while deliveries this worker has already received are still being checked (`arriving`;
+ *   at most ARRIVAL_WAIT x GATHER_MS): a message in hand is deliverable, however slow the
+ *   database is that day, so the composition sees it;
  * - companions are the waiting deliveries with the leader's key, taken ROUND-ROBIN BY TENANT
  *   (tenants in the order of their oldest waiting delivery, the leader's own tenant last in each
  *   round, each tenant's deliveries oldest first) until the batch has maxBatch jobs. One tenant
@@ -22,6 +25,8 @@
 
 /** How long a batch's leader waits for companions: short next to any generation. */
 export const GATHER_MS = 50;
+/** The longest a leader waits for received deliveries still being checked, in gather windows. */
+const ARRIVAL_WAIT = 20;
 
 export interface Gatherable {
   /** Equal keys may share a batch; null: always a batch of one. */
@@ -94,6 +99,8 @@ interface Waiting<T> extends Gatherable {
 export class BatchGatherer<T> {
   readonly #o: Required<Omit<GathererOptions<T>, 'run'>> & Pick<GathererOptions<T>, 'run'>;
   readonly #pool: Waiting<T>[] = [];
+  /** Start times of deliveries received but not yet submitted (or found to have nothing to run). */
+  readonly #arriving = new Set<{ since: number }>();
   #busy = 0;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -107,12 +114,26 @@ export class BatchGatherer<T> {
   }
 
   /**
+   * Says a delivery has been received and is being checked: batches wait for it (bounded). The
+   * returned function ends the wait; `submit` takes it and ends it as the delivery joins.
+   */
+  arriving(): () => void {
+    const token = { since: Date.now() };
+    this.#arriving.add(token);
+    return () => {
+      if (this.#arriving.delete(token)) this.#pump();
+    };
+  }
+
+  /**
    * Waits for a batch to take `item` and run it; settles with the item's own outcome. Rejects
    * with the signal's reason if it aborts while waiting, or GathererClosedError on close.
    */
-  submit(entry: Gatherable & { item: T; signal: AbortSignal }): Promise<void> {
-    if (this.#closed) return Promise.reject(new GathererClosedError());
-    if (entry.signal.aborted) return Promise.reject(entry.signal.reason);
+  submit(entry: Gatherable & { item: T; signal: AbortSignal; arrived?: () => void }): Promise<void> {
+    if (this.#closed || entry.signal.aborted) {
+      entry.arrived?.();
+      return Promise.reject(this.#closed ? new GathererClosedError() : entry.signal.reason);
+    }
     return new Promise<void>((resolve, reject) => {
       const w: Waiting<T> = {
         ...entry,
@@ -129,6 +150,7 @@ export class BatchGatherer<T> {
       };
       entry.signal.addEventListener('abort', w.onAbort, { once: true });
       this.#pool.push(w);
+      entry.arrived?.(); // pumps, with this delivery already in the pool
       this.#pump();
     });
   }
@@ -148,8 +170,11 @@ export class BatchGatherer<T> {
     this.#timer = undefined;
     while (!this.#closed && this.#busy < this.#o.parallel && this.#pool.length > 0) {
       const leader = this.#pool[0];
-      const wait = leader.arrival + this.#o.gatherMs - Date.now();
+      const now = Date.now();
+      let wait = leader.arrival + this.#o.gatherMs - now;
+      for (const a of this.#arriving) wait = Math.max(wait, a.since + this.#o.gatherMs * ARRIVAL_WAIT - now);
       if (leader.key !== null && this.#o.maxBatch > 1 && wait > 0) {
+        // Woken by the timer, or earlier by an arrival ending (its submit pumps).
         this.#timer = setTimeout(() => this.#pump(), wait);
         return;
       }

@@ -73,6 +73,7 @@ export function startWorker(deps: WorkerDeps, options: { concurrency?: number } 
               : runBatch(core, members, engineFree),
         })
       : undefined;
+  const isAlreadyDone = async (d: Delivery<HarmonJobPayload>) => !(await liveJob(deps, d));
   const consumer = deps.queue.consume(
     (delivery, ctx) =>
       gatherer
@@ -80,13 +81,9 @@ export function startWorker(deps: WorkerDeps, options: { concurrency?: number } 
         : processDelivery(deps, locks, delivery, ctx, running),
     {
       concurrency: gatherer ? parallel * maxBatch * 2 : parallel,
-      isAlreadyDone: async (d) => {
-        const job = await deps.prisma.job.findFirst({
-          where: { id: d.payload.jobId, tenantId: d.payload.tenantId },
-          select: { status: true, queueToken: true },
-        });
-        return !job || isTerminalStatus(job.status) || !isLiveMessage(job, d.key);
-      },
+      // With batching the handler makes this check itself, announced to the gatherer first: a
+      // batch waits for messages already received rather than leave them for the next one.
+      isAlreadyDone: gatherer ? undefined : isAlreadyDone,
       onError: (e, d) =>
         log.warn({ err: e, jobId: d?.payload.jobId, attempt: d?.attempt }, 'job attempt failed'),
     },
@@ -134,7 +131,14 @@ async function gatherDelivery(
   delivery: Delivery<HarmonJobPayload>,
   qctx: HandlerContext,
 ): Promise<void> {
-  const seen = await liveJob(core.deps, delivery);
+  const arrived = gatherer.arriving();
+  let seen: Seen | null = null;
+  try {
+    seen = await liveJob(core.deps, delivery);
+  } finally {
+    // Nothing to run (or the check failed): no batch waits for this delivery any more.
+    if (!seen) arrived();
+  }
   if (!seen) return;
   try {
     await gatherer.submit({
@@ -142,6 +146,7 @@ async function gatherDelivery(
       tenantId: delivery.payload.tenantId,
       item: { delivery, qctx, modelId: seen.modelId },
       signal: qctx.signal,
+      arrived,
     });
   } catch (e) {
     if (!(e instanceof GathererClosedError)) throw e;

@@ -119,3 +119,32 @@ test('gatherer: a keyless job runs alone; an aborted waiting job leaves; close r
   await assert.rejects(h.submit(e('E1')), GathererClosedError);
   assert.equal(h.batches.length, 2);
 });
+
+test('gatherer: a batch waits for a delivery already received and still being checked', async () => {
+  const h = harness(4);
+  const slow = h.g.arriving(); // received; its database check is slow today
+  const a = h.submit(e('A1'));
+  // Well past the 20 ms window: the leader still waits for the delivery in hand.
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(h.batches.length, 0);
+  const b = h.g.submit({
+    key: 'k',
+    tenantId: 'B',
+    item: e('B1'),
+    signal: new AbortController().signal,
+    arrived: slow,
+  });
+  const first = await h.nextBatch(1);
+  assert.deepEqual(first.ids, ['A1', 'B1']);
+  first.settle(ok(2));
+  await Promise.all([a, b]);
+  // A received delivery that turns out to have nothing to run releases the wait at once.
+  const gone = h.g.arriving();
+  const c = h.submit(e('C1'));
+  gone();
+  first.free();
+  const second = await h.nextBatch(2);
+  assert.deepEqual(second.ids, ['C1']);
+  second.settle(ok(1));
+  await c;
+});

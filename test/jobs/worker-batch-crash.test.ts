@@ -102,8 +102,11 @@ test('SIGKILL mid-batch: a second worker finishes all 4 jobs, each exactly once'
     const label = `job ${i}: ${trace(events[i])}`;
     assert.equal(events[i].at(-1)?.payload.status, 'SUCCEEDED', label);
     const row = await fx.db.prisma.job.findUniqueOrThrow({ where: { id: job.id } });
-    // A job of the killed batch ran twice (the second run wrote everything); others once.
-    assert.deepEqual([row.status, row.attempts], ['SUCCEEDED', held.includes(job.id) ? 2 : 1], label);
+    // A job of the killed batch ran twice (the second run wrote everything). The locks seen at
+    // the kill are a lower bound of that batch (its other jobs may have been taking theirs).
+    assert.equal(row.status, 'SUCCEEDED', label);
+    if (held.includes(job.id)) assert.equal(row.attempts, 2, label);
+    else assert.ok(row.attempts === 1 || row.attempts === 2, label);
     const runs = events[i].filter((e) => e.type === 'STATUS' && e.payload.status === 'RUNNING').length;
     assert.equal(runs, row.attempts, label);
     assert.equal(await fx.db.prisma.asset.count({ where: { jobId: job.id, role: 'OUTPUT' } }), 1, label);
