@@ -1,6 +1,6 @@
 /**
  * Runs one cross-job batch (issue #14): the jobs the gatherer composed, each taken and claimed on
- * its own (its advisory lock, its tenant slot, its fence), then ONE `JobRunner.generateBatch`
+ * its own, in composition order (its advisory lock, its tenant slot, its fence), then ONE `JobRunner.generateBatch`
  * call for those claimed, then each job's outputs and ending written by its own attempt
  * (job-attempt.ts), exactly as if it had run alone. A job's cancel, loss or failure aborts only
  * its own item (its own AbortSignal); a job that could not be claimed simply is not in the call.
@@ -17,6 +17,7 @@ import {
   releaseJob,
   type WorkerDeps,
 } from './job-attempt.ts';
+import type { Run } from './job-lifecycle.ts';
 import type { JobLocks } from './job-locks.ts';
 import type { Delivery, HandlerContext, HarmonJobPayload } from './queue/port.ts';
 import type { BatchItem } from './runner.ts';
@@ -53,9 +54,11 @@ export async function runBatch(
   const logs = members.map((m) =>
     core.log.child({ jobId: m.delivery.payload.jobId, delivery: m.delivery.attempt }),
   );
-  const runs = await Promise.all(
-    members.map((m, i) => settled(acquireJob(deps, locks, messageOf(m), logs[i], held))),
-  );
+  // One claim after another: claims of one tenant serialize on its row lock anyway, and a batch
+  // must not hold a pool connection per job while they wait (heartbeats need connections too).
+  const runs: PromiseSettledResult<Run | undefined>[] = [];
+  for (const [i, m] of members.entries())
+    runs.push(await settled(acquireJob(deps, locks, messageOf(m), logs[i], held)));
   const out: Promise<PromiseSettledResult<void>>[] = runs.map((r) =>
     Promise.resolve(r.status === 'rejected' ? r : { status: 'fulfilled' as const, value: undefined }),
   );
