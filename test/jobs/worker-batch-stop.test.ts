@@ -93,7 +93,7 @@ test('stop (release) mid-batch: every job of the batch back to QUEUED, the gathe
     const events = await fx.db.prisma.jobEvent.findMany({ where: { jobId: j.id }, orderBy: { seq: 'asc' } });
     const last = events.at(-1);
     assert.deepEqual(
-      [last?.type, (last?.payload as { stage?: string }).stage],
+      [last?.type, (last?.payload as { stage?: string } | undefined)?.stage],
       ['STATUS', 'worker stopping: job released'],
     );
     assert.equal(await fx.db.prisma.asset.count({ where: { jobId: j.id, role: 'OUTPUT' } }), 0);
