@@ -31,6 +31,7 @@ export function embeddedWorkerSetup(
       runner,
       queue: mounted.queue,
       log: ctx.log,
+      maxBatch: ctx.config.workerMaxBatch,
       maxImageBytes: ctx.config.maxUploadBytes,
     });
     // Registered after the runner, so it runs before it on close: release the job, then stop engines.

@@ -70,6 +70,11 @@ const schema = z.object({
    * the TCP peer and ignores the header, which a client could forge.
    */
   TRUSTED_PROXY_HOPS: int(0, 0, 10),
+  /**
+   * Generate jobs one worker runs together in one MAR loop (jobs/batch-gatherer.ts); 1 turns
+   * batching off. Unset: 8 when EXECUTION_PROVIDERS lists cuda, else CPU_MAX_BATCH.
+   */
+  WORKER_MAX_BATCH: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).max(64).optional()),
   /** Ordered onnxruntime execution providers, e.g. `cuda,cpu`. */
   EXECUTION_PROVIDERS: z.preprocess(
     emptyToUndefined,
@@ -86,6 +91,10 @@ const schema = z.object({
 });
 
 type Env = z.infer<typeof schema>;
+
+/** WORKER_MAX_BATCH defaults: a GPU has room for many rows per step; a CPU core far less. */
+export const GPU_MAX_BATCH = 8;
+export const CPU_MAX_BATCH = 4;
 
 export type S3Config = {
   endpoint?: string;
@@ -113,6 +122,8 @@ export type Config = {
   metricsToken?: string;
   trustedProxyHops: number;
   executionProviders: string[];
+  /** Generate jobs batched into one MAR loop by a worker (1: no batching). */
+  workerMaxBatch: number;
 };
 
 /** Parses `env`; throws AppError('BAD_CONFIG') naming every bad variable in one sentence. */
@@ -167,5 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: e.METRICS_TOKEN,
     trustedProxyHops: e.TRUSTED_PROXY_HOPS,
     executionProviders: e.EXECUTION_PROVIDERS,
+    workerMaxBatch:
+      e.WORKER_MAX_BATCH ?? (e.EXECUTION_PROVIDERS.includes('cuda') ? GPU_MAX_BATCH : CPU_MAX_BATCH),
   };
 }

@@ -60,6 +60,8 @@ export class JobLocks {
   readonly #url: string;
   readonly #log: Logger;
   #client: Promise<pg.Client> | undefined;
+  /** One statement at a time on the connection (a batch takes several jobs' locks at once). */
+  #turn: Promise<unknown> = Promise.resolve();
 
   constructor(databaseUrl: string, log: Logger = rootLogger) {
     this.#url = databaseUrl;
@@ -84,12 +86,18 @@ export class JobLocks {
     return this.#client;
   }
 
+  #query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    const run = this.#turn.then(async () => (await this.#connection()).query<R>(text, values));
+    this.#turn = run.catch(() => undefined);
+    return run;
+  }
+
   /** True when this process now holds the job's lock. */
   async tryLock(jobId: string): Promise<boolean> {
-    const c = await this.#connection();
-    const r = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 7)) AS ok', [
-      jobLockKey(jobId),
-    ]);
+    const r = await this.#query<{ ok: boolean }>(
+      'SELECT pg_try_advisory_lock(hashtextextended($1, 7)) AS ok',
+      [jobLockKey(jobId)],
+    );
     return r.rows[0]?.ok === true;
   }
 
@@ -100,8 +108,7 @@ export class JobLocks {
    * taken (the holder is untagged, or ending sessions is not permitted).
    */
   async seize(jobId: string): Promise<boolean> {
-    const c = await this.#connection();
-    await c.query(
+    await this.#query(
       `WITH holder AS (
          SELECT a.application_name AS name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
          WHERE ${jobLockRowSql('$1::uuid')} AND a.pid <> pg_backend_pid())
@@ -118,8 +125,7 @@ export class JobLocks {
 
   async unlock(jobId: string): Promise<void> {
     try {
-      const c = await this.#connection();
-      await c.query('SELECT pg_advisory_unlock(hashtextextended($1, 7))', [jobLockKey(jobId)]);
+      await this.#query('SELECT pg_advisory_unlock(hashtextextended($1, 7))', [jobLockKey(jobId)]);
     } catch (e) {
       this.#log.warn({ err: e, jobId }, 'job unlock failed (released when the connection closes)');
     }

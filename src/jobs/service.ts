@@ -28,7 +28,10 @@ export interface WorkerServiceOptions {
   /** Queue backend (same options as the API's producer), or a queue instance to share. */
   queue: QueueBackendOptions | JobQueue<HarmonJobPayload>;
   log?: Logger;
+  /** Jobs (or, with batching, batches) running at once; default 1. */
   concurrency?: number;
+  /** Generate jobs sharing one MAR loop (config WORKER_MAX_BATCH); default 1: no batching. */
+  maxBatch?: number;
   maxImageBytes?: number;
   fetchPolicy?: FetchPolicy;
   webhooks?: false | (WebhookOptions & { intervalMs?: number });
@@ -36,7 +39,7 @@ export interface WorkerServiceOptions {
   reconciler?: false | { intervalMs?: number; lostEvery?: number; staleSeconds?: number };
   /** Tenant retention enforcement (default: every 10 minutes, 200 rows per kind per sweep). */
   retention?: false | { intervalMs?: number; firstRunMs?: number; batch?: number };
-  worker?: Partial<Pick<WorkerDeps, 'slotRetrySeconds' | 'canStart' | 'heartbeatMs'>>;
+  worker?: Partial<Pick<WorkerDeps, 'slotRetrySeconds' | 'canStart' | 'heartbeatMs' | 'gatherMs'>>;
 }
 
 export interface WorkerService {
@@ -64,6 +67,7 @@ export async function startWorkerService(o: WorkerServiceOptions): Promise<Worke
       maxAttempts: policy.maxAttempts,
       leaseSeconds: policy.visibilityTimeoutSeconds,
       images: { maxBytes: o.maxImageBytes ?? IMAGE_BYTES.default, fetchPolicy: o.fetchPolicy },
+      maxBatch: o.maxBatch,
       ...o.worker,
     },
     { concurrency: o.concurrency ?? 1 },

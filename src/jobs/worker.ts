@@ -13,89 +13,34 @@
  *           -> outputs to S3 (keys recorded as pending first) -> ONE transition: Assets +
  *              UsageRecord + final status + RESULT/STATUS events
  *
+ * Cross-job batching (WORKER_MAX_BATCH > 1): every live delivery first waits in
+ * batch-gatherer.ts (composition policy there), before its lock; generate jobs with one batch key
+ * then each go through the steps above on their own and share one `generateBatch` call
+ * (batch-run.ts); describe jobs and keyless generate jobs are batches of one. A stopping worker
+ * moves the jobs still gathering (never claimed here) to new messages at once.
+ *
  * Failures: client input (bad input, unknown upload, refused URL, undecodable image) -> FAILED at
  * once and the message is acked; anything else -> back to QUEUED and thrown, so the queue retries
  * the same message with backoff, and FAILED once the job has had maxAttempts runs. Shutdown ->
  * back to QUEUED and the message released. A lost queue lease alone changes nothing while the job
  * row still names this attempt; a lost job (fence) stops the attempt without writing anything.
  */
-import type { Tx } from '../events/event-log.ts';
 import { isTerminalStatus } from '../events/job-events.ts';
-import { AppError, isAppError } from '../shared/errors.ts';
-import { IMAGE_BYTES } from '../shared/images.ts';
+import type { Job } from '../generated/prisma/client.ts';
+import { generateInputSchema } from '../shared/job-inputs.ts';
 import { type Logger, logger as rootLogger } from '../shared/logger.ts';
-import type { BlobStore } from '../storage/blob-store.ts';
-import type { Prisma } from '../storage/db.ts';
-import type { HandlerContext as JobHandlerContext, JobOutcome } from './handlers/context.ts';
+import { BatchGatherer, GathererClosedError } from './batch-gatherer.ts';
+import { type Member, runBatch, type WorkerCore } from './batch-run.ts';
+import type { JobOutcome } from './handlers/context.ts';
 import { runDescribe } from './handlers/describe.ts';
 import { runGenerate } from './handlers/generate.ts';
-import type { ImageSourceDeps } from './image-source.ts';
-import {
-  claimJob,
-  deferMessage,
-  endRun,
-  heartbeat,
-  isLiveMessage,
-  JobLostError,
-  type Run,
-  requeueRun,
-  succeedRun,
-} from './job-lifecycle.ts';
+import { acquireJob, beginAttempt, releaseJob, type WorkerDeps } from './job-attempt.ts';
+import { deferMessage, isLiveMessage, type Run } from './job-lifecycle.ts';
 import { JobLocks } from './job-locks.ts';
-import { purgeQuietly } from './pending-uploads.ts';
-import { createProgressSink } from './progress-sink.ts';
-import {
-  type Consumer,
-  DEFAULT_QUEUE_POLICY,
-  type Delivery,
-  type HandlerContext,
-  type HarmonJobPayload,
-  type JobQueue,
-  LeaseLostError,
-} from './queue/port.ts';
+import type { Consumer, Delivery, HandlerContext, HarmonJobPayload } from './queue/port.ts';
 import type { JobRunner } from './runner.ts';
 
-export interface WorkerDeps {
-  prisma: Prisma;
-  /** For the advisory-lock connection. */
-  databaseUrl: string;
-  queue: JobQueue<HarmonJobPayload>;
-  blobStore: BlobStore;
-  runner: JobRunner;
-  log?: Logger;
-  /** Per-tenant concurrency gate, called inside the claim transaction (src/tenancy). */
-  canStart?: (tx: Tx, tenantId: string) => Promise<boolean>;
-  /** Runs a job may have; a transient error on the last one (or a run dying after it) is FAILED. */
-  maxAttempts?: number;
-  images?: Omit<ImageSourceDeps, 'prisma' | 'blobStore'>;
-  /** Delay before a job blocked by the concurrency limit is offered again (default 3 s). */
-  slotRetrySeconds?: number;
-  /**
-   * The queue lease (visibility timeout; default the queue policy's). A RUNNING job whose
-   * heartbeat is older belongs to a frozen worker and is taken over by the next delivery.
-   */
-  leaseSeconds?: number;
-  /** Heartbeat period (default a third of the lease, at most 10 s). */
-  heartbeatMs?: number;
-}
-
-/** Client-input errors: retrying cannot help, so the job fails at once. */
-const PERMANENT = new Set([
-  'BAD_USER_INPUT',
-  'IMAGE_INVALID',
-  'NOT_FOUND',
-  'FORBIDDEN',
-  'CONFLICT',
-  'MODEL_INVALID',
-  'WEIGHTS_INVALID',
-  'QUOTA_EXCEEDED',
-]);
-
-type AbortWhy =
-  | { kind: 'cancel' }
-  | { kind: 'shutdown' }
-  | { kind: 'lost'; error: JobLostError }
-  | { kind: 'write-failed'; error: unknown };
+export type { WorkerDeps } from './job-attempt.ts';
 
 export interface RunningWorker {
   consumer: Consumer;
@@ -105,24 +50,40 @@ export interface RunningWorker {
   stop(options?: { mode?: 'finish' | 'release'; timeoutMs?: number }): Promise<void>;
 }
 
-const leaseSecondsOf = (deps: WorkerDeps) =>
-  deps.leaseSeconds ?? DEFAULT_QUEUE_POLICY.visibilityTimeoutSeconds;
-
+/**
+ * `concurrency`: jobs (without batching) or batches (with) running at once. With batching the
+ * consumer holds twice maxBatch messages per batch slot: one batch running, one gathering.
+ */
 export function startWorker(deps: WorkerDeps, options: { concurrency?: number } = {}): RunningWorker {
   const log = deps.log ?? rootLogger;
   const locks = new JobLocks(deps.databaseUrl, log);
   const running = new Set<string>();
+  const parallel = Math.max(1, options.concurrency ?? 1);
+  const maxBatch = Math.max(1, deps.maxBatch ?? 1);
+  const core: WorkerCore = { deps, locks, held: running, log };
+  const gatherer =
+    maxBatch > 1
+      ? new BatchGatherer<Member>({
+          maxBatch,
+          gatherMs: deps.gatherMs,
+          parallel,
+          run: (members, key, engineFree) =>
+            key === null
+              ? runAlone(core, members[0]).finally(engineFree)
+              : runBatch(core, members, engineFree),
+        })
+      : undefined;
+  const isAlreadyDone = async (d: Delivery<HarmonJobPayload>) => !(await liveJob(deps, d));
   const consumer = deps.queue.consume(
-    (delivery, ctx) => processDelivery(deps, locks, delivery, ctx, running),
+    (delivery, ctx) =>
+      gatherer
+        ? gatherDelivery(core, gatherer, delivery, ctx)
+        : processDelivery(deps, locks, delivery, ctx, running),
     {
-      concurrency: options.concurrency ?? 1,
-      isAlreadyDone: async (d) => {
-        const job = await deps.prisma.job.findFirst({
-          where: { id: d.payload.jobId, tenantId: d.payload.tenantId },
-          select: { status: true, queueToken: true },
-        });
-        return !job || isTerminalStatus(job.status) || !isLiveMessage(job, d.key);
-      },
+      concurrency: gatherer ? parallel * maxBatch * 2 : parallel,
+      // With batching the handler makes this check itself, announced to the gatherer first: a
+      // batch waits for messages already received rather than leave them for the next one.
+      isAlreadyDone: gatherer ? undefined : isAlreadyDone,
       onError: (e, d) =>
         log.warn({ err: e, jobId: d?.payload.jobId, attempt: d?.attempt }, 'job attempt failed'),
     },
@@ -131,13 +92,78 @@ export function startWorker(deps: WorkerDeps, options: { concurrency?: number } 
     consumer,
     running,
     async stop(opts = {}) {
+      // Jobs still waiting for a batch go back to the queue at once (gatherDelivery).
+      gatherer?.close();
       await consumer.stop({ mode: opts.mode ?? 'finish', timeoutMs: opts.timeoutMs ?? 25_000 });
       await locks.close();
     },
   };
 }
 
-/** Handles one delivery; exported for tests that drive it without a consumer loop. */
+type Seen = Pick<Job, 'status' | 'queueToken' | 'kind' | 'modelId' | 'input'>;
+
+/** The job row, or null when the delivery has nothing to run (job gone, ended, or a stale message). */
+async function liveJob(deps: WorkerDeps, delivery: Delivery<HarmonJobPayload>): Promise<Seen | null> {
+  const { jobId, tenantId } = delivery.payload;
+  const seen = await deps.prisma.job.findFirst({
+    where: { id: jobId, tenantId },
+    select: { status: true, queueToken: true, kind: true, modelId: true, input: true },
+  });
+  return !seen || isTerminalStatus(seen.status) || !isLiveMessage(seen, delivery.key) ? null : seen;
+}
+
+/** The key under which a job may share a MAR loop, or null when it runs alone. */
+export function batchKeyOf(runner: JobRunner, job: Pick<Job, 'kind' | 'modelId' | 'input'>): string | null {
+  if (job.kind !== 'GENERATE' || !runner.batchKey || !runner.generateBatch) return null;
+  const input = generateInputSchema.safeParse(job.input);
+  if (!input.success) return null; // fails as bad input when it runs (alone)
+  try {
+    const key = runner.batchKey(job.modelId, input.data);
+    return key === null ? null : `${job.modelId}\n${key}`;
+  } catch {
+    return null; // e.g. a model not served here: fails with its own error, alone
+  }
+}
+
+async function gatherDelivery(
+  core: WorkerCore,
+  gatherer: BatchGatherer<Member>,
+  delivery: Delivery<HarmonJobPayload>,
+  qctx: HandlerContext,
+): Promise<void> {
+  const arrived = gatherer.arriving();
+  let seen: Seen | null = null;
+  try {
+    seen = await liveJob(core.deps, delivery);
+  } finally {
+    // Nothing to run (or the check failed): no batch waits for this delivery any more.
+    if (!seen) arrived();
+  }
+  if (!seen) return;
+  try {
+    await gatherer.submit({
+      key: batchKeyOf(core.deps.runner, seen),
+      tenantId: delivery.payload.tenantId,
+      item: { delivery, qctx, modelId: seen.modelId },
+      signal: qctx.signal,
+      arrived,
+    });
+  } catch (e) {
+    if (!(e instanceof GathererClosedError)) throw e;
+    // The worker is stopping before this job was picked: it moves to a new message at once, so
+    // another worker takes it now (not a failed delivery; the job was never claimed here).
+    await deferMessage(core.deps.prisma, core.deps.queue, { ...delivery.payload, key: delivery.key }, 0);
+  }
+}
+
+const runAlone = async (core: WorkerCore, m: Member): Promise<PromiseSettledResult<void>[]> => [
+  await processDelivery(core.deps, core.locks, m.delivery, m.qctx, core.held).then(
+    () => ({ status: 'fulfilled' as const, value: undefined }),
+    (reason: unknown) => ({ status: 'rejected' as const, reason }),
+  ),
+];
+
+/** Handles one delivery alone; exported for tests that drive it without a consumer loop. */
 export async function processDelivery(
   deps: WorkerDeps,
   locks: JobLocks,
@@ -146,159 +172,27 @@ export async function processDelivery(
   running = new Set<string>(),
 ): Promise<void> {
   const log = (deps.log ?? rootLogger).child({ jobId: delivery.payload.jobId, delivery: delivery.attempt });
-  const message = { ...delivery.payload, key: delivery.key };
-  const { jobId, tenantId } = message;
-  const seen = await deps.prisma.job.findFirst({
-    where: { id: jobId, tenantId },
-    select: { status: true, queueToken: true },
-  });
-  if (!seen || isTerminalStatus(seen.status) || !isLiveMessage(seen, message.key)) return;
-  if (!(await locks.tryLock(jobId)) && !(await takeOver(deps, locks, jobId, log))) {
-    // A live worker holds the job (its queue lease ran out, say after a long pause): keep this
-    // message alive as a delayed copy. Not a failed attempt, so it can never dead-letter the job.
-    const moved = await deferMessage(deps.prisma, deps.queue, message, Math.ceil(leaseSecondsOf(deps) / 2));
-    log.info({ moved }, 'job is running on another worker; message deferred');
-    return;
-  }
+  if (!(await liveJob(deps, delivery))) return;
+  const run = await acquireJob(deps, locks, { ...delivery.payload, key: delivery.key }, log, running);
+  if (!run) return;
   try {
-    const claimed = await claimJob(deps.prisma, message, {
-      queue: deps.queue,
-      maxAttempts: deps.maxAttempts ?? DEFAULT_QUEUE_POLICY.maxAttempts,
-      canStart: deps.canStart,
-      slotRetrySeconds: deps.slotRetrySeconds ?? 3,
-    });
-    if (claimed.kind !== 'run') {
-      if (claimed.kind === 'dropped' && claimed.why === 'out-of-attempts')
-        log.warn('job failed: every run so far died with its worker');
-      return;
-    }
-    running.add(jobId);
-    await runClaimed(deps, claimed.run, qctx, log);
+    await runClaimed(deps, run, qctx, log);
   } finally {
-    running.delete(jobId);
-    await locks.unlock(jobId);
+    await releaseJob(locks, running, run.job.id);
   }
-}
-
-/** The lock holder is alive but has been silent longer than the lease (frozen): end its session. */
-async function takeOver(deps: WorkerDeps, locks: JobLocks, jobId: string, log: Logger): Promise<boolean> {
-  const row = await deps.prisma.job.findUnique({
-    where: { id: jobId },
-    select: { status: true, heartbeatAt: true },
-  });
-  if (row?.status !== 'RUNNING') return false;
-  const silentMs = Date.now() - (row.heartbeatAt?.getTime() ?? 0);
-  if (silentMs < leaseSecondsOf(deps) * 1000) return false;
-  const seized = await locks.seize(jobId);
-  log.warn({ silentMs, seized }, 'the worker holding this job is silent past its lease: taking the job over');
-  return seized;
 }
 
 async function runClaimed(deps: WorkerDeps, run: Run, qctx: HandlerContext, log: Logger): Promise<void> {
-  const fin = { prisma: deps.prisma, blobStore: deps.blobStore, log };
-  // Objects a dead earlier attempt uploaded but never recorded; we hold the job's lock, so no
-  // live attempt can still be writing them.
-  await purgeQuietly(fin, run.job.id);
-  const abort = new AbortController();
-  const stopRun = (why: AbortWhy) => {
-    if (!abort.signal.aborted) abort.abort(why);
-  };
-  const onQueueAbort = () => {
-    if (qctx.signal.reason instanceof LeaseLostError) {
-      // The job row, not the queue lease, says whose run this is; whoever got the message finds
-      // the job busy and defers it, so this run goes on.
-      log.warn('queue lease lost (message re-delivered); the job row still names this attempt');
-    } else stopRun({ kind: 'shutdown' });
-  };
-  if (qctx.signal.aborted) onQueueAbort();
-  qctx.signal.addEventListener('abort', onQueueAbort, { once: true });
-  const onLost = (error: JobLostError) => stopRun({ kind: 'lost', error });
-  const heartbeatMs = deps.heartbeatMs ?? Math.min(10_000, (leaseSecondsOf(deps) * 1000) / 3);
-  const beat = setInterval(() => {
-    heartbeat(deps.prisma, run).then(
-      (r) => r.cancelRequested && stopRun({ kind: 'cancel' }),
-      (e: unknown) => (e instanceof JobLostError ? onLost(e) : log.warn({ err: e }, 'heartbeat failed')),
-    );
-  }, heartbeatMs);
-  const sink = createProgressSink({
-    prisma: deps.prisma,
-    blobStore: deps.blobStore,
-    run,
-    log,
-    onCancelRequested: () => stopRun({ kind: 'cancel' }),
-    onLost,
-    onWriteError: (error) => stopRun({ kind: 'write-failed', error }),
-  });
-  const hctx: JobHandlerContext = {
-    prisma: deps.prisma,
-    blobStore: deps.blobStore,
-    runner: deps.runner,
-    job: run.job,
-    log,
-    signal: abort.signal,
-    onEvent: (e) => sink.onEvent(e),
-    images: deps.images ?? { maxBytes: IMAGE_BYTES.default },
-  };
-
+  const attempt = await beginAttempt(deps, run, qctx, log);
   let outcome: JobOutcome | undefined;
   let failure: unknown;
   try {
-    outcome = run.job.kind === 'GENERATE' ? await runGenerate(hctx) : await runDescribe(hctx);
-    await sink.drain();
+    outcome =
+      run.job.kind === 'GENERATE'
+        ? await runGenerate(attempt.handlerContext)
+        : await runDescribe(attempt.handlerContext);
   } catch (e) {
     failure = e;
-    await sink.drain().catch(() => {});
-  } finally {
-    clearInterval(beat);
-    qctx.signal.removeEventListener('abort', onQueueAbort);
   }
-  const why = abort.signal.aborted ? (abort.signal.reason as AbortWhy) : undefined;
-  try {
-    if (why?.kind === 'lost') throw why.error;
-    await settle(deps, run, outcome, failure, why, log);
-  } catch (e) {
-    if (!(e instanceof JobLostError)) throw e;
-    // Taken over by another attempt, or ended elsewhere (canceled, dead-lettered): not ours to
-    // write any more, and not a failure of the message.
-    log.warn({ status: e.status }, 'this attempt lost the job; it stops without writing');
-    if (e.status && isTerminalStatus(e.status)) await purgeQuietly(fin, run.job.id);
-  }
-}
-
-async function settle(
-  deps: WorkerDeps,
-  run: Run,
-  outcome: JobOutcome | undefined,
-  failure: unknown,
-  why: AbortWhy | undefined,
-  log: Logger,
-): Promise<void> {
-  const fin = { prisma: deps.prisma, blobStore: deps.blobStore, log };
-  if (outcome && failure === undefined) return succeedRun(deps.prisma, run, outcome);
-  if (why?.kind === 'cancel') {
-    await endRun(deps.prisma, run, 'CANCELED', {
-      code: 'CANCELED',
-      message: 'The job was canceled while running.',
-    });
-    // No later attempt will come to clean up what this one uploaded.
-    return purgeQuietly(fin, run.job.id);
-  }
-  if (why?.kind === 'shutdown') {
-    await requeueRun(deps.prisma, run, 'worker stopping: job released');
-    throw failure ?? new AppError('CANCELED', 'worker stopping');
-  }
-  const error = why?.kind === 'write-failed' ? why.error : failure;
-  const code = isAppError(error) ? error.code : 'INTERNAL';
-  const message = error instanceof Error ? error.message : String(error);
-  if (PERMANENT.has(code) || run.attempt >= (deps.maxAttempts ?? DEFAULT_QUEUE_POLICY.maxAttempts)) {
-    // Unexpected errors are masked for the client; the log keeps the detail.
-    log.warn({ err: error }, 'job failed');
-    await endRun(deps.prisma, run, 'FAILED', {
-      code: PERMANENT.has(code) ? code : 'INTERNAL',
-      message: PERMANENT.has(code) ? message : 'The job failed after retries.',
-    });
-    return purgeQuietly(fin, run.job.id);
-  }
-  await requeueRun(deps.prisma, run, `retrying after ${code}`);
-  throw error;
+  await attempt.finish(outcome, failure);
 }

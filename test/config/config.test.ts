@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
-import { loadConfig } from '../../src/config/config.ts';
+import { CPU_MAX_BATCH, GPU_MAX_BATCH, loadConfig } from '../../src/config/config.ts';
 import { AppError } from '../../src/shared/errors.ts';
 
 test('no environment gives the embedded defaults', () => {
@@ -16,6 +16,25 @@ test('no environment gives the embedded defaults', () => {
   assert.equal(c.maxUploadBytes, 10 * 1024 * 1024);
   assert.deepEqual(c.executionProviders, ['cpu']);
   assert.deepEqual(c.modelDirs, []);
+  assert.equal(c.workerMaxBatch, CPU_MAX_BATCH);
+});
+
+test('WORKER_MAX_BATCH: default by execution provider, an integer >= 1 when set', () => {
+  assert.equal(loadConfig({ EXECUTION_PROVIDERS: 'cuda,cpu' }).workerMaxBatch, GPU_MAX_BATCH);
+  assert.equal(loadConfig({ EXECUTION_PROVIDERS: 'cpu' }).workerMaxBatch, CPU_MAX_BATCH);
+  assert.equal(loadConfig({ WORKER_MAX_BATCH: '1', EXECUTION_PROVIDERS: 'cuda' }).workerMaxBatch, 1);
+  assert.equal(loadConfig({ WORKER_MAX_BATCH: '16' }).workerMaxBatch, 16);
+  assert.equal(loadConfig({ WORKER_MAX_BATCH: '' }).workerMaxBatch, CPU_MAX_BATCH);
+  for (const bad of ['0', '-2', '2.5', 'eight', '1000']) {
+    assert.throws(
+      () => loadConfig({ WORKER_MAX_BATCH: bad }),
+      (e: unknown) =>
+        e instanceof AppError &&
+        e.code === 'BAD_CONFIG' &&
+        ((e.details?.variables as string[] | undefined) ?? []).includes('WORKER_MAX_BATCH'),
+      bad,
+    );
+  }
 });
 
 test('real services and lists are parsed', () => {

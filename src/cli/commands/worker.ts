@@ -1,6 +1,7 @@
 /**
  * `harmon worker`: the body of the GPU container function. Pulls jobs from the configured queue,
- * runs them on the model(s), delivers webhooks; on SIGTERM stops pulling, lets the running job
+ * runs them on the model(s) (compatible generate jobs batched, up to WORKER_MAX_BATCH per MAR
+ * loop), delivers webhooks; on SIGTERM stops pulling, lets the running job
  * finish within --grace-ms, and releases it to another worker otherwise.
  */
 
@@ -46,7 +47,11 @@ export function register(program: Command): void {
       '--model <dirs>',
       'model directory, comma-separated for several (default: HARMON_MODEL, else the demo model)',
     )
-    .option('--concurrency <n>', 'jobs at once (a GPU worker runs 1)', '1')
+    .option(
+      '--concurrency <n>',
+      'jobs at once, or batches at once when WORKER_MAX_BATCH > 1 (a GPU worker runs 1)',
+      '1',
+    )
     .option(
       '--grace-ms <ms>',
       'on SIGTERM, how long the running job may take to finish before it is released',
@@ -116,6 +121,7 @@ export function register(program: Command): void {
               : {}),
           },
           concurrency: int(opts.concurrency, 'concurrency'),
+          maxBatch: config.workerMaxBatch,
           maxImageBytes: config.maxUploadBytes,
         });
         // Signal handlers first, then the ready line: a supervisor may send SIGTERM as soon as it
