@@ -1,12 +1,13 @@
 /**
  * Gathers queue deliveries into cross-job batches (issue #14). The worker consumes up to twice
  * WORKER_MAX_BATCH messages at once (per batch it runs in parallel); every delivery of a live job
- * waits here in arrival order (the queue's delivery order) until a batch takes it. Jobs whose
+ * waits here, oldest job first (by enqueue time: deliveries of one fetch finish their database
+ * checks in any order), until a batch takes it. Jobs whose
  * keys are equal (same model, image size and MAR step count: `JobRunner.batchKey`) may share one
  * MAR loop; a null key (describe, or a job that must run alone) is a batch of one.
  *
  * Composition policy (fairness):
- * - the LEADER is the oldest waiting delivery, whatever its tenant or key: nothing waits behind
+ * - the LEADER is the oldest waiting job (enqueued first), whatever its tenant or key: nothing waits behind
  *   younger work, and a key no one shares still runs within one gather window;
  * - once a run slot is free, the leader waits GATHER_MS from its own arrival for companions
  *   (a leader that already waited that long, say behind a running batch, goes at once), and
@@ -32,6 +33,8 @@ export interface Gatherable {
   /** Equal keys may share a batch; null: always a batch of one. */
   key: string | null;
   tenantId: string;
+  /** When the job was enqueued (ms): the pool's order. Absent: when it arrived here. */
+  enqueuedAt?: number;
 }
 
 /** Thrown to deliveries still waiting when the gatherer closes (the worker is stopping). */
@@ -43,7 +46,7 @@ export class GathererClosedError extends Error {
 }
 
 /**
- * The batch led by `pool[0]` (pool in arrival order): the policy above, as a pure function.
+ * The batch led by `pool[0]` (pool oldest job first): the policy above, as a pure function.
  * Returns the chosen entries, leader first.
  */
 export function composeBatch<E extends Gatherable>(pool: readonly E[], maxBatch: number): E[] {
@@ -149,7 +152,10 @@ export class BatchGatherer<T> {
         },
       };
       entry.signal.addEventListener('abort', w.onAbort, { once: true });
-      this.#pool.push(w);
+      // Oldest job first; equal ages keep their arrival order.
+      const age = (x: Waiting<T>) => x.enqueuedAt ?? x.arrival;
+      const at = this.#pool.findIndex((x) => age(x) > age(w));
+      this.#pool.splice(at < 0 ? this.#pool.length : at, 0, w);
       entry.arrived?.(); // pumps, with this delivery already in the pool
       this.#pump();
     });

@@ -100,14 +100,14 @@ export function startWorker(deps: WorkerDeps, options: { concurrency?: number } 
   };
 }
 
-type Seen = Pick<Job, 'status' | 'queueToken' | 'kind' | 'modelId' | 'input'>;
+type Seen = Pick<Job, 'status' | 'queueToken' | 'kind' | 'modelId' | 'input' | 'createdAt'>;
 
 /** The job row, or null when the delivery has nothing to run (job gone, ended, or a stale message). */
 async function liveJob(deps: WorkerDeps, delivery: Delivery<HarmonJobPayload>): Promise<Seen | null> {
   const { jobId, tenantId } = delivery.payload;
   const seen = await deps.prisma.job.findFirst({
     where: { id: jobId, tenantId },
-    select: { status: true, queueToken: true, kind: true, modelId: true, input: true },
+    select: { status: true, queueToken: true, kind: true, modelId: true, input: true, createdAt: true },
   });
   return !seen || isTerminalStatus(seen.status) || !isLiveMessage(seen, delivery.key) ? null : seen;
 }
@@ -144,6 +144,7 @@ async function gatherDelivery(
     await gatherer.submit({
       key: batchKeyOf(core.deps.runner, seen),
       tenantId: delivery.payload.tenantId,
+      enqueuedAt: seen.createdAt.getTime(),
       item: { delivery, qctx, modelId: seen.modelId },
       signal: qctx.signal,
       arrived,

@@ -148,3 +148,21 @@ test('gatherer: a batch waits for a delivery already received and still being ch
   second.settle(ok(1));
   await c;
 });
+
+test('gatherer: the oldest job leads even when a younger delivery finished its checks first', async () => {
+  const batches: string[][] = [];
+  const g = new BatchGatherer<E>({
+    maxBatch: 4,
+    gatherMs: 20,
+    run: async (items) => {
+      batches.push(ids(items));
+      return ok(items.length);
+    },
+  });
+  const signal = new AbortController().signal;
+  const submit = (x: E, enqueuedAt: number) =>
+    g.submit({ key: x.key, tenantId: x.tenantId, enqueuedAt, item: x, signal });
+  // The younger job of another key arrives first; the older ones (one key) within the window.
+  await Promise.all([submit(e('Y1', 'small'), 3000), submit(e('A1'), 1000), submit(e('B1'), 2000)]);
+  assert.deepEqual(batches, [['A1', 'B1'], ['Y1']]);
+});
