@@ -55,11 +55,8 @@ export class BatchMeter {
     const now = performance.now();
     share.ms += now - this.last;
     this.last = now;
-    const m = this.model.manifest;
     return {
-      modelId: m.modelId,
-      variant: m.variant,
-      demo: m.demo,
+      ...this.model.identity(),
       stageMs: share.stageMs,
       totalMs: share.ms,
       sessions: this.model.since(this.before),

@@ -64,6 +64,12 @@ export class HarmonModel {
     return t;
   }
 
+  /** Which model produced a result, as every RunMetadata names it. */
+  identity(): Pick<RunMetadata, 'modelId' | 'variant' | 'demo'> {
+    const m = this.manifest;
+    return { modelId: m.modelId, variant: m.variant, demo: m.demo };
+  }
+
   /** Snapshot of the cumulative session counters, to diff per request. */
   snapshot(): SessionCounts {
     const s = this.runtime.stats;
@@ -111,11 +117,8 @@ export class RequestTimer {
 
   finish(): RunMetadata {
     const sessions = this.model.since(this.before);
-    const m = this.model.manifest;
     return {
-      modelId: m.modelId,
-      variant: m.variant,
-      demo: m.demo,
+      ...this.model.identity(),
       stageMs: this.stageMs,
       totalMs: performance.now() - this.t0,
       sessions,
