@@ -12,6 +12,8 @@
  */
 import {
   type DocumentNode,
+  type ExecutionArgs,
+  type GraphQLError,
   type GraphQLSchema,
   getOperationAST,
   type OperationDefinitionNode,
@@ -112,6 +114,27 @@ export function createAdmission(
       const op: OperationInfo = { transport: ctx.transport, document, operation };
       for (const p of operationHooks) await p.onOperation?.(ctx, op);
       return operation;
+    },
+
+    /**
+     * A streaming transport's whole check of one subscribe (SSE, WebSocket): parse + validate,
+     * then checkOperation. Validation errors come back as a list (the transport streams them);
+     * a refusal throws like checkOperation.
+     */
+    async executionArgs(
+      ctx: ApiContext,
+      request: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null },
+    ): Promise<(ExecutionArgs & { contextValue: ApiContext }) | readonly GraphQLError[]> {
+      const { document, errors } = this.checkDocument(request.query);
+      if (errors.length > 0) return errors;
+      await this.checkOperation(ctx, document, request.operationName);
+      return {
+        schema,
+        document,
+        operationName: request.operationName,
+        variableValues: request.variables,
+        contextValue: ctx,
+      };
     },
 
     /** Calls `onRevoked` once the key is revoked (at once here, within TTL + recheck elsewhere). */

@@ -65,17 +65,9 @@ export function graphqlSseHandler(schema: GraphQLSchema, deps: ApiDeps, admissio
     async onSubscribe(req, params) {
       const ctx = req.context;
       try {
-        const { document, errors } = admission.checkDocument(params.query);
-        // In the stream, as graphql-sse does for text/event-stream clients.
-        if (errors.length > 0) return { data: null, errors: [...errors] };
-        await admission.checkOperation(ctx, document, params.operationName);
-        return {
-          schema,
-          document,
-          operationName: params.operationName,
-          variableValues: params.variables,
-          contextValue: ctx,
-        };
+        const args = await admission.executionArgs(ctx, params);
+        // Validation errors in the stream, as graphql-sse does for text/event-stream clients.
+        return 'schema' in args ? args : { data: null, errors: [...args] };
       } catch (e) {
         if (isAppError(e)) {
           const r = errorResponse(e, ctx);

@@ -110,16 +110,7 @@ export function attachGraphqlWs(
         }
         scopes.set(payload, apiCtx);
         try {
-          const { document, errors } = admission.checkDocument(payload.query);
-          if (errors.length > 0) return errors;
-          await admission.checkOperation(apiCtx, document, payload.operationName);
-          return {
-            schema,
-            document,
-            operationName: payload.operationName,
-            variableValues: payload.variables,
-            contextValue: apiCtx,
-          };
+          return await admission.executionArgs(apiCtx, payload);
         } catch (e) {
           return [asGraphQLError(e)];
         }
