@@ -16,7 +16,7 @@ import { buildTinyModel } from '../../src/onnx/tiny.ts';
 import { createApiKey } from '../../src/tenancy/api-keys.ts';
 import { dropSchema, type FreshDatabase, freshDatabase } from '../helpers/pg.ts';
 import { startS3, type TestS3 } from '../helpers/s3.ts';
-import { exited, type Harmon, pidRunningJob, startHarmon } from './processes.ts';
+import { exited, type Harmon, killAll, pidRunningJob, startHarmon } from './processes.ts';
 
 let db: FreshDatabase;
 let s3: TestS3;
@@ -69,9 +69,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const p of procs)
-    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-  await Promise.all(procs.map((p) => exited(p.child)));
+  await killAll(procs);
   await dropSchema(`${db.schema}_boss`);
   await db?.drop();
   await s3?.stop();

@@ -51,6 +51,16 @@ export const exited = (child: ChildProcess): Promise<{ code: number | null; sign
     else child.once('exit', (code, signal) => resolve({ code, signal }));
   });
 
+/** Test cleanup: every child still alive is woken (a SIGSTOP'd one too) and killed; resolves once all exited. */
+export async function killAll(children: Harmon[]): Promise<void> {
+  for (const { child } of children) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    child.kill('SIGCONT');
+    child.kill('SIGKILL');
+  }
+  await Promise.all(children.map((w) => exited(w.child)));
+}
+
 /**
  * Client ports of the Postgres sessions holding the job's lock: pg_try_advisory_lock(bigint)
  * shows up in pg_locks split into classid (high 32 bits) and objid (low 32 bits).

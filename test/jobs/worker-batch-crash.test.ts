@@ -4,28 +4,22 @@
  * worker finishes all 4 jobs, each exactly once (one output, one UsageRecord, one RESULT).
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import type { JobEventRecord } from '../../src/events/job-events.ts';
 import { enqueueJob } from '../../src/jobs/enqueue.ts';
-import { exited, type Harmon, pidRunningJob, startHarmon } from '../deploy/processes.ts';
+import { exited, type Harmon, killAll, pidRunningJob, startHarmon } from '../deploy/processes.ts';
 import { collectEvents, type WorkerFixture, workerFixture } from './worker-fixture.ts';
 
 let fx: WorkerFixture;
 let tenantId: string;
-let modelId: string;
 const started: Harmon[] = [];
 
 before(async () => {
   fx = await workerFixture();
   tenantId = (await fx.db.prisma.tenant.create({ data: { name: 'batch-crash', maxConcurrentJobs: 4 } })).id;
-  modelId = (JSON.parse(await readFile(`${fx.modelDir}/manifest.json`, 'utf8')) as { modelId: string })
-    .modelId;
 });
 after(async () => {
-  for (const w of started)
-    if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
-  await Promise.all(started.map((w) => exited(w.child)));
+  await killAll(started);
   await fx?.close();
 });
 
@@ -56,7 +50,7 @@ test('SIGKILL mid-batch: a second worker finishes all 4 jobs, each exactly once'
         {
           tenantId,
           kind: 'GENERATE',
-          modelId,
+          modelId: fx.modelId,
           input: { prompt: `kill ${seed}`, size: 128, steps: 64, seed },
         },
       ),

@@ -6,31 +6,22 @@
  * frozen worker's job is taken over and finished once, and the worker, resumed, drops its attempt.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import type { JobEventRecord } from '../../src/events/job-events.ts';
 import { enqueueJob } from '../../src/jobs/enqueue.ts';
-import { exited, type Harmon, pidRunningJob, startHarmon } from '../deploy/processes.ts';
+import { exited, type Harmon, killAll, pidRunningJob, startHarmon } from '../deploy/processes.ts';
 import { collectEvents, type WorkerFixture, workerFixture } from './worker-fixture.ts';
 
 let fx: WorkerFixture;
 let tenantId: string;
-let modelId: string;
 const started: Harmon[] = [];
 
 before(async () => {
   fx = await workerFixture();
   tenantId = (await fx.db.prisma.tenant.create({ data: { name: 'crash', maxConcurrentJobs: 4 } })).id;
-  modelId = (JSON.parse(await readFile(`${fx.modelDir}/manifest.json`, 'utf8')) as { modelId: string })
-    .modelId;
 });
 after(async () => {
-  for (const w of started) {
-    if (w.child.exitCode !== null || w.child.signalCode !== null) continue;
-    w.child.kill('SIGCONT');
-    w.child.kill('SIGKILL');
-  }
-  await Promise.all(started.map((w) => exited(w.child)));
+  await killAll(started);
   await fx?.close();
 });
 
@@ -49,7 +40,7 @@ async function startWorker(graceMs: number, extra: string[] = [], env = fx.env):
 const generate = (prompt: string, steps: number, seed: number) =>
   enqueueJob(
     { prisma: fx.db.prisma, queue: fx.queue },
-    { tenantId, kind: 'GENERATE', modelId, input: { prompt, size: 128, steps, seed } },
+    { tenantId, kind: 'GENERATE', modelId: fx.modelId, input: { prompt, size: 128, steps, seed } },
   );
 
 /** Streams the job's events; `onFirstProgress` fires once, on the first PROGRESS event. */

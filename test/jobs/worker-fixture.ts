@@ -21,6 +21,8 @@ export interface WorkerFixture {
   db: FreshDatabase;
   s3: TestS3;
   modelDir: string;
+  /** The tiny model's id (its manifest's). */
+  modelId: string;
   queueOptions: QueueBackendOptions & { backend: 'postgres' };
   /** Producer side, as the API would hold it. */
   queue: JobQueue<HarmonJobPayload>;
@@ -37,7 +39,7 @@ export async function workerFixture(
   const s3 = await startS3();
   const root = await mkdtemp(join(tmpdir(), 'harmon-worker-'));
   const modelDir = join(root, 'tiny');
-  await buildTinyModel({ outDir: modelDir, seed: 3 });
+  const { modelId } = await buildTinyModel({ outDir: modelDir, seed: 3 });
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATABASE_URL: db.url,
@@ -73,6 +75,7 @@ export async function workerFixture(
     db,
     s3,
     modelDir,
+    modelId,
     queueOptions,
     queue,
     bus,
