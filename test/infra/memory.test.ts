@@ -6,28 +6,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { App } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
-import { buildApp } from '../../infra/lib/build-app.ts';
 import { DEFAULTS, readConfig } from '../../infra/lib/config.ts';
 import { fitOn, GIB, GPU_INSTANCES, memoryNeeds, variantOf } from '../../infra/lib/memory.ts';
 import { VARIANTS } from '../../src/model/config.ts';
 import { weightBudget } from '../../src/onnx/weight-budget.ts';
-
-const cdkJson = JSON.parse(readFileSync(new URL('../../infra/cdk.json', import.meta.url), 'utf8')) as {
-  context: Record<string, unknown>;
-};
+import { cdkJson, synth } from './synth.ts';
 
 function workerTask(overrides: Record<string, unknown> = {}) {
-  const app = new App({
-    context: {
-      ...cdkJson.context,
-      apiImage: 'registry.example/harmon-api:test',
-      workerImage: 'registry.example/harmon-worker:test',
-      ...overrides,
-    },
-  });
-  const compute = Template.fromStack(buildApp(app).stateless);
+  const { compute } = synth(overrides);
   const gpu = Object.values(compute.findResources('AWS::ECS::TaskDefinition')).find((t) =>
     JSON.stringify(t.Properties?.ContainerDefinitions).includes('"Type":"GPU"'),
   );

@@ -1,33 +1,13 @@
 /**
  * Assertion tests of the synthesized CloudFormation (aws-cdk-lib/assertions), one block per
- * acceptance point of issue 6. Context comes from infra/cdk.json plus per-test overrides;
- * images are given as URIs so synth stays fast (asset staging is covered by `cdk synth`).
+ * acceptance point of issue 6, on the app test/infra/synth.ts builds.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { App, type Stack } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
-import { buildApp } from '../../infra/lib/build-app.ts';
+import type { Stack } from 'aws-cdk-lib';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { readConfig } from '../../infra/lib/config.ts';
-
-const cdkJson = JSON.parse(readFileSync(new URL('../../infra/cdk.json', import.meta.url), 'utf8')) as {
-  app: string;
-  context: Record<string, unknown>;
-};
-
-function synth(overrides: Record<string, unknown> = {}) {
-  const app = new App({
-    context: {
-      ...cdkJson.context,
-      apiImage: 'registry.example/harmon-api:test',
-      workerImage: 'registry.example/harmon-worker:test',
-      ...overrides,
-    },
-  });
-  const { stateful, stateless } = buildApp(app);
-  return { stateful, stateless, data: Template.fromStack(stateful), compute: Template.fromStack(stateless) };
-}
+import { cdkJson, synth } from './synth.ts';
 
 type Resources = Record<string, { Type: string; Properties?: Record<string, unknown> }>;
 const resourcesOf = (t: Template, type: string) => t.findResources(type) as Resources;
