@@ -7,17 +7,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { buildApp } from 'fauxqs';
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { Job } from '../../src/generated/prisma/client.ts';
 import { enqueueJob } from '../../src/jobs/enqueue.ts';
 import { claimJob, isLiveMessage } from '../../src/jobs/job-lifecycle.ts';
 import { JobLocks } from '../../src/jobs/job-locks.ts';
 import { PgBossQueue } from '../../src/jobs/queue/pg-boss-queue.ts';
 import type { HarmonJobPayload, JobQueue } from '../../src/jobs/queue/port.ts';
-import { createSqsQueuePair } from '../../src/jobs/queue/sqs-admin.ts';
 import { SqsQueue } from '../../src/jobs/queue/sqs-queue.ts';
 import { reconcileJobs } from '../../src/jobs/reconcile.ts';
+import { type Fauxqs, startFauxqs } from '../helpers/fauxqs.ts';
 import { type FreshDatabase, freshDatabase } from '../helpers/pg.ts';
 
 let db: FreshDatabase;
@@ -140,43 +139,32 @@ describe('pg-boss: exact, from the queue table', () => {
 });
 
 describe('SQS (fauxqs): by staleness and the dead-letter queue', () => {
-  const app = buildApp({ logger: false });
-  const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
   const policy = { maxAttempts: 2, visibilityTimeoutSeconds: 30, retryDelaySeconds: 0, retryBackoff: false };
-  let endpoint = '';
-  let admin: SQSClient;
+  let fauxqs: Fauxqs;
   const open: SqsQueue<HarmonJobPayload>[] = [];
   before(async () => {
-    endpoint = await app.listen({ port: 0, host: '127.0.0.1' });
-    admin = new SQSClient({ endpoint, region: 'us-east-1', credentials });
+    fauxqs = await startFauxqs();
   });
   after(async () => {
     await Promise.all(open.map((q) => q.close()));
-    admin?.destroy();
-    await app.close();
+    await fauxqs?.close();
   });
 
   /** A fresh queue pair per test: a stopped consumer's long poll cannot take the next test's message. */
   async function makeQueue(): Promise<{ queue: SqsQueue<HarmonJobPayload>; queueUrl: string }> {
     await endLeftovers();
-    const pair = await createSqsQueuePair(admin, `rec-${randomBytes(4).toString('hex')}`, policy);
-    const queue = new SqsQueue<HarmonJobPayload>({
-      ...pair,
-      endpoint,
-      credentials,
-      policy,
-      waitTimeSeconds: 1,
-    });
+    const options = await fauxqs.queueOptions(`rec-${randomBytes(4).toString('hex')}`, policy);
+    const queue = new SqsQueue<HarmonJobPayload>(options);
     open.push(queue);
     await queue.start();
-    return { queue, queueUrl: pair.queueUrl };
+    return { queue, queueUrl: options.queueUrl };
   }
 
   /** Takes every message now in the queue, as [jobId, key]. */
   async function takeMessages(queueUrl: string): Promise<string[][]> {
     const taken: string[][] = [];
     for (;;) {
-      const out = await admin.send(
+      const out = await fauxqs.admin.send(
         new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 60 }),
       );
       if (!out.Messages?.length) return taken;

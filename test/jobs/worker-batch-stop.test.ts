@@ -7,15 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { SQSClient } from '@aws-sdk/client-sqs';
-import { buildApp } from 'fauxqs';
 import { createEngineRunner, type EngineRunner } from '../../src/jobs/engine-runner.ts';
 import { enqueueJob } from '../../src/jobs/enqueue.ts';
 import type { HarmonJobPayload, JobQueue } from '../../src/jobs/queue/port.ts';
-import { createSqsQueuePair } from '../../src/jobs/queue/sqs-admin.ts';
 import { SqsQueue } from '../../src/jobs/queue/sqs-queue.ts';
 import type { JobRunner } from '../../src/jobs/runner.ts';
 import { startWorkerService, type WorkerService } from '../../src/jobs/service.ts';
+import { startFauxqs } from '../helpers/fauxqs.ts';
 import { collectEvents, summary, type WorkerFixture, workerFixture } from './worker-fixture.ts';
 
 let fx: WorkerFixture;
@@ -155,20 +153,9 @@ test('the tenant concurrency limit still counts jobs: of 4 gathered jobs of a 2-
 });
 
 test('SQS backend: 4 jobs gathered into one batch, each SUCCEEDED once', async () => {
-  const app = buildApp({ logger: false });
-  const endpoint = await app.listen({ port: 0, host: '127.0.0.1' });
-  const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
-  const admin = new SQSClient({ endpoint, region: 'us-east-1', credentials });
+  const fauxqs = await startFauxqs();
   const policy = { visibilityTimeoutSeconds: 30, maxAttempts: 3, retryDelaySeconds: 1, retryBackoff: false };
-  const pair = await createSqsQueuePair(admin, 'batch-worker', policy);
-  const queue = new SqsQueue<HarmonJobPayload>({
-    ...pair,
-    endpoint,
-    region: 'us-east-1',
-    credentials,
-    policy,
-    waitTimeSeconds: 1,
-  });
+  const queue = new SqsQueue<HarmonJobPayload>(await fauxqs.queueOptions('batch-worker', policy));
   try {
     const jobs: Awaited<ReturnType<typeof enqueue>>[] = [];
     for (const seed of [51, 52, 53, 54])
@@ -188,7 +175,6 @@ test('SQS backend: 4 jobs gathered into one batch, each SUCCEEDED once', async (
     for (const j of jobs) await assertDoneOnce(j.id, 1);
   } finally {
     await queue.close();
-    admin.destroy();
-    await app.close();
+    await fauxqs.close();
   }
 });
