@@ -38,7 +38,8 @@ export interface WorkerCore {
 }
 
 const messageOf = (m: Member): Message => ({ ...m.delivery.payload, key: m.delivery.key });
-const settled = <T>(p: Promise<T>): Promise<PromiseSettledResult<T>> =>
+/** A promise's outcome as Promise.allSettled reports it. */
+export const settled = <T>(p: Promise<T>): Promise<PromiseSettledResult<T>> =>
   p.then(
     (value) => ({ status: 'fulfilled' as const, value }),
     (reason: unknown) => ({ status: 'rejected' as const, reason }),

@@ -30,7 +30,7 @@ import type { Job } from '../generated/prisma/client.ts';
 import { generateInputSchema } from '../shared/job-inputs.ts';
 import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 import { BatchGatherer, GathererClosedError } from './batch-gatherer.ts';
-import { type Member, runBatch, type WorkerCore } from './batch-run.ts';
+import { type Member, runBatch, settled, type WorkerCore } from './batch-run.ts';
 import type { JobOutcome } from './handlers/context.ts';
 import { runDescribe } from './handlers/describe.ts';
 import { runGenerate } from './handlers/generate.ts';
@@ -158,10 +158,7 @@ async function gatherDelivery(
 }
 
 const runAlone = async (core: WorkerCore, m: Member): Promise<PromiseSettledResult<void>[]> => [
-  await processDelivery(core.deps, core.locks, m.delivery, m.qctx, core.held).then(
-    () => ({ status: 'fulfilled' as const, value: undefined }),
-    (reason: unknown) => ({ status: 'rejected' as const, reason }),
-  ),
+  await settled(processDelivery(core.deps, core.locks, m.delivery, m.qctx, core.held)),
 ];
 
 /** Handles one delivery alone; exported for tests that drive it without a consumer loop. */
