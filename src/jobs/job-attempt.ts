@@ -11,7 +11,7 @@ import { AppError, isAppError } from '../shared/errors.ts';
 import { IMAGE_BYTES } from '../shared/images.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
-import type { Prisma } from '../storage/db.ts';
+import { isDatabaseUnavailable, type Prisma } from '../storage/db.ts';
 import type { HandlerContext as JobHandlerContext, JobOutcome } from './handlers/context.ts';
 import type { ImageSourceDeps } from './image-source.ts';
 import {
@@ -247,17 +247,21 @@ async function settle(
   log: Logger,
 ): Promise<void> {
   const fin = { prisma: deps.prisma, blobStore: deps.blobStore, log };
-  if (outcome && failure === undefined) return succeedRun(deps.prisma, run, outcome);
+  if (outcome && failure === undefined) return retried(() => succeedRun(deps.prisma, run, outcome), log);
   if (why?.kind === 'cancel') {
-    await endRun(deps.prisma, run, 'CANCELED', {
-      code: 'CANCELED',
-      message: 'The job was canceled while running.',
-    });
+    await retried(
+      () =>
+        endRun(deps.prisma, run, 'CANCELED', {
+          code: 'CANCELED',
+          message: 'The job was canceled while running.',
+        }),
+      log,
+    );
     // No later attempt will come to clean up what this one uploaded.
     return purgeQuietly(fin, run.job.id);
   }
   if (why?.kind === 'shutdown') {
-    await requeueRun(deps.prisma, run, 'worker stopping: job released');
+    await retried(() => requeueRun(deps.prisma, run, 'worker stopping: job released'), log);
     throw failure ?? new AppError('CANCELED', 'worker stopping');
   }
   const error = why?.kind === 'write-failed' ? why.error : failure;
@@ -266,12 +270,39 @@ async function settle(
   if (PERMANENT.has(code) || run.attempt >= (deps.maxAttempts ?? DEFAULT_QUEUE_POLICY.maxAttempts)) {
     // Unexpected errors are masked for the client; the log keeps the detail.
     log.warn({ err: error }, 'job failed');
-    await endRun(deps.prisma, run, 'FAILED', {
-      code: PERMANENT.has(code) ? code : 'INTERNAL',
-      message: PERMANENT.has(code) ? message : 'The job failed after retries.',
-    });
+    await retried(
+      () =>
+        endRun(deps.prisma, run, 'FAILED', {
+          code: PERMANENT.has(code) ? code : 'INTERNAL',
+          message: PERMANENT.has(code) ? message : 'The job failed after retries.',
+        }),
+      log,
+    );
     return purgeQuietly(fin, run.job.id);
   }
-  await requeueRun(deps.prisma, run, `retrying after ${code}`);
+  await retried(() => requeueRun(deps.prisma, run, `retrying after ${code}`), log);
   throw error;
+}
+
+/** Tries of an ending's write, and the pause before the second (doubling after). */
+const ENDING_TRIES = 3;
+const ENDING_RETRY_MS = 250;
+
+/**
+ * An attempt's ending, written again when the database connection failed under it: a worker
+ * resumed after a freeze finds its pooled sessions ended (JobLocks.seize), and one dropped
+ * connection must not leave the job to the lease's expiry. Fencing makes the repeat safe: if
+ * the first write did commit, the second finds the row no longer RUNNING under this attempt and
+ * throws JobLostError, which `finish` reports as a lost job without writing anything.
+ */
+async function retried(write: () => Promise<void>, log: Logger): Promise<void> {
+  for (let tried = 1; ; tried++) {
+    try {
+      return await write();
+    } catch (e) {
+      if (tried >= ENDING_TRIES || !isDatabaseUnavailable(e)) throw e;
+      log.warn({ err: e, tried }, "writing the attempt's ending failed on the connection; trying again");
+      await new Promise((r) => setTimeout(r, ENDING_RETRY_MS * 2 ** (tried - 1)));
+    }
+  }
 }

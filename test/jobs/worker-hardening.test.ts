@@ -1,7 +1,9 @@
 /**
  * Orphaned outputs: a worker that dies (or fails) after uploading outputs but before the final
- * transaction must not leave S3 objects behind. Real Postgres + s3rver, a fake runner (fault
- * injection happens at the blob store the handler writes through), processDelivery driven directly.
+ * transaction must not leave S3 objects behind; and a connection dropped under that transaction
+ * does not leave the job RUNNING. Real Postgres + s3rver, a fake runner (fault injection happens
+ * at the blob store the handler writes through, and at the worker's Prisma), processDelivery
+ * driven directly.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -178,4 +180,72 @@ test('an attempt that fails for good after uploading part of its outputs deletes
   const previews = await db.prisma.asset.findMany({ where: { jobId: job.id }, select: { key: true } });
   const left = (await listKeys(`tenants/${tenantId}/`)).filter((k) => k.includes(job.id));
   assert.deepEqual(left, previews.map((r) => r.key).sort(), 'only recorded previews remain');
+});
+
+/**
+ * The worker's Prisma with the next `$transaction` after `arm()` failing as a dropped connection
+ * does (what a worker resumed after a freeze meets: its pooled sessions were ended). `committed`:
+ * the transaction runs and commits first, and only its reply is lost.
+ */
+function droppingPrisma(committed: boolean) {
+  let armed = false;
+  let tries = 0;
+  const dropped = () => new Error('Connection terminated unexpectedly');
+  const prisma = new Proxy(db.prisma, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop !== '$transaction') return typeof value === 'function' ? value.bind(target) : value;
+      return async (...args: Parameters<typeof target.$transaction>) => {
+        tries++;
+        if (!armed) return (target.$transaction as (...a: unknown[]) => unknown)(...args);
+        armed = false;
+        if (committed) await (target.$transaction as (...a: unknown[]) => unknown)(...args);
+        throw dropped();
+      };
+    },
+  });
+  const arm = () => {
+    armed = true;
+    tries = 0;
+  };
+  return { prisma, arm, tries: () => tries };
+}
+
+test("a dropped connection under the attempt's ending: written on the next try, and never twice", async () => {
+  for (const committed of [false, true]) {
+    const job = await newJob(1);
+    const db2 = droppingPrisma(committed);
+    // The ending (succeedRun) is then the first transaction after the output's upload.
+    const arming: BlobStore = {
+      ...s3.blobStore,
+      async put(key, body, opts) {
+        await s3.blobStore.put(key, body, opts);
+        if (key.includes('/outputs/')) db2.arm();
+      },
+    };
+    // No step or preview events: no progress write is left for the sink's last flush.
+    const quiet: JobRunner = {
+      ...runner,
+      generate: (m, input, o) => runner.generate(m, input, { ...o, onEvent: () => {} }),
+    };
+    const locks = new JobLocks(db.url, log);
+    await processDelivery(
+      deps(arming, { prisma: db2.prisma, runner: quiet }),
+      locks,
+      delivery(job, 1),
+      qctx(),
+    );
+    await locks.close();
+    const label = committed ? 'the first write committed, its reply lost' : 'the first write failed';
+    assert.equal(db2.tries(), 2, label);
+    const done = await db.prisma.job.findUniqueOrThrow({ where: { id: job.id } });
+    assert.equal(done.status, 'SUCCEEDED', label);
+    assert.equal(done.attempts, 1, label);
+    assert.deepEqual(done.pendingKeys, [], label);
+    const outputs = await db.prisma.asset.findMany({ where: { jobId: job.id, role: 'OUTPUT' } });
+    assert.equal(outputs.length, 1, label);
+    assert.ok(await s3.blobStore.head(outputs[0].key), `${label}: the recorded output is kept`);
+    assert.equal(await db.prisma.usageRecord.count({ where: { jobId: job.id } }), 1, label);
+    assert.equal(await db.prisma.jobEvent.count({ where: { jobId: job.id, type: 'RESULT' } }), 1, label);
+  }
 });
