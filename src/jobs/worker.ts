@@ -67,10 +67,13 @@ export function startWorker(deps: WorkerDeps, options: { concurrency?: number } 
           maxBatch,
           gatherMs: deps.gatherMs,
           parallel,
-          run: (members, key, engineFree) =>
-            key === null
+          run: async (members, key, engineFree) => {
+            // Taken for a run: back to the full lease (a lost one aborts its member's signal).
+            await Promise.all(members.map((m) => m.qctx.setLease()));
+            return key === null
               ? runAlone(core, members[0]).finally(engineFree)
-              : runBatch(core, members, engineFree),
+              : runBatch(core, members, engineFree);
+          },
         })
       : undefined;
   const isAlreadyDone = async (d: Delivery<HarmonJobPayload>) => !(await liveJob(deps, d));
@@ -99,6 +102,12 @@ export function startWorker(deps: WorkerDeps, options: { concurrency?: number } 
     },
   };
 }
+
+/**
+ * The lease of a delivery waiting for a batch (seconds, at most the visibility timeout): how
+ * soon another worker gets it when this one dies. Renewed every third of it while it waits.
+ */
+export const WAITING_LEASE_SECONDS = 15;
 
 type Seen = Pick<Job, 'status' | 'queueToken' | 'kind' | 'modelId' | 'input' | 'createdAt'>;
 
@@ -141,6 +150,9 @@ async function gatherDelivery(
   }
   if (!seen) return;
   try {
+    // Held here, not yet started: on a short lease, so that if this process dies the job is
+    // delivered again within WAITING_LEASE_SECONDS (the batch restores the full lease).
+    await qctx.setLease(WAITING_LEASE_SECONDS);
     await gatherer.submit({
       key: batchKeyOf(core.deps.runner, seen),
       tenantId: delivery.payload.tenantId,

@@ -84,7 +84,11 @@ async function listKeys(prefix: string): Promise<string[]> {
   const r = await s3.blobStore.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }));
   return (r.Contents ?? []).map((o) => o.Key as string).sort();
 }
-const qctx = () => ({ signal: new AbortController().signal, heartbeat: async () => true });
+const qctx = () => ({
+  signal: new AbortController().signal,
+  heartbeat: async () => true,
+  setLease: async () => true,
+});
 /** A delivery of the job's live message (the one its queue token names). */
 const delivery = (job: { id: string; queueToken: string | null }, attempt: number) => ({
   messageId: `m${attempt}`,

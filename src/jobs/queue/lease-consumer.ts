@@ -25,8 +25,8 @@ export interface LeaseDriver<P, L extends Lease<P>> {
   ack(lease: L): Promise<void>;
   /** Handler failed: schedule a retry with backoff, or dead-letter after the last attempt. */
   fail(lease: L, error: unknown): Promise<void>;
-  /** Extends the lease by one visibility timeout; false when it is no longer ours. */
-  extend(lease: L): Promise<boolean>;
+  /** Makes the lease end `seconds` from now; false when it is no longer ours. */
+  extend(lease: L, seconds: number): Promise<boolean>;
   /** Makes the message visible again at once without recording a failure. */
   release(lease: L): Promise<void>;
 }
@@ -37,6 +37,10 @@ interface Running {
   /** Set when stop() gave up waiting and released the message behind the handler's back. */
   forceReleased: boolean;
   leaseLost: boolean;
+  /** The lease length each heartbeat renews (the visibility timeout unless setLease shortened it). */
+  leaseSeconds: number;
+  /** The automatic heartbeat: every third of leaseSeconds. */
+  timer?: NodeJS.Timeout;
 }
 
 /** Grace period for aborted handlers to unwind before their messages are force-released. */
@@ -48,7 +52,7 @@ export class LeaseConsumer<P, L extends Lease<P>> implements Consumer {
   readonly #driver: LeaseDriver<P, L>;
   readonly #handler: Handler<P>;
   readonly #options: ConsumeOptions<P>;
-  readonly #heartbeatMs: number;
+  readonly #visibilitySeconds: number;
   readonly #running = new Map<L, Running>();
   readonly #pollAbort = new AbortController();
   #stopping = false;
@@ -65,8 +69,7 @@ export class LeaseConsumer<P, L extends Lease<P>> implements Consumer {
     this.#driver = driver;
     this.#handler = handler;
     this.#options = options;
-    // A third of the lease leaves two chances to extend before it runs out.
-    this.#heartbeatMs = Math.max(200, (visibilityTimeoutSeconds * 1000) / 3);
+    this.#visibilitySeconds = visibilityTimeoutSeconds;
     this.#loop = this.#run();
   }
 
@@ -141,6 +144,7 @@ export class LeaseConsumer<P, L extends Lease<P>> implements Consumer {
       done: Promise.resolve(),
       forceReleased: false,
       leaseLost: false,
+      leaseSeconds: this.#visibilitySeconds,
     };
     this.#running.set(lease, entry);
     entry.done = this.#handle(lease, entry).finally(() => {
@@ -170,7 +174,7 @@ export class LeaseConsumer<P, L extends Lease<P>> implements Consumer {
       if (entry.leaseLost || entry.forceReleased) return false;
       let ok: boolean;
       try {
-        ok = await this.#driver.extend(lease);
+        ok = await this.#driver.extend(lease, entry.leaseSeconds);
       } catch (e) {
         // A transient error is not proof that the lease is gone; the next beat may succeed.
         this.#report(e, delivery);
@@ -182,18 +186,27 @@ export class LeaseConsumer<P, L extends Lease<P>> implements Consumer {
       }
       return ok;
     };
-    const timer =
-      this.#options.autoHeartbeat === false
-        ? undefined
-        : setInterval(() => void heartbeat(), this.#heartbeatMs);
+    const beatEveryThird = () => {
+      clearInterval(entry.timer);
+      // A third of the lease leaves two chances to extend before it runs out.
+      if (this.#options.autoHeartbeat !== false)
+        entry.timer = setInterval(() => void heartbeat(), Math.max(200, (entry.leaseSeconds * 1000) / 3));
+    };
+    const setLease = (seconds?: number): Promise<boolean> => {
+      const wanted = seconds === undefined ? this.#visibilitySeconds : Math.max(1, Math.ceil(seconds));
+      entry.leaseSeconds = Math.min(wanted, this.#visibilitySeconds);
+      beatEveryThird();
+      return heartbeat();
+    };
+    beatEveryThird();
 
     let failure: { error: unknown } | undefined;
     try {
-      await this.#handler(delivery, { signal: entry.abort.signal, heartbeat });
+      await this.#handler(delivery, { signal: entry.abort.signal, heartbeat, setLease });
     } catch (e) {
       failure = { error: e };
     } finally {
-      clearInterval(timer);
+      clearInterval(entry.timer);
     }
 
     if (entry.forceReleased || entry.leaseLost) return; // someone else owns the message now

@@ -52,8 +52,8 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
  * Mapping: visibility timeout -> pg-boss `expireInSeconds` (an active job past it is failed by
  * maintenance and retried); retries/backoff/dead letter -> pg-boss `retryLimit` (= maxAttempts
  * - 1), `retryDelay`, `retryBackoff`, `deadLetter`. pg-boss 10 has no API to extend a running
- * job's expiry, so heartbeat() updates the job row's `expire_in` so that it ends one visibility
- * timeout from now, fenced on (id, state='active', retry_count); release() puts the row back
+ * job's expiry, so heartbeat() updates the job row's `expire_in` so that it ends one lease (the
+ * visibility timeout, or the shorter one of setLease) from now, fenced on (id, state='active', retry_count); release() puts the row back
  * into 'retry' with start_after = now(). These two statements depend on the pg-boss 10 table
  * layout (pinned in package.json); the contract tests catch a change. The alternative, a
  * generous expireInSeconds plus our own heartbeat table, would delay crash recovery to that
@@ -222,7 +222,6 @@ export class PgBossQueue<P> implements JobQueue<P> {
     const boss = this.#boss;
     const db = () => this.#db();
     const schema = this.#schema;
-    const visibility = this.#policy.visibilityTimeoutSeconds;
     return {
       receive: async (max, signal) => {
         await this.start();
@@ -260,11 +259,11 @@ export class PgBossQueue<P> implements JobQueue<P> {
         // pg-boss re-queues with its backoff, or marks failed and copies to the DLQ at the limit.
         await boss.fail(name, lease.delivery.messageId, { message: errorMessage(error) });
       },
-      extend: async (lease) => {
+      extend: async (lease, seconds) => {
         const { rows } = await db().executeSql(
           `UPDATE ${schema}.job SET expire_in = (now() - started_on) + make_interval(secs => $4)
            WHERE name = $1 AND id = $2 AND state = 'active' AND retry_count = $3 RETURNING 1`,
-          [name, lease.delivery.messageId, lease.retryCount, visibility],
+          [name, lease.delivery.messageId, lease.retryCount, seconds],
         );
         return rows.length === 1;
       },

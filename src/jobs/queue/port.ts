@@ -69,6 +69,14 @@ export interface HandlerContext {
   signal: AbortSignal;
   /** Extends the lease by another visibility timeout. Resolves false when the lease is lost. */
   heartbeat(): Promise<boolean>;
+  /**
+   * Sets this delivery's lease to `seconds` from now (at most the visibility timeout) and keeps
+   * renewing it by that much, every third of it, until called again; no argument restores the
+   * visibility timeout. A message a worker holds but has not started (waiting for a batch) keeps
+   * a short lease, so that if the worker dies it is delivered again soon rather than after a
+   * whole visibility timeout. Resolves false when the lease is lost.
+   */
+  setLease(seconds?: number): Promise<boolean>;
 }
 
 export type Handler<P> = (delivery: Delivery<P>, ctx: HandlerContext) => Promise<void>;

@@ -307,9 +307,9 @@ export class SqsQueue<P> implements JobQueue<P> {
           await this.#setVisibility(lease, retryDelaySeconds(policy, lease.delivery.attempt));
         }
       },
-      extend: async (lease) => {
+      extend: async (lease, seconds) => {
         try {
-          await this.#setVisibility(lease, policy.visibilityTimeoutSeconds);
+          await this.#setVisibility(lease, seconds);
           return true;
         } catch (e) {
           if (e instanceof Error && LEASE_LOST.test(e.name)) return false;

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { QueueBackendOptions } from '../../../src/jobs/queue/create-queue.ts';
-import type { Delivery, JobQueue, QueuePolicy } from '../../../src/jobs/queue/port.ts';
+import type { Delivery, HandlerContext, JobQueue, QueuePolicy } from '../../../src/jobs/queue/port.ts';
 
 export interface TestPayload {
   n: number;
@@ -189,6 +189,42 @@ export function runQueueContract(name: string, harness: QueueHarness): void {
       assert.equal(lateBeat, false, 'heartbeat on a lost lease must report it');
       assert.equal(abortedByLostLease, true, 'a lost lease aborts the handler signal');
       for (const n of [1, 2, 3]) assert.equal(runs.get(n), n === stolen[0].payload.n ? 2 : 1, `runs of ${n}`);
+    });
+
+    test('setLease: a short lease lapses soon without beats, automatic beats keep it, no argument restores the full one', async () => {
+      // The full lease is long: only a shortened one can lapse within this test.
+      const { queue } = await make({ visibilityTimeoutSeconds: 60 });
+      for (const n of [1, 2, 3]) await queue.send({ n });
+      const holdMs = 1000 + harness.slackMs + 2500;
+      const beats: Record<string, boolean | undefined> = {};
+      const held = new Map<string, number>();
+      const holder =
+        (role: string, restore: boolean) => async (d: Delivery<TestPayload>, ctx: HandlerContext) => {
+          held.set(role, d.payload.n);
+          assert.equal(await ctx.setLease(1), true);
+          if (restore) assert.equal(await ctx.setLease(), true);
+          await sleep(holdMs);
+          beats[role] = await ctx.heartbeat();
+        };
+      // No beats after setLease(1): its lease ends a second later.
+      const dropper = queue.consume(holder('dropper', false), { autoHeartbeat: false });
+      await waitFor(() => dropper.inFlight === 1, 5000, 'dropper leased one');
+      // Automatic beats renew the short lease every third of it.
+      const keeper = queue.consume(holder('keeper', false));
+      await waitFor(() => keeper.inFlight === 1, 5000, 'keeper leased one');
+      // Shortened, then restored: the full lease, no beats needed within this test.
+      const restorer = queue.consume(holder('restorer', true), { autoHeartbeat: false });
+      await waitFor(() => restorer.inFlight === 1, 5000, 'restorer leased one');
+      const stolen: Delivery<TestPayload>[] = [];
+      const thief = queue.consume(async (d) => void stolen.push(d));
+      await waitFor(() => Object.keys(beats).length === 3, holdMs + 8000, 'the holders finished');
+      await Promise.all([dropper.stop(), keeper.stop(), restorer.stop(), thief.stop()]);
+      assert.deepEqual(beats, { dropper: false, keeper: true, restorer: true });
+      assert.deepEqual(
+        stolen.map((d) => [d.payload.n, d.attempt]),
+        [[held.get('dropper'), 2]],
+        'only the short lease nobody renewed lapsed, long before the full lease',
+      );
     });
 
     test('idempotent handling: a re-delivered or duplicate message whose job is done is acked unrun', async () => {
