@@ -28,8 +28,8 @@ export type AdmitState = AdmitRequest & {
   cachedKeysOnly?: boolean;
 };
 
-/** Told how admission ended; may throw to replace the error (or to refuse after all). */
-export type AdmitDone = (outcome: { error?: unknown }) => void;
+/** Told how admission ended; may throw (or reject) to replace the error, or to refuse after all. */
+export type AdmitDone = (outcome: { error?: unknown }) => void | Promise<void>;
 
 export type OperationInfo = {
   transport: Transport;

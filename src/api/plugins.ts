@@ -42,7 +42,7 @@ export type Admission = ReturnType<typeof createAdmission>;
 /** The standard plugin list, in order. */
 export function apiPlugins(deps: ApiDeps, options: AdmissionOptions = {}): ApiPlugin[] {
   return [
-    useAuthThrottle({ perMinute: options.failedAuthPerMinute }),
+    useAuthThrottle(deps.rateLimiter, { perMinute: options.failedAuthPerMinute }),
     useAuth(deps),
     useLimits(),
     useOperationKinds(),
@@ -85,7 +85,7 @@ export function createAdmission(
       // Reverse order, like unwinding middleware; a hook may replace the error.
       for (const after of done.reverse()) {
         try {
-          after({ error });
+          await after({ error });
         } catch (e) {
           error = e;
         }

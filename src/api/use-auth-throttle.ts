@@ -1,19 +1,22 @@
 /**
  * Throttles failed authentication per client address: every presented key that fails takes a
- * token from the address's bucket (`perMinute` tokens, refilled continuously). While the bucket
- * is empty, only keys this process verified recently (the key cache) are admitted from that
- * address; any other key gets 429 RATE_LIMITED with retryAfter and no verdict, so a guesser gets
- * no more than `perMinute` answers a minute and no database lookups. A valid tenant behind the
- * same address is not locked out while its key is in use (cached); at worst an idle key waits
- * out one refill.
+ * token from the address's bucket (`perMinute` tokens, refilled continuously). The bucket is the
+ * shared rate limiter's (Postgres, `authFailureBucketKey`), so every API instance and Lambda
+ * counts against the same budget: a guesser spreading requests over N instances still gets no more
+ * than `perMinute` answers a minute in all (not N times that). Once the bucket is empty the failing
+ * request gets 429 RATE_LIMITED with retryAfter instead of its verdict, and this instance
+ * remembers the address as throttled until then: meanwhile only keys this process verified
+ * recently (the key cache) are admitted from it, without a database lookup, and any other key gets
+ * 429 at once. A valid tenant behind the same address is not locked out while its key is in use
+ * (cached); at worst an idle key waits out one refill. Successful requests cost nothing here.
  *
- * Per process and in memory: each API instance throttles what it sees. IPv6 clients are grouped
- * by /64, the block one subscriber usually holds.
+ * IPv6 clients are grouped by /64, the block one subscriber usually holds.
  */
 import { isIP } from 'node:net';
 import { bearerToken } from '../server/app.ts';
 import { BoundedMap } from '../shared/bounded-map.ts';
 import { AppError } from '../shared/errors.ts';
+import { authFailureBucketKey, type RateLimiter } from '../tenancy/rate-limit.ts';
 import type { ApiPlugin } from './plugin-types.ts';
 
 export const FAILED_AUTH_PER_MINUTE = 30;
@@ -55,43 +58,46 @@ export function addressKey(address: string): string {
     .join(':')}::/64`;
 }
 
-type Bucket = { tokens: number; at: number };
+/** The refusal of a throttled address. */
+function throttled(retryAfter: number): AppError {
+  return new AppError(
+    'RATE_LIMITED',
+    `Too many failed authentications from this address; retry in ${retryAfter} s with a valid API key.`,
+    { details: { retryAfter } },
+  );
+}
 
-export function useAuthThrottle(options: { perMinute?: number; now?: () => number } = {}): ApiPlugin {
+export function useAuthThrottle(
+  limiter: RateLimiter,
+  options: { perMinute?: number; now?: () => number } = {},
+): ApiPlugin {
   const perMinute = options.perMinute ?? FAILED_AUTH_PER_MINUTE;
   const now = options.now ?? Date.now;
-  const perMs = perMinute / 60_000;
-  const buckets = new BoundedMap<string, Bucket>(MAX_ADDRESSES);
-
-  /** The bucket refilled to now (full buckets are not stored). */
-  const current = (key: string): Bucket => {
-    const t = now();
-    const b = buckets.get(key);
-    if (!b) return { tokens: perMinute, at: t };
-    return { tokens: Math.min(perMinute, b.tokens + (t - b.at) * perMs), at: t };
-  };
+  /** Addresses whose shared bucket was found empty, and until when (ms) this instance refuses them. */
+  const blocked = new BoundedMap<string, number>(MAX_ADDRESSES);
 
   return {
     name: 'auth-throttle',
     onAdmit(state) {
       const key = addressKey(state.clientAddress);
-      const before = current(key);
-      const throttled = before.tokens < 1;
-      if (throttled) state.cachedKeysOnly = true;
-      return ({ error }) => {
+      const until = blocked.get(key);
+      const blockedNow = until !== undefined && until > now();
+      if (until !== undefined && !blockedNow) blocked.delete(key);
+      if (blockedNow) state.cachedKeysOnly = true;
+      return async ({ error }) => {
         const failed = error instanceof AppError && error.code === 'UNAUTHENTICATED';
         // A missing header costs nothing and proves nothing; only presented keys are counted.
         if (!failed || bearerToken(state.authorization) === undefined) return;
-        if (throttled) {
-          const retryAfter = Math.max(1, Math.ceil((1 - before.tokens) / perMs / 1000));
-          throw new AppError(
-            'RATE_LIMITED',
-            `Too many failed authentications from this address; retry in ${retryAfter} s with a valid API key.`,
-            { details: { retryAfter } },
-          );
+        if (blockedNow) throw throttled(Math.max(1, Math.ceil(((until as number) - now()) / 1000)));
+        let d: Awaited<ReturnType<RateLimiter['take']>>;
+        try {
+          d = await limiter.take(authFailureBucketKey(key), perMinute);
+        } catch {
+          return; // the database cannot count it now: the verdict (401) stands
         }
-        const b = current(key);
-        buckets.set(key, { tokens: b.tokens - 1, at: b.at });
+        if (d.allowed) return;
+        blocked.set(key, now() + d.retryAfterSeconds * 1000);
+        throw throttled(d.retryAfterSeconds);
       };
     },
   };

@@ -6,7 +6,9 @@
  *     `assetsPurgedAt` set, so `Job.images` resolves to [] while status, params and text remain;
  *   - uploads (input images) whose presigned PUT has expired, unless a queued or running job
  *     still needs them (S3 object, then the Upload row);
- *   - pending keys of finished jobs (pending-uploads.ts): objects whose cleanup failed earlier.
+ *   - pending keys of finished jobs (pending-uploads.ts): objects whose cleanup failed earlier;
+ *   - rate-limit buckets idle for an hour (src/tenancy/rate-limit.ts: a missing bucket is a full
+ *     one), which otherwise accumulate one row per client address that ever failed to authenticate.
  *
  * Every step is idempotent (S3 deletes of missing keys succeed, row deletes by id), so two worker
  * processes sweeping at once only duplicate work. The object goes first and its row second: a row
@@ -16,6 +18,7 @@
 import { type Logger, logger as rootLogger } from '../shared/logger.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Prisma } from '../storage/db.ts';
+import { sweepIdleBuckets } from '../tenancy/rate-limit.ts';
 import { purgePending } from './pending-uploads.ts';
 
 export interface RetentionOptions {
@@ -33,6 +36,8 @@ export interface RetentionResult {
   pending: number;
   /** Jobs whose assets were (partly) purged in this sweep. */
   jobIds: string[];
+  /** Idle rate-limit buckets deleted. */
+  buckets: number;
 }
 
 type Deps = { prisma: Prisma; blobStore: BlobStore; log?: Logger };
@@ -43,8 +48,10 @@ export async function sweepRetention(deps: Deps, options: RetentionOptions = {})
   const assets = await purgeAssets(deps, now, batch);
   const uploads = await purgeUploads(deps, now, batch);
   const pending = await purgeFinishedPending(deps, batch);
-  const result = { assets: assets.deleted, uploads, pending, jobIds: assets.jobIds };
-  if (assets.deleted + uploads + pending > 0) (deps.log ?? rootLogger).info(result, 'retention sweep');
+  const buckets = await sweepIdleBuckets(deps.prisma);
+  const result = { assets: assets.deleted, uploads, pending, jobIds: assets.jobIds, buckets };
+  if (assets.deleted + uploads + pending + buckets > 0)
+    (deps.log ?? rootLogger).info(result, 'retention sweep');
   return result;
 }
 

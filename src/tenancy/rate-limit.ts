@@ -5,7 +5,10 @@
  * takes a token and writes back under the row lock, so concurrent requests cannot both spend the
  * last token. (A Redis implementation would satisfy the same interface; Postgres is always there.)
  */
+import { BoundedMap } from '../shared/bounded-map.ts';
 import type { Prisma } from '../storage/db.ts';
+
+const MAX_CREATED = 100_000;
 
 export type RateDecision =
   | { allowed: true; remaining: number }
@@ -37,8 +40,11 @@ export interface ReservingRateLimiter extends RateLimiter {
 }
 
 export function postgresRateLimiter(prisma: Prisma): ReservingRateLimiter {
-  /** Buckets this process has made sure exist (see below). */
-  const created = new Set<string>();
+  /**
+   * Buckets this process has made sure exist (see below); bounded, as keys include client
+   * addresses. A key dropped here only costs its INSERT ... DO NOTHING again.
+   */
+  const created = new BoundedMap<string, true>(MAX_CREATED);
 
   async function reserve(key: string, perMinute: number, want: number, atLeast = 1): Promise<Reservation> {
     const capacity = perMinute;
@@ -53,7 +59,7 @@ export function postgresRateLimiter(prisma: Prisma): ReservingRateLimiter {
       await prisma.$executeRaw`
         INSERT INTO "RateLimitBucket" (key, tokens, "updatedAt") VALUES (${key}, ${capacity}::float8, clock_timestamp())
         ON CONFLICT (key) DO NOTHING`;
-      created.add(key);
+      created.set(key, true);
     }
     // `avail` = stored tokens plus the refill since the last update, capped at the capacity
     // (a new bucket starts full). The row is locked by FOR UPDATE inside the CTE, so a
@@ -87,3 +93,17 @@ export function postgresRateLimiter(prisma: Prisma): ReservingRateLimiter {
 
 /** Bucket key of a tenant's API request limit. */
 export const requestBucketKey = (tenantId: string) => `tenant:${tenantId}:requests`;
+
+/** Bucket key of the failed authentications from one client address (src/api/use-auth-throttle.ts). */
+export const authFailureBucketKey = (address: string) => `auth-failures:${address}`;
+
+/**
+ * Deletes buckets untouched for `idleSeconds` (default an hour): a bucket idle longer than one
+ * minute has refilled to its capacity, which is also what a missing bucket means, so nothing
+ * changes for its key. Keeps the table from growing with every address that ever failed to
+ * authenticate. Returns how many were deleted.
+ */
+export async function sweepIdleBuckets(prisma: Prisma, idleSeconds = 3600): Promise<number> {
+  return prisma.$executeRaw`
+    DELETE FROM "RateLimitBucket" WHERE "updatedAt" < clock_timestamp() - make_interval(secs => ${idleSeconds}::float8)`;
+}

@@ -1,5 +1,5 @@
-// Exposure (issue 13, finding 10): failed authentication is throttled per client address, without
-// locking out a valid tenant behind the same address; /metrics serves tenant ids and their GPU
+// Exposure (issue 13, finding 10): failed authentication is throttled per client address, across
+// API instances, without locking out a valid tenant behind the same address; /metrics serves tenant ids and their GPU
 // usage only to a caller with METRICS_TOKEN, and is free of tenant data without one.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -51,6 +51,26 @@ describe('failed-auth throttling (TRUSTED_PROXY_HOPS=1: the client is the rightm
       );
     assert.equal((await h.gql(randomKey(), MODELS, {}, from('2001:db8:1:2:ffff::1'))).status, 429);
     assert.equal((await h.gql(randomKey(), MODELS, {}, from('2001:db8:1:3::1'))).status, 401);
+  });
+
+  test('two API instances share one budget: a guesser alternating between them gets the same number of answers', async () => {
+    const other = await startApi({ env: { TRUSTED_PROXY_HOPS: '1' }, sharedDb: h.db });
+    try {
+      const instances = [h, other];
+      for (let i = 0; i < FAILED_AUTH_PER_MINUTE; i++) {
+        const r = await instances[i % 2].gql(randomKey(), MODELS, {}, from('203.0.113.9'));
+        assert.equal(r.status, 401, `attempt ${i}`);
+      }
+      // The budget is spent in all: each instance refuses the next guess, not only the one that
+      // saw the last failure.
+      for (const instance of instances) {
+        const r = await instance.gql(randomKey(), MODELS, {}, from('203.0.113.9'));
+        assert.equal(r.status, 429);
+        assert.equal(r.body.errors?.[0]?.extensions?.code, 'RATE_LIMITED');
+      }
+    } finally {
+      await other.close();
+    }
   });
 
   test('graphql-ws connections count too and are closed with 4429 once throttled', async () => {

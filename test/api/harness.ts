@@ -47,9 +47,11 @@ export async function startApi(
     workerModelDirs?: string[];
     /** Passed to apiSetup: key cache, admission tuning. */
     apiOptions?: Pick<ApiOptions, 'keyCache' | 'admission'>;
+    /** Another harness's database: a second API instance on it (the database stays its owner's). */
+    sharedDb?: FreshDatabase;
   } = {},
 ): Promise<ApiHarness> {
-  const db = await freshDatabase({ migrate: false });
+  const db = options.sharedDb ?? (await freshDatabase({ migrate: false }));
   const s3 = await startS3('api-test');
   const config = loadConfig({
     PORT: '0',
@@ -119,7 +121,7 @@ export async function startApi(
       for (const c of clients) await c.dispose();
       await server.close();
       await s3.stop();
-      await db.drop();
+      if (!options.sharedDb) await db.drop();
     },
   };
 }

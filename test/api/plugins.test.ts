@@ -35,7 +35,9 @@ test('admit runs the hooks in order and unwinds their done callbacks in reverse'
     onAdmit(state) {
       seen.push(`${name}:admit`);
       act?.(state);
-      return ({ error }) => seen.push(`${name}:done:${error ? 'error' : 'ok'}`);
+      return ({ error }) => {
+        seen.push(`${name}:done:${error ? 'error' : 'ok'}`);
+      };
     },
   });
   const a = createAdmission(deps, schema, {}, [

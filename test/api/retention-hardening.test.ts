@@ -148,5 +148,5 @@ test('retention sweep: backdated job assets and old expired uploads are deleted,
 
   // Nothing left to do: a further sweep is a no-op.
   const idle = await sweepRetention({ prisma: h.db.prisma, blobStore: h.s3.blobStore });
-  assert.deepEqual(idle, { assets: 0, uploads: 0, pending: 0, jobIds: [] });
+  assert.deepEqual(idle, { assets: 0, uploads: 0, pending: 0, jobIds: [], buckets: 0 });
 });

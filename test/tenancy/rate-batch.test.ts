@@ -4,7 +4,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { batchedRateLimiter, batchFor } from '../../src/tenancy/rate-batch.ts';
-import { postgresRateLimiter, type ReservingRateLimiter } from '../../src/tenancy/rate-limit.ts';
+import {
+  postgresRateLimiter,
+  type ReservingRateLimiter,
+  sweepIdleBuckets,
+} from '../../src/tenancy/rate-limit.ts';
 import { type FreshDatabase, freshDatabase } from '../helpers/pg.ts';
 
 let db: FreshDatabase;
@@ -135,4 +139,22 @@ test('several tokens at once (aliased mutations) are taken all or nothing, batch
   assert.equal(calls.take, 1);
   assert.equal((await batched.take('rb:cost-batched', 6000, 3001)).allowed, false);
   assert.equal(calls.take, 2);
+});
+
+test('idle buckets are swept (a missing bucket is a full one); the key works on after the sweep', async () => {
+  const limiter = postgresRateLimiter(db.prisma);
+  for (let i = 0; i < 3; i++) assert.equal((await limiter.take('sweep:idle', 5)).allowed, true);
+  assert.equal((await limiter.take('sweep:busy', 5)).allowed, true);
+  await db.prisma.$executeRaw`
+    UPDATE "RateLimitBucket" SET "updatedAt" = clock_timestamp() - interval '2 hours' WHERE key = 'sweep:idle'`;
+  assert.equal(await sweepIdleBuckets(db.prisma), 1);
+  const keys = await db.prisma.$queryRaw<{ key: string }[]>`
+    SELECT key FROM "RateLimitBucket" WHERE key LIKE 'sweep:%' ORDER BY key`;
+  assert.deepEqual(
+    keys.map((k) => k.key),
+    ['sweep:busy'],
+  );
+  // The same limiter (it remembers having created the bucket) starts the key from a full bucket.
+  const r = await limiter.reserve('sweep:idle', 5, 5);
+  assert.deepEqual(r, { granted: 5, available: 5 });
 });
