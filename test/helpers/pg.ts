@@ -10,7 +10,9 @@
  * (so plain pg clients and pg-boss see the fresh schema's tables unqualified).
  */
 import { randomBytes } from 'node:crypto';
+import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
+import { PrismaClient } from '../../src/generated/prisma/client.ts';
 import { createPrisma, type Prisma } from '../../src/storage/db.ts';
 import { migrate } from '../../src/storage/migrate.ts';
 
@@ -64,4 +66,18 @@ async function exec(sql: string): Promise<void> {
   } finally {
     await c.end();
   }
+}
+
+/**
+ * A Prisma client on `db`'s schema that appends every SQL statement it sends (whitespace
+ * collapsed) to `log`: for tests that count round trips. createPrisma does not log queries.
+ */
+export function queryLoggingPrisma(db: FreshDatabase, log: string[]): PrismaClient {
+  const adapter = new PrismaPg(
+    { connectionString: TEST_DATABASE_URL, max: 2, options: `-c search_path="${db.schema}"` },
+    { schema: db.schema },
+  );
+  const client = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] });
+  client.$on('query', (e) => log.push(e.query.replace(/\s+/g, ' ').trim()));
+  return client;
 }

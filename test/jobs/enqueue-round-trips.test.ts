@@ -8,18 +8,17 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { appendFirstEvent, readEvents } from '../../src/events/event-log.ts';
 import { JOB_EVENTS_CHANNEL } from '../../src/events/job-events.ts';
-import { PrismaClient } from '../../src/generated/prisma/client.ts';
+import type { PrismaClient } from '../../src/generated/prisma/client.ts';
 import { enqueueJob } from '../../src/jobs/enqueue.ts';
 import { recordEvent } from '../../src/jobs/job-lifecycle.ts';
 import { PgBossQueue } from '../../src/jobs/queue/pg-boss-queue.ts';
 import type { HarmonJobPayload } from '../../src/jobs/queue/port.ts';
 import { AppError } from '../../src/shared/errors.ts';
 import { quotaUsage } from '../../src/tenancy/quota.ts';
-import { type FreshDatabase, freshDatabase, TEST_DATABASE_URL } from '../helpers/pg.ts';
+import { type FreshDatabase, freshDatabase, queryLoggingPrisma, TEST_DATABASE_URL } from '../helpers/pg.ts';
 
 let db: FreshDatabase;
 let prisma: PrismaClient;
@@ -29,14 +28,7 @@ const log: string[] = [];
 
 before(async () => {
   db = await freshDatabase();
-  // A client of our own with query events on (createPrisma does not log); same schema setup.
-  const adapter = new PrismaPg(
-    { connectionString: TEST_DATABASE_URL, max: 2, options: `-c search_path="${db.schema}"` },
-    { schema: db.schema },
-  );
-  const logging = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] });
-  logging.$on('query', (e) => log.push(e.query.replace(/\s+/g, ' ').trim()));
-  prisma = logging;
+  prisma = queryLoggingPrisma(db, log);
   queue = new PgBossQueue<HarmonJobPayload>({
     connectionString: db.url,
     schema: `${db.schema}_boss`,

@@ -6,8 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { PrismaPg } from '@prisma/adapter-pg';
-import { PrismaClient } from '../../src/generated/prisma/client.ts';
+import type { PrismaClient } from '../../src/generated/prisma/client.ts';
 import { enqueueJob } from '../../src/jobs/enqueue.ts';
 import {
   claimJob,
@@ -21,7 +20,7 @@ import {
   requeueRun,
   succeedRun,
 } from '../../src/jobs/job-lifecycle.ts';
-import { type FreshDatabase, freshDatabase, TEST_DATABASE_URL } from '../helpers/pg.ts';
+import { type FreshDatabase, freshDatabase, queryLoggingPrisma } from '../helpers/pg.ts';
 
 let db: FreshDatabase;
 let prisma: PrismaClient;
@@ -31,13 +30,7 @@ const queue = { send: async () => 'm' };
 
 before(async () => {
   db = await freshDatabase();
-  const adapter = new PrismaPg(
-    { connectionString: TEST_DATABASE_URL, max: 2, options: `-c search_path="${db.schema}"` },
-    { schema: db.schema },
-  );
-  const logging = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] });
-  logging.$on('query', (e) => log.push(e.query.replace(/\s+/g, ' ').trim()));
-  prisma = logging;
+  prisma = queryLoggingPrisma(db, log);
   tenantId = (await prisma.tenant.create({ data: { name: 'life', maxConcurrentJobs: 5 } })).id;
 });
 after(async () => {
