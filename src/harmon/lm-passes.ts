@@ -11,7 +11,7 @@ import { type BatchRow, C, type Layout, layoutPrompt } from './batch-plan.ts';
 import { emptyPast, type HarmonModel, outF32, presentAsPast, presentNames } from './harmon-model.ts';
 import { imageSlotIds, lmFeeds } from './lm-feeds.ts';
 import { gatherVisible, imagePassFeeds, rowIndices, type StepIndices } from './mar-batch.ts';
-import { concatRows, rowChunks, rowView, sliceRows, takeRows } from './run-chunks.ts';
+import { concatRows, pickRows, rowChunks, rowView, sliceRows, takeRows } from './run-chunks.ts';
 
 /** The text side of the batch: rows (their jobs), padded length L, per-row lengths/mask, cache. */
 export interface TextState {
@@ -58,15 +58,11 @@ export async function prefill(model: HarmonModel, rows: BatchRow[], budget: numb
 export function keepLiveRows(t: TextState): TextState {
   const keep = t.rows.flatMap((r, i) => (r.job.outcome ? [] : [i]));
   if (keep.length === t.rows.length) return t;
-  const mask = new Uint8Array(keep.length * t.L);
-  keep.forEach((r, i) => {
-    mask.set(t.mask.subarray(r * t.L, (r + 1) * t.L), i * t.L);
-  });
   return {
     rows: keep.map((i) => t.rows[i]),
     L: t.L,
     lengths: keep.map((i) => t.lengths[i]),
-    mask,
+    mask: pickRows(t.mask, t.L, keep, (n) => new Uint8Array(n)),
     cache: Object.fromEntries(Object.entries(t.cache).map(([name, x]) => [name, takeRows(x, keep)])),
   };
 }

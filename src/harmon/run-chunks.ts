@@ -46,12 +46,22 @@ export function concatRows(parts: HostTensor[]): HostTensor & { data: Float32Arr
 /** The listed rows of a float32 tensor with the batch first, in the given order (a copy). */
 export function takeRows(t: HostTensor, rows: number[]): HostTensor & { data: Float32Array } {
   const data = t.data as Float32Array;
-  const per = data.length / t.dims[0];
-  const out = new Float32Array(rows.length * per);
+  const out = pickRows(data, data.length / t.dims[0], rows, (n) => new Float32Array(n));
+  return { dtype: 'float32', dims: [rows.length, ...t.dims.slice(1)], data: out };
+}
+
+/** Rows `rows` (in that order) of a typed array of `per` values per row, copied into `make(n)`. */
+export function pickRows<T extends Float32Array | Uint8Array>(
+  data: T,
+  per: number,
+  rows: number[],
+  make: (length: number) => T,
+): T {
+  const out = make(rows.length * per);
   rows.forEach((r, i) => {
     out.set(data.subarray(r * per, (r + 1) * per), i * per);
   });
-  return { dtype: 'float32', dims: [rows.length, ...t.dims.slice(1)], data: out };
+  return out;
 }
 
 /** Slices rows [start, end) out of a `[B, ...]` typed array of `per` values per row. */
