@@ -25,6 +25,7 @@ import {
 } from '../infra/lib/activations.ts';
 import { HARMON_0_5B, HARMON_SMALL, type HarmonConfig } from '../src/model/config.ts';
 import { IMAGE_TOKEN_ID } from '../src/model/tokens.ts';
+import { buildLm } from '../src/onnx/builders/lm.ts';
 import { buildModelGraph } from '../src/onnx/export-model.ts';
 import { toModelBytes } from '../src/onnx/graph/serialize.ts';
 import { randomHarmonWeights } from '../src/onnx/weights/random.ts';
@@ -101,12 +102,19 @@ async function main() {
     ? { ...HARMON_SMALL, vae: HARMON_0_5B.vae, maxImageSize: size }
     : { ...HARMON_SMALL, maxImageSize: size };
   const weights = randomHarmonWeights(config, 1, { includeVae: vae, vaePrefix: 'vae.' });
+  // MEASURE_WHOLE_ATTENTION=1: the lm without query chunks (LLM_ATTENTION_CHUNKING), to compare.
   let bytes: Uint8Array | undefined = toModelBytes(
-    buildModelGraph(graph as (typeof GRAPHS)[number], config, weights, {
-      weightDType: 'float32',
-      vaePrefix: 'vae.',
-      imageTokenId: IMAGE_TOKEN_ID,
-    }),
+    graph === 'lm'
+      ? buildLm(config, weights, {
+          weightDType: 'float32',
+          imageTokenId: IMAGE_TOKEN_ID,
+          attentionChunking: process.env.MEASURE_WHOLE_ATTENTION === '1' ? null : undefined,
+        })
+      : buildModelGraph(graph as (typeof GRAPHS)[number], config, weights, {
+          weightDType: 'float32',
+          vaePrefix: 'vae.',
+          imageTokenId: IMAGE_TOKEN_ID,
+        }),
   );
   // MEASURE_NO_ARENA=1: plain malloc/free instead of the BFC arena, so the peak is the live
   // tensors only (the arena keeps every region it grew, and a freed region cannot serve a

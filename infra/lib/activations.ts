@@ -23,14 +23,17 @@
 import type { HarmonConfig } from '../../src/model/config.ts';
 import {
   imagePassTokens,
+  LLM_ATTENTION_CHUNKING,
+  PROMPT_TOKENS,
   rowsPerRun,
   rowTokenBudget,
   VAE_IMAGES_PER_RUN,
 } from '../../src/model/run-budget.ts';
+import { LIMITS } from '../../src/shared/job-inputs.ts';
 
 const F32 = 4;
-/** Prompt tokens assumed for the largest request (LIMITS.promptMaxChars is ~500 tokens). */
-export const PROMPT_TOKENS = 512;
+
+export { PROMPT_TOKENS };
 /** How many score matrices an attention call keeps, by the kernel onnxruntime picks for it. */
 export interface AttentionKernels {
   /** The LLM's attention with its bias: copies of [rows, heads, S, T]. */
@@ -69,17 +72,18 @@ export const VAE_ENCODER_MAPS_HELD = 4;
 
 /**
  * What the lm session's arena held on the CPU provider over the live tensors lmRunBytes counts,
- * MEASURED on the `small` lm at 1024², 2 rows (the budget's shape), 1,380 MiB predicted:
- * - one image pass alone added 1,861 and 1,888 MiB (1.35, 1.37); 1,600 with the arena off
- *   (1.16: live tensors the formula misses);
- * - a job's image passes, the visible count growing to the full grid, then the largest pass:
- *   8 passes 3,024 MiB (2.19), 32 passes 3,328 (2.41), 64 (the default steps) 3,378 (2.45).
- *   The arena grows its regions to the next power of two and keeps them; a freed region
- *   cannot serve a later, larger request, so a job's growing passes leave it holding more.
+ * MEASURED on the `small` lm at 1024², 2 rows (the budget's shape), over a job's image passes
+ * (the visible count growing to the full grid, then the largest pass), docs/performance.md
+ * "Activation memory per run":
+ * - with the LLM's attention in query chunks (LLM_ATTENTION_CHUNKING): one pass 947 MiB, 8 passes
+ *   1,160 MiB, 64 passes (the default steps) 1,207 MiB = 1.08 × the formula's 1,122;
+ * - before, one call over all queries: 64 passes 3,378 MiB = 2.45 × that formula's 1,380. The
+ *   arena grows its regions to the next power of two and keeps them, and a freed region cannot
+ *   serve a later, larger request; the full score matrices were the regions that kept growing.
  * The deployment figure uses the 64-pass ratio. Jobs of mixed sizes, and the CUDA arena (the
  * same growth rule by default), are not measured.
  */
-export const LM_MEASURED_OVER_FORMULA = 2.45;
+export const LM_MEASURED_OVER_FORMULA = 1.08;
 
 export interface LmRun {
   rows: number;
@@ -97,13 +101,20 @@ export function lmRunBytes(c: HarmonConfig, r: LmRun, kernels: AttentionKernels)
   const { rows, seq: S } = r;
   const T = r.past + S;
   const tokens = rows * S;
-  // Present K/V of every layer (graph outputs) and the residual stream x, h.
-  const presents = 2 * layers * rows * kvHeads * T * hd * F32;
+  // The text cache fed in (past K/V of every layer), the present K/V returned (graph outputs),
+  // and the residual stream x, h.
+  const pastIn = 2 * layers * rows * kvHeads * r.past * hd * F32;
+  const presents = 2 * layers * rows * kvHeads * T * hd * F32 + pastIn;
   const stream = 2 * tokens * H * F32;
   const bias = rows * S * T * F32; // [rows,1,S,T]
   const xEnc = r.mar ? tokens * c.mar.width * F32 : 0; // the encoder's output waits for the decoder
-  // Attention: scores per head, K and V repeated to the query heads, q / rotated q / output.
-  const attention = kernels.llm(S) * rows * heads * S * T * F32 + 2 * rows * heads * T * hd * F32;
+  // Attention: scores per head for one call's queries (a long run's are split into query chunks,
+  // each call with its slice of q and of the bias), K and V repeated to the query heads,
+  // q / rotated q / output.
+  const { above, chunks } = LLM_ATTENTION_CHUNKING;
+  const q = S > above ? Math.ceil(S / chunks) : S;
+  const slices = S > above ? rows * q * (T + heads * hd) * F32 : 0;
+  const attention = kernels.llm(q) * rows * heads * q * T * F32 + slices + 2 * rows * heads * T * hd * F32;
   const attnMoment = attention + 3 * tokens * heads * hd * F32;
   // MLP: gate, silu(gate), up, product; three alive at once.
   const mlpMoment = 3 * tokens * I * F32;
@@ -119,12 +130,29 @@ export function lmRunBytes(c: HarmonConfig, r: LmRun, kernels: AttentionKernels)
   return presents + Math.max(llm, mar);
 }
 
-/** The lm runs the pipeline makes, each at its largest shape under the budget. */
-export function lmRuns(c: HarmonConfig): Record<'imagePass' | 'textPrefill' | 'describePrefill', LmRun> {
+/** The image pass at `size` with PROMPT_TOKENS prompts, as many rows as the budget packs. */
+export function imagePassRun(c: HarmonConfig, size: number): LmRun {
+  const seq = imagePassTokens(c, size);
+  return { rows: rowsPerRun(rowTokenBudget(c), PROMPT_TOKENS + seq), seq, past: PROMPT_TOKENS, mar: true };
+}
+
+/**
+ * The lm runs the pipeline makes, each at its largest shape under the budget; for the image pass,
+ * the largest over every image size (one 1024² image and its twin, or many rows of small ones).
+ */
+export function lmRuns(
+  c: HarmonConfig,
+  kernels: AttentionKernels = CUDA_KERNELS,
+): Record<'imagePass' | 'textPrefill' | 'describePrefill', LmRun> {
   const image = imagePassTokens(c, c.maxImageSize);
   const budget = rowTokenBudget(c);
+  const sizes: number[] = [];
+  for (let s = LIMITS.sizeMin; s <= c.maxImageSize; s += 16) sizes.push(s);
+  const imagePass = sizes
+    .map((s) => imagePassRun(c, s))
+    .reduce((a, b) => (lmRunBytes(c, b, kernels) > lmRunBytes(c, a, kernels) ? b : a));
   return {
-    imagePass: { rows: rowsPerRun(budget, image), seq: image, past: PROMPT_TOKENS, mar: true },
+    imagePass,
     textPrefill: { rows: rowsPerRun(budget, PROMPT_TOKENS), seq: PROMPT_TOKENS, past: 0, mar: false },
     // describe: one image's slots and the text in one row (decode steps are one token each).
     describePrefill: { rows: 1, seq: image + PROMPT_TOKENS, past: 0, mar: true },
@@ -163,7 +191,7 @@ export interface ActivationBreakdown {
 
 /** Each session's peak run, summed (each session's arena stays at its own peak). */
 export function activationBreakdown(c: HarmonConfig, kernels = CUDA_KERNELS): ActivationBreakdown {
-  const runs = Object.entries(lmRuns(c)).map(([name, r]) => ({
+  const runs = Object.entries(lmRuns(c, kernels)).map(([name, r]) => ({
     name: name as keyof ReturnType<typeof lmRuns>,
     bytes: lmRunBytes(c, r, kernels),
   }));

@@ -8,10 +8,10 @@ import { fitOn, variantOf } from './memory.ts';
 
 export interface InfraConfig {
   /**
-   * GPU instance for workers. g6e.xlarge (L40S 48 GB, 32 GiB RAM) is the cheapest single-GPU
-   * size that holds Harmon-1.5B: even with one image and its CFG twin per run
-   * (src/model/run-budget.ts) it needs an estimated 27.1 GiB of GPU memory, more than the
-   * 22.4 GiB of a 24 GB L4/A10G (infra/README.md, "Memory"). Harmon-0.5B fits g6.xlarge.
+   * GPU instance for workers. g6e.xlarge (L40S 48 GB, 32 GiB RAM) holds Harmon-1.5B with room
+   * (an estimated 18.2 GiB of GPU memory, infra/README.md "Memory"). By the same estimate 1.5B
+   * also fits the 22.4 GiB of a 24 GB L4/A10G (g6.xlarge, g5.xlarge) in fp32 storage, but the
+   * estimate is not measured on a GPU yet, so the default keeps the room. 0.5B fits g6.xlarge.
    */
   gpuInstanceType: string;
   /** Upper bound of GPU tasks (= instances: one GPU task per single-GPU instance). */

@@ -99,8 +99,9 @@ export async function imagePass(
   const grids = model.gridTables(side, side);
   const grid = (data: Float32Array): HostTensor => ({ dtype: 'float32', dims: [N, cfg.mar.width], data });
   const parts: HostTensor[] = [];
-  // A row costs buffer + N tokens whatever the step: the MAR decoder's canvas (run-chunks.ts).
-  for (const [s, e] of rowChunks(B, rowsPerRun(budget, N + cfg.mar.buffer))) {
+  // A row costs its text cache plus buffer + N tokens whatever the step (the MAR decoder's
+  // canvas): run-budget.ts.
+  for (const [s, e] of rowChunks(B, rowsPerRun(budget, L + N + cfg.mar.buffer))) {
     const R = e - s;
     const feeds = lmFeeds(cfg, {
       inputIds: imageSlotIds(model.manifest.tokenizer.imageTokenId, R, S),

@@ -18,14 +18,22 @@ export function imagePassTokens(c: HarmonConfig, size: number): number {
 }
 
 /**
- * The most row-tokens (rows × sequence tokens) one `lm` run may carry, in the image pass
- * (sequence = visible + buffer tokens) and in text prefill (sequence = prompt tokens): one image
- * and its CFG twin at `maxImageSize`. At 1024² that is 2 rows of 4160 tokens; smaller images
- * share a run (up to 26 rows of 320 tokens at 256² with a 1024² model: a whole 4-image request
- * with CFG stays one run).
+ * Text tokens of a row's prompt that the budget makes room for (the chat template around a
+ * prompt of ~1,500 characters). A longer prompt still runs, in fewer rows per run.
+ */
+export const PROMPT_TOKENS = 512;
+
+/**
+ * The most row-tokens one `lm` run may carry, counting for each row its cached text as well as
+ * its new tokens: rows × (cached + new) ≤ budget. In the image pass a row is its text cache and
+ * its canvas (visible + buffer tokens, the whole grid at most); in text prefill, its prompt. The
+ * cache counts because every run takes it as input and returns it grown (the present K/V of every
+ * layer): without it, small images would pack so many rows (104 rows of 64² with 512-token
+ * prompts) that their caches outweighed the 1024² pass this budget is sized for. One image and
+ * its CFG twin at `maxImageSize` with a PROMPT_TOKENS prompt: 2 × (4160 + 512) at 1024².
  */
 export function rowTokenBudget(c: HarmonConfig): number {
-  return 2 * imagePassTokens(c, c.maxImageSize);
+  return 2 * (imagePassTokens(c, c.maxImageSize) + PROMPT_TOKENS);
 }
 
 /** The most rows of `tokensPerRow` tokens one run of `budget` row-tokens takes (at least 1). */
@@ -39,3 +47,20 @@ export function rowsPerRun(budget: number, tokensPerRow: number): number {
  * batch; decoding one image per run costs no speed (a 1024² image already fills the device).
  */
 export const VAE_IMAGES_PER_RUN = 1;
+
+/** How the LLM's attention splits a long run's queries (src/onnx/graph/attention-ops.ts). */
+export interface AttentionChunking {
+  /** Runs with more new tokens than this are split; shorter ones (decode, text) run whole. */
+  above: number;
+  /** Query chunks of a split run: ⌈S / chunks⌉ queries each. */
+  chunks: number;
+}
+
+/**
+ * The LLM attention's score matrix is per head, [rows, heads, S, P + S], and the image pass of a
+ * 1024² image has S = 4160: the largest single tensor of any run (1.74 GiB per copy at 1.5B, two
+ * copies on CUDA's unfused kernel, which the additive bias forces). Run in 4 query chunks it is
+ * a quarter of that, for the same math row by row (each query's softmax is over its own keys).
+ * Runs of up to 1024 new tokens (text, decode, images up to 496²) stay one call.
+ */
+export const LLM_ATTENTION_CHUNKING: AttentionChunking = { above: 1024, chunks: 4 };

@@ -46,24 +46,25 @@ describe('worker memory fit', () => {
     assert.ok(needs.gpuServeBytes <= spec.gpuGiB * GIB, `${needs.gpuServeBytes / GIB} GiB on ${spec.gpu}`);
   });
 
-  test('the default is the cheapest fit: 1.5B does not fit a 24 GB GPU even under the run budget', () => {
+  test('the default holds 1.5B with room; a 24 GB GPU holds it only with fp32 storage, by the estimate', () => {
     assert.deepEqual(
       [DEFAULTS.gpuInstanceType, DEFAULTS.modelVariant, DEFAULTS.modelDtype],
       ['g6e.xlarge', 'harmon-1.5b', 'fp16'],
     );
-    // Every g5 and g6 size has a 24 GB A10G or L4: 1.5B needs more GPU memory than it has, in
-    // either dtype (the weights are fp32 on the GPU) and whatever the host RAM.
-    for (const type of ['g6.xlarge', 'g6.2xlarge', 'g5.xlarge', 'g5.2xlarge'])
-      for (const dtype of ['float32', 'float16'] as const) {
-        const fit = fitOn(type, '1.5b', dtype);
-        assert.ok(fit.needs.gpuServeBytes > GPU_INSTANCES[type].gpuGiB * GIB);
-        assert.match(fit.problems.join(';'), /serving needs [\d.]+ GiB of GPU memory, the (L4|A10G) 24 GB/);
-      }
     // The L40S holds it with room, in fp16 storage (half the download), loading within the
     // 30 GiB its tasks may reserve.
     const l40s = fitOn('g6e.xlarge', '1.5b', 'float16');
     assert.deepEqual(l40s.problems, []);
-    assert.ok(44.9 * GIB - l40s.needs.gpuServeBytes > 15 * GIB);
+    assert.ok(44.9 * GIB - l40s.needs.gpuServeBytes > 20 * GIB);
+    // With the LLM's attention in query chunks, 1.5B fits the 24 GB A10G/L4 of g5/g6.xlarge
+    // (estimated: CPU-measured arena, CUDA kernels read from onnxruntime's sources), with room
+    // for 2 GiB of error; fp16 storage does not, its load needing more host RAM than they leave.
+    for (const type of ['g6.xlarge', 'g5.xlarge']) {
+      const fp32 = fitOn(type, '1.5b', 'float32');
+      assert.deepEqual(fp32.problems, []);
+      assert.ok(GPU_INSTANCES[type].gpuGiB * GIB - fp32.needs.gpuServeBytes > 2 * GIB);
+      assert.match(fitOn(type, '1.5b', 'float16').problems.join(';'), /loading needs 14\.6 GiB of host RAM/);
+    }
     // 0.5B fits the cheapest size, in fp16 too.
     assert.deepEqual(fitOn('g6.xlarge', '0.5b', 'float16').problems, []);
   });
@@ -79,12 +80,10 @@ describe('worker memory fit', () => {
     assert.throws(
       () =>
         readConfig(ctx({ gpuInstanceType: 'g6.xlarge', modelVariant: 'harmon-1.5b', modelDtype: 'fp16' })),
-      /g6\.xlarge cannot serve harmon-1\.5b \(fp16\): loading needs 14\.6 GiB of host RAM, g6\.xlarge leaves 14\.0 GiB; serving needs [\d.]+ GiB of GPU memory, the L4 24 GB/,
+      /g6\.xlarge cannot serve harmon-1\.5b \(fp16\): loading needs 14\.6 GiB of host RAM, g6\.xlarge leaves 14\.0 GiB \(see/,
     );
-    assert.throws(
-      () =>
-        readConfig(ctx({ gpuInstanceType: 'g5.xlarge', modelVariant: 'harmon-1.5b', modelDtype: 'fp32' })),
-      /g5\.xlarge cannot serve harmon-1\.5b \(fp32\): serving needs [\d.]+ GiB of GPU memory, the A10G 24 GB/,
+    assert.doesNotThrow(() =>
+      readConfig(ctx({ gpuInstanceType: 'g5.xlarge', modelVariant: 'harmon-1.5b', modelDtype: 'fp32' })),
     );
     assert.throws(() => readConfig(ctx({ modelVariant: 'my-model' })), /must start with harmon-<size>/);
     assert.throws(() => readConfig(ctx({ modelDtype: 'bf16' })), /modelDtype=bf16: expected fp16 or fp32/);

@@ -297,3 +297,65 @@ test('other GQA ratios (6 query heads per KV head, like 1.5B) match the referenc
   assertDiff(out.last_hidden_state.data as Float32Array, ref.hidden, TOL, '12/2 heads hidden');
   assertDiff(out.logits.data as Float32Array, ref.logits, TOL * 10, '12/2 heads logits');
 });
+
+test('long runs in query chunks (the image pass shape: a right-padded cache with holes) match the reference and the one-call graph', async () => {
+  // Chunked above 9 new tokens in 3 slices: S = 11 runs as 4 + 4 + 3 queries; S = 2 runs whole.
+  const chunked = toModelBytes(buildLlm(config, weights, { attentionChunking: { above: 9, chunks: 3 } }));
+  const whole = toModelBytes(buildLlm(config, weights, { attentionChunking: null }));
+  const past = presentOf(await runLlm(whole, prefill.embeds, prefill.mask, prefill.positions));
+  const S = 11;
+  const embeds = randomArray(2 * S * H, 15);
+  // Row 1's text is 5 tokens of the 7 cached (right-padded, like [tm_b ‖ ones(S)]).
+  const mask = [range(0, 7 + S).map(() => 1), range(0, 7 + S).map((j) => (j < 5 || j >= 7 ? 1 : 0))];
+  const positions = [range(7, S), range(5, S)];
+  const out = await runLlm(chunked, embeds, mask, positions, past);
+  const one = await runLlm(whole, embeds, mask, positions, past);
+  const ref = qwen2Forward(config, weights, {
+    batch: 2,
+    seq: S,
+    embeds,
+    mask: flat(mask),
+    positions: flat(positions),
+    past,
+    pastLength: 7,
+  });
+  assertDiff(out.last_hidden_state.data as Float32Array, ref.hidden, TOL, 'chunked hidden');
+  assertDiff(out.logits.data as Float32Array, ref.logits, TOL * 10, 'chunked logits');
+  for (let l = 0; l < layers; l++)
+    assertDiff(
+      out[`present.${l}.key`].data as Float32Array,
+      ref.present[l].key,
+      TOL,
+      `chunked present.${l}.key`,
+    );
+  assertDiff(
+    out.last_hidden_state.data as Float32Array,
+    one.last_hidden_state.data as Float32Array,
+    1e-6,
+    'chunked = one call',
+  );
+  // A short run takes the one-call branch of the chunked graph: identical bytes.
+  const shortChunked = await runLlm(chunked, decode.embeds, decode.mask, decode.positions, past);
+  const shortWhole = await runLlm(whole, decode.embeds, decode.mask, decode.positions, past);
+  assert.deepEqual(shortChunked.last_hidden_state.data, shortWhole.last_hidden_state.data);
+  // A wrong slice (e.g. bias rows not moving with the queries) would not match.
+  const prefillChunked = await runLlm(
+    chunked,
+    randomArray(2 * S * H, 16),
+    [range(0, S).fill(1), range(0, S).fill(1)],
+    [range(0, S), range(0, S)],
+  );
+  const prefillRef = qwen2Forward(config, weights, {
+    batch: 2,
+    seq: S,
+    embeds: randomArray(2 * S * H, 16),
+    mask: flat([range(0, S).fill(1), range(0, S).fill(1)]),
+    positions: flat([range(0, S), range(0, S)]),
+  });
+  assertDiff(
+    prefillChunked.last_hidden_state.data as Float32Array,
+    prefillRef.hidden,
+    TOL,
+    'chunked causal prefill',
+  );
+});

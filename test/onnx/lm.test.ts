@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { LLM_ATTENTION_CHUNKING } from '../../src/model/run-budget.ts';
 import { EMBED_KEY } from '../../src/onnx/builders/llm.ts';
 import type { GraphBuilder } from '../../src/onnx/graph/graph-builder.ts';
 import { f32, i64, randomArray, runModel } from '../helpers/ort.ts';
@@ -66,11 +67,24 @@ test('interface: one graph for every LLM call; inputs, outputs, MAR networks onl
     ['logits', 'z', 'last_hidden_state', ...present],
   );
   const ifs = lmGraph.nodes.filter((n) => n.opType === 'If');
-  assert.equal(ifs.length, 2);
+  const then = (n: (typeof ifs)[number]) => n.attrs.then_branch as GraphBuilder;
+  const otherwise = (n: (typeof ifs)[number]) => n.attrs.else_branch as GraphBuilder;
   const mha = (g: GraphBuilder) => g.nodes.filter((n) => n.opType === 'MultiHeadAttention').length;
-  // Root: the LLM's layers only; the MAR blocks live in the branches that run them.
-  assert.equal(mha(lmGraph), layers);
-  const [enc, dec] = ifs.map((n) => n.attrs.then_branch as GraphBuilder);
+  // Every attention lives in an If: each LLM layer's (one call, or query chunks for a long run)
+  // and the MAR blocks' in the branches that run them.
+  assert.equal(mha(lmGraph), 0);
+  const attention = ifs.filter((n) => then(n).name === 'attention_chunks');
+  assert.equal(attention.length, layers);
+  for (const n of attention) {
+    assert.equal(mha(otherwise(n)), 1);
+    assert.equal(mha(then(n)), LLM_ATTENTION_CHUNKING.chunks);
+  }
+  const mar = ifs.filter((n) => !attention.includes(n));
+  assert.deepEqual(
+    mar.map((n) => then(n).name),
+    ['mar_encoder', 'mar_decoder'],
+  );
+  const [enc, dec] = mar.map(then);
   assert.equal(mha(enc), cfg.mar.encoderDepth);
   assert.equal(mha(dec), cfg.mar.decoderDepth);
 });

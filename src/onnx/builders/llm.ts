@@ -28,6 +28,7 @@
  *        └─► [:, S−1] · Eᵀ (tied embed_tokens) ─► logits [B,vocab]
  */
 import type { HarmonConfig, LlmConfig } from '../../model/config.ts';
+import { type AttentionChunking, LLM_ATTENTION_CHUNKING } from '../../model/run-budget.ts';
 import {
   applyRope,
   attentionBias,
@@ -43,7 +44,13 @@ import type { WeightSource } from '../weights/types.ts';
 export interface LlmBuildOptions {
   weightDType?: WeightDType;
   keyPrefix?: string;
+  /** Query chunks of long runs' attention (default LLM_ATTENTION_CHUNKING); null: never split. */
+  attentionChunking?: AttentionChunking | null;
 }
+
+/** The chunking a build uses: the option, else the run budget's rule. */
+export const chunkingOf = (opts: { attentionChunking?: AttentionChunking | null }) =>
+  opts.attentionChunking === null ? undefined : (opts.attentionChunking ?? LLM_ATTENTION_CHUNKING);
 
 export const EMBED_KEY = 'llm.model.embed_tokens.weight';
 
@@ -117,6 +124,7 @@ interface LayerShared {
   bias: string; // [B,1,S,T]
   cos: string; // [B,S,1,hd]
   sin: string;
+  chunking?: AttentionChunking;
 }
 
 function selfAttention(
@@ -144,7 +152,7 @@ function selfAttention(
   const presentValue = g.op1('Concat', [past.value, vNew], { attrs: { axis: 2 } });
   const kAll = g.scope('repeat_k', () => repeatKv(g, presentKey, nkv, nh / nkv, hd)); // [B,nh,P+S,hd]
   const vAll = g.scope('repeat_v', () => repeatKv(g, presentValue, nkv, nh / nkv, hd));
-  const attn = multiHeadAttention(g, qFlat, kAll, vAll, sh.bias, nh, hd); // [B,S,nh·hd]
+  const attn = multiHeadAttention(g, qFlat, kAll, vAll, sh.bias, nh, hd, sh.chunking); // [B,S,nh·hd]
   const out = linear(ctx, attn, `${key}.o_proj`, nh * hd, H, false); // o_proj has no bias
   return { out, presentKey, presentValue };
 }
@@ -157,7 +165,12 @@ function mlp(ctx: BuildContext, c: LlmConfig, x: string, key: string): string {
 }
 
 /** The Qwen2 body: hidden state after the final RMSNorm plus every layer's present K/V. */
-export function emitQwen2Decoder(ctx: BuildContext, c: LlmConfig, io: DecoderInputs) {
+export function emitQwen2Decoder(
+  ctx: BuildContext,
+  c: LlmConfig,
+  io: DecoderInputs,
+  chunking?: AttentionChunking,
+) {
   const { g } = ctx;
   if (c.heads % c.kvHeads !== 0) throw new Error(`heads ${c.heads} not a multiple of kvHeads ${c.kvHeads}`);
   const newTokens = g.op1('Shape', [io.embeds], { attrs: { start: 1, end: 2 } }); // [1] = S
@@ -172,7 +185,7 @@ export function emitQwen2Decoder(ctx: BuildContext, c: LlmConfig, io: DecoderInp
         rmsNorm(ctx, x, `${key}.input_layernorm`, c.hidden, c.rmsEps),
       );
       const attn = g.scope('attn', () =>
-        selfAttention(ctx, c, a, `${key}.self_attn`, io.past[l], { bias, cos, sin }),
+        selfAttention(ctx, c, a, `${key}.self_attn`, io.past[l], { bias, cos, sin, chunking }),
       );
       presents.push({ key: attn.presentKey, value: attn.presentValue });
       const h = g.op1('Add', [x, attn.out]);
@@ -205,7 +218,7 @@ export function buildQwen2Graph(
   };
   const embeds = g.input('inputs_embeds', 'float32', ['batch_size', 'sequence_length', c.hidden]);
   const io = { embeds, ...declareCacheInputs(g, c) };
-  const { hidden, presents } = g.scope('llm', () => emitQwen2Decoder(ctx, c, io));
+  const { hidden, presents } = g.scope('llm', () => emitQwen2Decoder(ctx, c, io, chunkingOf(opts)));
   g.output(hidden, 'last_hidden_state', 'float32', ['batch_size', 'sequence_length', c.hidden]);
   if (!full) return g;
   g.scope('lm_head', () => {

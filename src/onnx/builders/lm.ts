@@ -31,10 +31,11 @@
  * different requests can share one call as long as they share S, V and K.
  */
 import type { HarmonConfig } from '../../model/config.ts';
+import type { AttentionChunking } from '../../model/run-budget.ts';
 import { type BuildContext, type WeightDType, weight } from '../graph/context.ts';
 import { GraphBuilder } from '../graph/graph-builder.ts';
 import type { WeightSource } from '../weights/types.ts';
-import { declareCacheInputs, declarePresentOutputs, EMBED_KEY, emitQwen2Decoder } from './llm.ts';
+import { chunkingOf, declareCacheInputs, declarePresentOutputs, EMBED_KEY, emitQwen2Decoder } from './llm.ts';
 import { emitMarDecoder } from './mar-decoder.ts';
 import { emitMarEncoder } from './mar-encoder.ts';
 
@@ -43,6 +44,8 @@ export interface LmBuildOptions {
   keyPrefix?: string;
   /** The `<image>` id whose slots take the MAR encoder's rows (manifest tokenizer.imageTokenId). */
   imageTokenId: number;
+  /** Query chunks of long runs' LLM attention (default LLM_ATTENTION_CHUNKING); null: never split. */
+  attentionChunking?: AttentionChunking | null;
 }
 
 export function buildLm(config: HarmonConfig, weights: WeightSource, opts: LmBuildOptions): GraphBuilder {
@@ -104,7 +107,9 @@ export function buildLm(config: HarmonConfig, weights: WeightSource, opts: LmBui
     return g.op1('Where', [g.op1('Unsqueeze', [isImage, g.ints([-1])]), image, text]);
   });
 
-  const { hidden, presents } = g.scope('llm', () => emitQwen2Decoder(ctx, c, { embeds, ...cache }));
+  const { hidden, presents } = g.scope('llm', () =>
+    emitQwen2Decoder(ctx, c, { embeds, ...cache }, chunkingOf(opts)),
+  );
 
   const z = g.scope('mar_decoder', () => {
     const run = g.subgraph('mar_decoder');

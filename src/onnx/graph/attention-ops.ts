@@ -10,6 +10,8 @@
  * an explicit additive bias reproduces the spec's rule exactly for every call (prefill, decode,
  * image step); the KV heads are broadcast to the query heads just before it.
  */
+
+import type { AttentionChunking } from '../../model/run-budget.ts';
 import { float } from './attributes.ts';
 import type { GraphBuilder } from './graph-builder.ts';
 
@@ -103,6 +105,12 @@ export function repeatKv(
 /**
  * Multi-head attention of q [B,S,nh·hd] over k, v [B,nh,T,hd] with an additive bias [B,1,S,T]:
  * softmax(q·kᵀ/√hd + bias)·v, heads concatenated -> [B,S,nh·hd].
+ *
+ * With `chunking`, a run of more than `chunking.above` queries is computed in `chunking.chunks`
+ * slices of ⌈S/chunks⌉ queries (the bias sliced alike) and concatenated: every query row still
+ * sees all its keys, so the result is the same row by row, but the score matrix a call holds is
+ * [B, nh, ⌈S/chunks⌉, T] instead of [B, nh, S, T] (src/model/run-budget.ts). Shorter runs take
+ * the other branch of an If: one call, as without chunking.
  */
 export function multiHeadAttention(
   g: GraphBuilder,
@@ -112,9 +120,37 @@ export function multiHeadAttention(
   bias: string,
   heads: number,
   headDim: number,
+  chunking?: AttentionChunking,
 ): string {
-  return g.op1('MultiHeadAttention', [q, k, v, '', '', bias], {
-    domain: 'com.microsoft',
-    attrs: { num_heads: heads, scale: float(1 / Math.sqrt(headDim)) },
-  });
+  const mha = (b: GraphBuilder, query: string, queryBias: string) =>
+    b.op1('MultiHeadAttention', [query, k, v, '', '', queryBias], {
+      domain: 'com.microsoft',
+      attrs: { num_heads: heads, scale: float(1 / Math.sqrt(headDim)) },
+    });
+  if (!chunking) return mha(g, q, bias);
+  const { above, chunks } = chunking;
+  // ⌈S/chunks⌉ · (chunks − 1) < S must hold for no slice to be empty.
+  if (above < chunks * chunks)
+    throw new Error(`attention chunking: above (${above}) < chunks² (${chunks ** 2})`);
+  const dims = ['batch_size', 'sequence_length', heads * headDim];
+  const s = g.op1('Shape', [q], { attrs: { start: 1, end: 2 } }); // [1] = S
+  const long = g.op1('Greater', [g.op1('Squeeze', [s, g.ints([0])]), g.constant('int64', [], [above])]);
+
+  const whole = g.subgraph('attention_whole');
+  whole.output(mha(whole, q, bias), `${g.path}/attention_whole/out`, 'float32', dims);
+
+  const split = g.subgraph('attention_chunks');
+  const size = split.op1('Div', [split.op1('Add', [s, split.ints([chunks - 1])]), split.ints([chunks])]); // ⌈S/n⌉
+  const parts: string[] = [];
+  for (let i = 0; i < chunks; i++) {
+    const start = split.op1('Mul', [size, split.ints([i])]);
+    const end = split.op1('Min', [split.op1('Mul', [size, split.ints([i + 1])]), s]);
+    const qi = split.op1('Slice', [q, start, end, split.ints([1])]); // [B,c,nh·hd]
+    const bi = split.op1('Slice', [bias, start, end, split.ints([2])]); // [B,1,c,T]
+    parts.push(mha(split, qi, bi));
+  }
+  const joined = split.op1('Concat', parts, { attrs: { axis: 1 } }); // [B,S,nh·hd]
+  split.output(joined, `${g.path}/attention_chunks/out`, 'float32', dims);
+
+  return g.op1('If', [long], { attrs: { then_branch: split, else_branch: whole } });
 }
