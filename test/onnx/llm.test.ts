@@ -57,6 +57,23 @@ const presentOf = (out: Awaited<ReturnType<typeof runLlm>>): KvPair[] =>
     value: out[`present.${l}.value`].data as Float32Array,
   }));
 
+/** Hidden state, last-position logits and every layer's present key against the reference. */
+function assertMatchesReference(
+  out: Awaited<ReturnType<typeof runLlm>>,
+  ref: ReturnType<typeof qwen2Forward>,
+  label: string,
+): void {
+  assertDiff(out.last_hidden_state.data as Float32Array, ref.hidden, TOL, `${label} hidden`);
+  assertDiff(out.logits.data as Float32Array, ref.logits, TOL * 10, `${label} logits`);
+  for (let l = 0; l < layers; l++)
+    assertDiff(
+      out[`present.${l}.key`].data as Float32Array,
+      ref.present[l].key,
+      TOL,
+      `${label} present.${l}.key`,
+    );
+}
+
 // Shared scenario: prefill 7 tokens for 2 rows, then a 2-token decode step on that cache.
 const prefill = {
   embeds: randomArray(2 * 7 * H, 11),
@@ -118,15 +135,7 @@ test('decode step with P = 7 fed the prefill present matches the reference; wron
   };
   const ref = qwen2Forward(config, weights, inputs);
   assert.deepEqual([...out['present.0.value'].dims], [2, kvHeads, 9, headDim]);
-  assertDiff(out.last_hidden_state.data as Float32Array, ref.hidden, TOL, 'decode hidden');
-  assertDiff(out.logits.data as Float32Array, ref.logits, TOL * 10, 'decode logits');
-  for (let l = 0; l < layers; l++)
-    assertDiff(
-      out[`present.${l}.key`].data as Float32Array,
-      ref.present[l].key,
-      TOL,
-      `decode present.${l}.key`,
-    );
+  assertMatchesReference(out, ref, 'decode');
 
   // Pitfall §5.1-13: interleaved (GPT-J) RoPE instead of rotate_half.
   const interleaved = qwen2Forward(config, weights, inputs, { rope: 'interleaved', logits: false });
@@ -319,15 +328,7 @@ test('long runs in query chunks (the image pass shape: a right-padded cache with
     past,
     pastLength: 7,
   });
-  assertDiff(out.last_hidden_state.data as Float32Array, ref.hidden, TOL, 'chunked hidden');
-  assertDiff(out.logits.data as Float32Array, ref.logits, TOL * 10, 'chunked logits');
-  for (let l = 0; l < layers; l++)
-    assertDiff(
-      out[`present.${l}.key`].data as Float32Array,
-      ref.present[l].key,
-      TOL,
-      `chunked present.${l}.key`,
-    );
+  assertMatchesReference(out, ref, 'chunked');
   assertDiff(
     out.last_hidden_state.data as Float32Array,
     one.last_hidden_state.data as Float32Array,
