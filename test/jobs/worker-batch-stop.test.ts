@@ -57,6 +57,22 @@ const start = (queue: WorkerService['queue'] | typeof fx.queueOptions): Promise<
     worker: { gatherMs: 1000 },
   });
 
+/** Runs a batching worker until every job of `tenant` in `jobs` has ended SUCCEEDED, then stops it. */
+async function runUntilSucceeded(
+  queue: Parameters<typeof start>[0],
+  tenant: string,
+  jobs: { id: string }[],
+): Promise<void> {
+  const service = await start(queue);
+  try {
+    const feeds = await Promise.all(jobs.map((j) => collectEvents(fx.bus, tenant, j.id, 120_000)));
+    for (const events of feeds)
+      assert.equal(events.at(-1)?.payload.status, 'SUCCEEDED', summary(events).join(' '));
+  } finally {
+    await service.stop({ mode: 'release', timeoutMs: 5000 });
+  }
+}
+
 async function assertDoneOnce(jobId: string, attempts: number): Promise<void> {
   const row = await fx.db.prisma.job.findUniqueOrThrow({ where: { id: jobId } });
   assert.deepEqual([row.status, row.attempts], ['SUCCEEDED', attempts]);
@@ -131,14 +147,7 @@ test('the tenant concurrency limit still counts jobs: of 4 gathered jobs of a 2-
       ),
     );
   const before = batchSizes.length;
-  const service = await start(fx.queueOptions);
-  try {
-    const feeds = await Promise.all(jobs.map((j) => collectEvents(fx.bus, limited, j.id, 120_000)));
-    for (const events of feeds)
-      assert.equal(events.at(-1)?.payload.status, 'SUCCEEDED', summary(events).join(' '));
-  } finally {
-    await service.stop({ mode: 'release', timeoutMs: 5000 });
-  }
+  await runUntilSucceeded(fx.queueOptions, limited, jobs);
   // The first batch held the two jobs that got a slot; the other two waited (new, delayed
   // messages, unclaimed) and ran after them.
   assert.equal(batchSizes[before], 2);
@@ -163,14 +172,7 @@ test('SQS backend: 4 jobs gathered into one batch, each SUCCEEDED once', async (
         await enqueue(queue, { prompt: `sqs ${seed}`, size: 64, steps: 4, seed, cfg: 1 + seed / 20 }),
       );
     const before = batchSizes.length;
-    const service = await start(queue);
-    try {
-      const feeds = await Promise.all(jobs.map((j) => collectEvents(fx.bus, tenantId, j.id, 120_000)));
-      for (const events of feeds)
-        assert.equal(events.at(-1)?.payload.status, 'SUCCEEDED', summary(events).join(' '));
-    } finally {
-      await service.stop({ mode: 'release', timeoutMs: 5000 });
-    }
+    await runUntilSucceeded(queue, tenantId, jobs);
     assert.deepEqual(batchSizes.slice(before), [4]);
     for (const j of jobs) await assertDoneOnce(j.id, 1);
   } finally {
